@@ -1,0 +1,125 @@
+"""Ingestion: chunk (tiktoken) -> embed -> upsert into Chroma; idempotent, stale chunks removed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.chunking import chunk_paper, embedding_text
+from rag.corpus import load_corpus, read_papers
+from rag.embeddings import get_embeddings
+from rag.settings import Settings
+from rag.store import Store, open_store, reset_store, writer_lock
+from rag.types import Paper
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run changed."""
+
+    papers: int = 0
+    added: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    paper_ids: list[str] = field(default_factory=list)
+
+
+def ingest_papers(papers: list[Paper], settings: Settings, store: Store, progress: Progress | None = None) -> IngestReport:
+    """Upsert papers' chunks (embedding only new ones) and drop chunks their new text no longer has."""
+    t0 = time.perf_counter()
+    embedder = get_embeddings(settings)
+    report = IngestReport(papers=len(papers))
+    order_base = store.papers.count()
+    for i, paper in enumerate(papers):
+        chunks = chunk_paper(paper, settings.chunk_tokens, settings.chunk_overlap)
+        existing = set(store.chunks.get(where={"paper_id": paper.id}, include=[])["ids"])
+        new = [c for c in chunks if c.id not in existing]
+        if new:
+            t1 = time.perf_counter()
+            vectors = embedder.embed_documents([embedding_text(c) for c in new])
+            report.embed_seconds += time.perf_counter() - t1
+            store.chunks.upsert(
+                ids=[c.id for c in new], embeddings=vectors, documents=[c.text for c in new],  # type: ignore[arg-type]
+                metadatas=[{"paper_id": c.paper_id, "title": c.title, "start": c.start, "end": c.end,
+                            "index": c.index} for c in new],
+            )
+        stale = sorted(existing - {c.id for c in chunks})
+        if stale:
+            store.chunks.delete(ids=stale)
+        previous = store.papers.get(ids=[paper.id], include=["metadatas"])
+        order = int(previous["metadatas"][0].get("order", i)) if previous["ids"] else order_base + i  # type: ignore[index]
+        store.papers.upsert(
+            ids=[paper.id], documents=[paper.abstract],
+            embeddings=embedder.embed_documents([f"{paper.title}. {', '.join(paper.aliases)}"]),  # type: ignore[arg-type]
+            metadatas=[{"title": paper.title, "aliases": json.dumps(paper.aliases), "source": paper.source,
+                        "order": order, "chunks": len(chunks)}],
+        )
+        report.added += len(new)
+        report.removed += len(stale)
+        report.unchanged += len(chunks) - len(new)
+        report.paper_ids.append(paper.id)
+        if progress:
+            progress(i + 1, len(papers), paper.id)
+    report.seconds = time.perf_counter() - t0
+    log.info("ingested %d papers: +%d -%d =%d chunks in %.2fs", len(papers), report.added, report.removed,
+             report.unchanged, report.seconds)
+    return report
+
+
+def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
+                 progress: Progress | None = None) -> IngestReport:
+    """Parse every file first (a bad file stops the run before the index is touched), then ingest them."""
+    paths = list(paths)
+    with writer_lock(settings):
+        if reset:
+            reset_store(settings)
+        store = open_store(settings)
+        if paths:
+            papers = read_papers(paths, existing=store.list_papers())
+        else:
+            papers = load_corpus(settings.corpus)
+        return ingest_papers(papers, settings, store, progress)
+
+
+def ensure_index(settings: Settings, progress: Progress | None = None) -> Store:
+    """Open the index, building it from the corpus on first use (or finishing an interrupted build)."""
+    store = open_store(settings)
+    if store.papers.count() == 0 or (not settings.chroma_url and _build_unfinished(settings)):
+        log.info("building the index from %s", settings.corpus)
+        with writer_lock(settings):
+            _mark_build(settings, started=True)
+            ingest_papers(load_corpus(settings.corpus), settings, store, progress)
+            _mark_build(settings, started=False)
+    return store
+
+
+def _build_marker(settings: Settings) -> Path:
+    """A file present while a first build runs: if it survives, the build was interrupted."""
+    return Path(settings.data_dir) / "build.incomplete"
+
+
+def _build_unfinished(settings: Settings) -> bool:
+    """True when a previous first build was killed part-way."""
+    return _build_marker(settings).exists()
+
+
+def _mark_build(settings: Settings, started: bool) -> None:
+    """Create or remove the interrupted-build marker (embedded index only)."""
+    if settings.chroma_url:
+        return
+    marker = _build_marker(settings)
+    if started:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)

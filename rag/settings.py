@@ -1,0 +1,68 @@
+"""Settings: one typed, described pydantic-settings model read from RAG_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_PATH = ROOT / "corpus" / "papers.jsonl"
+QUESTIONS_PATH = ROOT / "corpus" / "questions.jsonl"
+PROMPTS_DIR = ROOT / "prompts"
+
+
+def _default_data_dir() -> Path:
+    """Where the embedded index lives unless RAG_DATA_DIR says otherwise."""
+    return Path.home() / ".local" / "share" / "paperchat"
+
+
+class Settings(BaseSettings):
+    """Every setting of paperchat; each can be set as an environment variable with the RAG_ prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Directory of the embedded Chroma index.")
+    chroma_url: str | None = Field(default=None, description="Chroma server URL (http://host:port); embedded if unset.")
+    collection: str = Field(default="paperchat", description="Chroma collection name for passages.")
+    corpus: Path = Field(default=CORPUS_PATH, description="Corpus JSONL ingested when the index is built.")
+    embeddings: str = Field(
+        default="minilm",
+        description="Embedding model: 'minilm' (all-MiniLM-L6-v2, ONNX, offline) or 'openai:<model>'.",
+    )
+    chunk_tokens: int = Field(default=160, ge=32, le=2000, description="Max tokens per chunk (cl100k).")
+    chunk_overlap: int = Field(default=32, ge=0, le=500, description="Token overlap between chunks.")
+    retrieval: Literal["hybrid", "dense"] = Field(default="hybrid", description="Retrieval mode.")
+    top_k: int = Field(default=6, ge=1, le=50, description="Passages given to the answerer.")
+    per_paper_cap: int = Field(default=3, ge=1, le=50, description="Max passages from one paper.")
+    fetch_k: int = Field(default=30, ge=1, le=500, description="Candidates fetched from each retriever.")
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    answerer: Literal["extractive", "openai", "local"] = Field(default="extractive", description="Answerer.")
+    abstain_threshold: float = Field(
+        default=0.35, description="Abstain when the best passage's question similarity is below this."
+    )
+    max_question_chars: int = Field(default=2000, ge=10, description="Longest question accepted.")
+    max_answer_sentences: int = Field(default=4, ge=1, le=20, description="Sentences in an extractive answer.")
+    prompt_token_budget: int = Field(default=1500, ge=200, description="Max tokens of passages sent to an LLM.")
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL (None: OpenAI).")
+    llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
+    llm_api_key: SecretStr | None = Field(default=None, description="API key; falls back to OPENAI_API_KEY.")
+    llm_timeout: float = Field(default=30.0, gt=0, description="Seconds before an LLM request times out.")
+    llm_max_retries: int = Field(default=2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
+    llm_max_tokens: int = Field(default=300, ge=16, description="Max tokens an LLM may generate.")
+    local_model: Path | None = Field(default=None, description="GGUF file for the local answerer (default SmolLM2).")
+    local_threads: int | None = Field(default=None, description="llama.cpp threads (default: all cores).")
+    local_ctx: int = Field(default=2048, ge=256, description="llama.cpp context length.")
+    host: str = Field(default="127.0.0.1", description="Chat server host.")
+    port: int = Field(default=7860, ge=0, le=65535, description="Chat server port.")
+    auth: str | None = Field(default=None, description="Chat login as 'user:password' (several comma-separated).")
+    share: bool = Field(default=False, description="Create a public Gradio share link (off by default).")
+    queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy'.")
+    concurrency: int = Field(default=4, ge=1, description="Chat requests answered at once.")
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides applied."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

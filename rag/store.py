@@ -1,0 +1,134 @@
+"""Chroma: the client (embedded or server), the passage and paper collections, and the writer lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import chromadb
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.config import Settings as ChromaSettings
+
+from rag.embeddings import get_embeddings
+from rag.settings import Settings
+from rag.types import Paper
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """The index cannot be opened or used; the message says what to do."""
+
+
+class EmbeddingMismatchError(StoreError):
+    """The index was built with another embedding model than the one configured."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing the embedded index."""
+
+
+def open_client(settings: Settings) -> ClientAPI:
+    """An embedded PersistentClient under data_dir, or an HttpClient when chroma_url is set."""
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url if "//" in settings.chroma_url else f"http://{settings.chroma_url}")
+        try:
+            client = chromadb.HttpClient(host=url.hostname or "localhost", port=url.port or 8000,
+                                         ssl=url.scheme == "https", settings=chroma_settings)
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several types for an unreachable server
+            raise StoreError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from None
+        return client
+    path = Path(settings.data_dir) / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except Exception as exc:
+        raise StoreError(f"cannot open the index at {path}: {exc}. Move it aside and run 'paperchat ingest'.") from None
+
+
+@dataclass
+class Store:
+    """The two collections of one index: passages (chunks) and papers (one record per paper)."""
+
+    client: ClientAPI
+    chunks: Collection
+    papers: Collection
+    model: str
+    where: str
+
+    def list_papers(self) -> list[Paper]:
+        """Every indexed paper, in ingestion order."""
+        got = self.papers.get(include=["documents", "metadatas"])
+        rows = sorted(zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True),
+                      key=lambda row: (int(row[2].get("order", 0)), row[0]))
+        return [Paper(id=pid, title=str(meta["title"]), abstract=doc or "", aliases=json.loads(str(meta["aliases"])),
+                      source=str(meta.get("source", ""))) for pid, doc, meta in rows]
+
+
+def _collection(client: ClientAPI, name: str, model: str, dim: int, where: str) -> Collection:
+    """Get or create a cosine collection recording its embedding model, refusing a different model."""
+    col = client.get_or_create_collection(
+        name, metadata={"embedding_model": model, "dim": dim}, configuration={"hnsw": {"space": "cosine"}},
+        embedding_function=None,
+    )
+    meta = col.metadata or {}
+    built_with, built_dim = meta.get("embedding_model"), meta.get("dim")
+    if built_with != model or (dim and built_dim and int(built_dim) != dim):
+        raise EmbeddingMismatchError(
+            f"the index at {where} was built with embedding model {built_with!r} (dim {built_dim}), but "
+            f"RAG_EMBEDDINGS selects {model!r} (dim {dim}). Set RAG_EMBEDDINGS back, or rebuild the index "
+            f"with 'paperchat ingest --reset'."
+        )
+    return col
+
+
+def open_store(settings: Settings) -> Store:
+    """Open (creating if needed) the collections for the configured embedding model."""
+    embedder = get_embeddings(settings)
+    where = settings.chroma_url or str(Path(settings.data_dir) / "chroma")
+    client = open_client(settings)
+    chunks = _collection(client, settings.collection, embedder.name, embedder.dim, where)
+    papers = _collection(client, f"{settings.collection}-papers", embedder.name, embedder.dim, where)
+    return Store(client=client, chunks=chunks, papers=papers, model=embedder.name, where=where)
+
+
+def reset_store(settings: Settings) -> None:
+    """Delete both collections (used by 'ingest --reset' and to rebuild after a model change)."""
+    client = open_client(settings)
+    for name in (settings.collection, f"{settings.collection}-papers"):
+        with contextlib.suppress(Exception):  # a missing collection is already reset
+            client.delete_collection(name)
+
+
+@contextlib.contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    """Hold the embedded index's write lock; a second writer gets a clear error instead of corrupting it."""
+    if settings.chroma_url:  # the server serialises writes itself
+        yield
+        return
+    path = Path(settings.data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreLockedError(
+                f"another paperchat process is writing the index at {path}. Wait for it to finish, or run a "
+                f"Chroma server ('chroma run') and set RAG_CHROMA_URL so several processes can share one index."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)

