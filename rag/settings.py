@@ -43,9 +43,13 @@ class Settings(BaseSettings):
     abstain_threshold: float = Field(
         default=0.35, description="Abstain when the best passage's question similarity is below this."
     )
+    detail_threshold: float = Field(
+        default=0.34, description="Abstain when a named paper's passages cover less of the question's terms than this."
+    )
     max_question_chars: int = Field(default=2000, ge=10, description="Longest question accepted.")
     max_answer_sentences: int = Field(default=4, ge=1, le=20, description="Sentences in an extractive answer.")
     prompt_token_budget: int = Field(default=1500, ge=200, description="Max tokens of passages sent to an LLM.")
+    local_prompt_token_budget: int = Field(default=400, ge=100, description="Passage tokens for the local model.")
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL (None: OpenAI).")
     llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
     llm_api_key: SecretStr | None = Field(default=None, description="API key; falls back to OPENAI_API_KEY.")

@@ -46,6 +46,9 @@ class Sentence(BaseModel):
     text: str
     citations: list[int] = Field(default_factory=list)
     supported: bool = False
+    spans: list[tuple[int, int, int]] = Field(
+        default_factory=list, description="(n, start, end): where the sentence's evidence sits in source n."
+    )
 
 
 class Answer(BaseModel):

@@ -1,0 +1,86 @@
+"""Citation checking for every answerer: drop citations to missing passages, test each sentence's support."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.support import support_multi
+from rag.text import sentences as split_into_sentences
+from rag.types import Sentence, Source
+
+CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+GROUNDED_SHARE = 0.5  # an LLM answer with fewer supported sentences than this is not passed off as grounded
+
+
+@dataclass
+class CheckResult:
+    """The checked answer: cleaned text, sentences with support flags, and counts."""
+
+    text: str
+    sentences: list[Sentence]
+    fabricated: int
+    supported: int
+
+    @property
+    def grounded(self) -> bool:
+        """True when no citation was fabricated and most sentences are supported by what they cite."""
+        return bool(self.sentences) and self.fabricated == 0 and self.supported / len(self.sentences) >= GROUNDED_SHARE
+
+
+def _units(text: str) -> list[str]:
+    """Checkable units: table cells for Markdown tables, sentences for prose (citations stay attached)."""
+    units: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or _TABLE_RULE.match(stripped):
+            continue
+        if stripped.startswith("|"):
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            units.extend(c for c in cells[1:] if c and CITATION.search(c))  # first cell names the paper
+            continue
+        stripped = re.sub(r"^[-*]\s+", "", stripped)
+        # A citation belongs to the sentence before it: split after "[n]" followed by space and a capital too.
+        for sent in split_into_sentences(re.sub(r"(\])\s+(?=[A-Z])", r"\1\n", stripped).replace("\n", " ")):
+            if sent.strip():
+                units.append(sent.strip())
+    return units
+
+
+def _strip_label(unit: str) -> str:
+    """Drop a leading '**Name** (*Title*):' paper label and a trailing ellipsis before checking support."""
+    unit = re.sub(r"^\*\*[^*]+\*\*(\s*\(\*[^)]*\*\))?\s*:\s*", "", unit)
+    unit = re.sub(r"^\*[^*]+\*\s*:\s*", "", unit)
+    return unit.replace(" …", "").replace("…", "")
+
+
+def check_citations(text: str, sources: list[Source]) -> CheckResult:
+    """Remove citations to passages that do not exist and mark each sentence supported or not."""
+    valid = {s.n for s in sources}
+    by_n = {s.n: s for s in sources}
+    fabricated = 0
+
+    def fix(match: re.Match[str]) -> str:
+        nonlocal fabricated
+        nums = [int(x) for x in re.split(r"\s*,\s*", match.group(1))]
+        kept = [n for n in nums if n in valid]
+        fabricated += len(nums) - len(kept)
+        return "".join(f"[{n}]" for n in kept)
+
+    cleaned = CITATION.sub(fix, text)
+    sentences: list[Sentence] = []
+    for unit in _units(cleaned):
+        cites = list(dict.fromkeys(int(n) for group in CITATION.findall(unit) for n in re.split(r"\s*,\s*", group)))
+        body = CITATION.sub("", _strip_label(unit)).strip()
+        if not body:
+            continue
+        supported = bool(cites) and support_multi(body, [by_n[n].text for n in cites]).supported
+        spans = []
+        for n in cites:
+            pos = by_n[n].text.find(body.rstrip(" ."))
+            if pos >= 0:
+                spans.append((n, pos, pos + len(body.rstrip(" ."))))
+        sentences.append(Sentence(text=body, citations=cites, supported=supported, spans=spans))
+    return CheckResult(text=cleaned, sentences=sentences, fabricated=fabricated,
+                       supported=sum(s.supported for s in sentences))

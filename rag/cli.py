@@ -1,0 +1,197 @@
+"""The paperchat command line: ingest, papers, search, ask, chat, eval."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rag.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="paperchat: cited answers about research papers, offline by default.")
+log = logging.getLogger("rag")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    """Print one clear line to stderr and exit non-zero (no traceback)."""
+    typer.secho(f"Error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment plus command-line overrides."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        raise  # unreachable
+
+
+def _guard(fn):  # type: ignore[no-untyped-def]
+    """Turn the library's expected errors into one-line messages."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        from rag.answer import QuestionError
+        from rag.corpus import CorpusError
+        from rag.embeddings import EmbeddingError
+        from rag.prompts import PromptError
+        from rag.store import StoreError
+
+        try:
+            return fn(*args, **kwargs)
+        except (QuestionError, CorpusError, StoreError, EmbeddingError, PromptError, ValueError) as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False) -> None:
+    """Configure logging."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("bm25s", "httpx", "chromadb"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+@_guard
+def ingest(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Paper files: two-line page, .jsonl or .md.")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Delete the index first.")] = False,
+) -> None:
+    """Index papers (the bundled corpus when no PATH is given); idempotent."""
+    from rich.progress import Progress
+
+    from rag.ingest import ingest_paths
+
+    settings = _settings()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("Indexing", total=None)
+
+        def progress(done: int, total: int, pid: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"Indexing {pid}")
+
+        report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress)
+    typer.echo(f"Indexed {report.papers} paper(s): {report.added} new chunk(s), {report.removed} stale removed, "
+               f"{report.unchanged} unchanged ({report.seconds:.1f}s).")
+
+
+@app.command()
+@_guard
+def papers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the indexed papers."""
+    from rag.answer import Pipeline
+
+    found = Pipeline(_settings()).papers()
+    if as_json:
+        typer.echo(json.dumps([{"id": p.id, "title": p.title, "aliases": p.aliases} for p in found], indent=2))
+        return
+    for p in found:
+        typer.echo(f"{p.id:<32} {p.title}")
+
+
+@app.command()
+@_guard
+def search(
+    question: str,
+    k: Annotated[int, typer.Option("-k", help="Number of passages.")] = 6,
+    paper: Annotated[Optional[list[str]], typer.Option("--paper", help="Restrict to paper id(s).")] = None,
+    retrieval: Annotated[Optional[str], typer.Option(help="hybrid or dense.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the passages retrieval finds for a question."""
+    from rag.answer import Pipeline, validate_question
+    from rag.retrieve import make_retriever
+
+    settings = _settings(retrieval=retrieval)
+    question = validate_question(question, settings)
+    pipe = Pipeline(settings)
+    known = {p.id for p in pipe.papers()}
+    if paper and set(paper) - known:
+        _fail(f"unknown paper id(s): {', '.join(sorted(set(paper) - known))}")
+    docs = make_retriever(pipe.index, settings, paper_ids=paper, k=k).search(question)
+    rows = [{"rank": d.metadata["rank"], "paper_id": d.metadata["paper_id"], "title": d.metadata["title"],
+             "chunk_id": d.metadata["chunk_id"], "text": d.page_content, "score": d.metadata["score"]} for d in docs]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for r in rows:
+        typer.echo(f"{r['rank']}. [{r['paper_id']}] {r['title']}  (score {r['score']:.4f})\n   {r['text'][:300]}\n")
+
+
+@app.command()
+@_guard
+def ask(
+    question: str,
+    answerer: Annotated[Optional[str], typer.Option(help="extractive, openai or local.")] = None,
+    paper: Annotated[Optional[list[str]], typer.Option("--paper", help="Restrict to paper id(s).")] = None,
+    k: Annotated[Optional[int], typer.Option("-k", help="Number of passages.")] = None,
+    retrieval: Annotated[Optional[str], typer.Option(help="hybrid or dense.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Answer a question with citations."""
+    from rag.answer import Pipeline
+
+    settings = _settings(retrieval=retrieval)
+    ans = Pipeline(settings).answer(question, answerer=answerer, paper_ids=paper, k=k,
+                                    compare=bool(paper and len(paper) > 1 and "compar" in question.lower()))
+    if as_json:
+        keys = {"question", "standalone_question", "answer", "abstained", "answerer", "sources", "sentences",
+                "timings_ms", "grounded", "notice", "evidence", "closest_papers"}
+        typer.echo(json.dumps(ans.model_dump(include=keys), indent=2, ensure_ascii=False))
+        return
+    if ans.notice:
+        typer.secho(ans.notice, fg=typer.colors.YELLOW, err=True)
+    typer.echo(ans.answer)
+    if ans.evidence:
+        typer.echo("\nExtractive evidence:\n" + ans.evidence)
+    cited = {n for s in ans.sentences for n in s.citations}
+    if cited:
+        typer.echo("\nSources:")
+        for s in ans.sources:
+            if s.n in cited:
+                typer.echo(f"[{s.n}] {s.title} ({s.paper_id})")
+
+
+@app.command()
+@_guard
+def chat(
+    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port to listen on.")] = None,
+    share: Annotated[bool, typer.Option("--share", help="Create a public share link.")] = False,
+) -> None:
+    """Start the web chat (builds the index on first run)."""
+    from ui.app import launch
+
+    launch(_settings(host=host, port=port, share=share or None))
+
+
+@app.command("build-corpus")
+@_guard
+def build_corpus(
+    page: Annotated[Path, typer.Argument(help="A two-line page of papers (title line, abstract line).")],
+    out: Annotated[Path, typer.Option(help="Corpus JSONL to write.")] = Path("corpus/papers.jsonl"),
+) -> None:
+    """Turn a paper page into the corpus JSONL, deriving ids and aliases."""
+    from rag.corpus import read_papers, write_corpus
+
+    found = read_papers([page])
+    write_corpus(found, out)
+    typer.echo(f"Wrote {len(found)} papers to {out}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
