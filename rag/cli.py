@@ -178,6 +178,20 @@ def chat(
     launch(_settings(host=host, port=port, share=share or None))
 
 
+@app.command()
+@_guard
+def bench(
+    out: Annotated[Path, typer.Option(help="Directory for bench.json and bench.md.")] = Path("bench-out"),
+    sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes in chunks, comma-separated.")] = "10000,100000",
+    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny sizes and few repeats (CI).")] = False,
+    local: Annotated[bool, typer.Option("--local/--no-local", help="Include the local llama.cpp model.")] = True,
+) -> None:
+    """Benchmark every stage against a naive LangChain baseline and a no-framework floor."""
+    from rag.bench import run
+
+    run(out=out, sizes=[int(x) for x in sizes.split(",") if x.strip()], smoke=smoke, include_local=local)
+
+
 @app.command("build-corpus")
 @_guard
 def build_corpus(

@@ -128,6 +128,8 @@ def _clean_title(line: str) -> str:
 def parse_page(text: str, path: str | Path = "<page>") -> list[tuple[str, str, int]]:
     """Parse the two-line page format into (title, abstract, line) triples; chrome lines are skipped."""
     lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if not any(_looks_like_abstract(ln) for _, ln in lines):
+        raise CorpusError(path, 1, "no papers found (expected a title line followed by an abstract line)")
     # Leading lines not followed by an abstract-length line are page chrome ("Get trending papers …").
     start = 0
     while start < len(lines) - 1 and not _looks_like_abstract(lines[start + 1][1]):

@@ -72,15 +72,25 @@ def _api_key(settings: Settings) -> str:
 
 def chat_model(settings: Settings, base_url: str | None = None, model: str | None = None) -> ChatOpenAI:
     """A deterministic ChatOpenAI for settings' endpoint (or base_url/model); `.stream()` streams."""
+    url = base_url or settings.llm_base_url
+    # ChatOpenAI sends only max_completion_tokens, which llama.cpp's server (and other older
+    # OpenAI-compatible servers) silently ignore, generating until the context is full.
+    legacy = {"max_tokens": settings.llm_max_tokens} if url and not _is_openai(url) else None
     return ChatOpenAI(
         model=model or settings.llm_model,
-        base_url=base_url or settings.llm_base_url,
+        base_url=url,
         api_key=SecretStr(_api_key(settings)),
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         max_tokens=settings.llm_max_tokens,
         temperature=0,
+        extra_body=legacy,
     )
+
+
+def _is_openai(url: str) -> bool:
+    """Whether url is OpenAI's own API."""
+    return (urlsplit(url).hostname or "").endswith("openai.com")
 
 
 def _public_url(url: str) -> str:
