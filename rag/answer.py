@@ -198,10 +198,12 @@ class Pipeline:
         if unknown:
             return f"the papers never mention {', '.join(unknown)}"
         best = max(c.score for c in cands)
+        names = [a for pid in found["named"] for a in [*by_id[pid].aliases, by_id[pid].title]]
+        if found["named"] and not extractive.focus_terms(q, names):
+            return ""  # "What is X?" / "What does the X paper propose?": the paper itself is the topic
         if best < self.settings.abstain_threshold:
             return f"no passage is close enough (best score {best:.2f})"
         if found["named"]:
-            names = [a for pid in found["named"] for a in [*by_id[pid].aliases, by_id[pid].title]]
             terms = extractive.focus_terms(q, names)
             if terms:
                 text_stems = {extractive.stem(w) for c in cands if c.source.paper_id in found["named"]

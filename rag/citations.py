@@ -10,6 +10,7 @@ from rag.text import sentences as split_into_sentences
 from rag.types import Sentence, Source
 
 CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_MOVED_CITES = re.compile(r"([.!?])\s*((?:\s*\[\d+(?:\s*,\s*\d+)*\])+)")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 GROUNDED_SHARE = 0.5  # an LLM answer with fewer supported sentences than this is not passed off as grounded
 
@@ -41,10 +42,10 @@ def _units(text: str) -> list[str]:
             units.extend(c for c in cells[1:] if c and CITATION.search(c))  # first cell names the paper
             continue
         stripped = re.sub(r"^[-*]\s+", "", stripped)
-        # A citation belongs to the sentence before it: split after "[n]" followed by space and a capital too.
-        for sent in split_into_sentences(re.sub(r"(\])\s+(?=[A-Z])", r"\1\n", stripped).replace("\n", " ")):
-            if sent.strip():
-                units.append(sent.strip())
+        # A citation belongs to the sentence before it: "Text. [1]" -> "Text [1]." so the split keeps them together.
+        stripped = _MOVED_CITES.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", stripped)
+        for piece in re.split(r"(?<=\])\s+(?=[A-Z*])", stripped):
+            units.extend(sent.strip() for sent in split_into_sentences(piece) if sent.strip())
     return units
 
 

@@ -18,10 +18,12 @@ QUESTION_WORDS = frozenset(
     tell describe describes main idea ideas propose proposes proposed authors author study studies work
     much many please explain summarize summary give about according system systems approach method
     compare comparison differ difference differences between versus vs report reported reports
-    key contribution contributions achieve achieves""".split()
+    key contribution contributions achieve achieves large big fast long small size used""".split()
 )
 _QUANTITY = re.compile(r"\b(how (much|many|fast|large|big)|faster|speed-?up|by what|percent|percentage|times|"
                        r"improv\w*|reduc\w*|ratio|number of|size)\b", re.IGNORECASE)
+_INTRO_CUE = re.compile(r"\b(we (propose|present|introduce|design|build|develop)|this paper (proposes|introduces|"
+                        r"presents)|introduces|is a (module|system|framework|dataset))\b", re.IGNORECASE)
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ies", "ied", "es", "ed", "ly", "s")
 
 
@@ -82,6 +84,7 @@ def score_candidates(question: str, cands: list[Candidate], qvec: np.ndarray, em
     weights = {t: idf.get(t, 1.0) for t in terms}
     total = sum(weights.values()) or 1.0
     wants_number = bool(_QUANTITY.search(question))
+    about_paper = bool(named) and not terms  # "What is X?": lead with the sentence that introduces X
     vecs = embed([c.text for c in cands])
     for c, v in zip(cands, vecs, strict=True):
         c.dense = float(np.dot(v, qvec))
@@ -92,6 +95,8 @@ def score_candidates(question: str, cands: list[Candidate], qvec: np.ndarray, em
             bonus += 0.12
         if c.source.paper_id in named:
             bonus += 0.08
+            if about_paper and _INTRO_CUE.search(c.text):
+                bonus += 0.2
         c.score = 0.6 * c.dense + 0.4 * c.lexical + bonus
 
 

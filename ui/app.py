@@ -1,0 +1,236 @@
+"""The paperchat web chat: build_app(pipeline, settings) -> gr.Blocks, and launch(settings). Thin over rag's API."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from rag.answer import Pipeline, QuestionError, validate_question
+from rag.settings import Settings
+from rag.types import Answer
+from ui import render
+from ui.api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
+from ui.assets import CSS, JS, THEME
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "By how much does Seesaw beat vLLM?",
+    "Compare Seesaw and 2BP",
+    "What is 2BP?",
+    "What does the Chinchilla paper say about compute-optimal training?",
+]
+PENDING = '<span class="pc-caption">Searching the papers…</span>'
+
+
+class ChatApp(gr.Blocks):
+    """Blocks whose launch() defaults to paperchat's safe settings, theme, CSS and script."""
+
+    def launch(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Launch with local-only look and safe defaults (no share link, no error details, tiny uploads)."""
+        defaults = {"theme": THEME, "css": CSS, "js": JS, "share": False, "show_error": False,
+                    "max_file_size": "1mb", "ssr_mode": False, "mcp_server": False}
+        for key, value in defaults.items():
+            kwargs.setdefault(key, value)
+        return super().launch(**kwargs)
+
+
+class ChatHandlers:
+    """The UI event handlers; every exception is caught and shown as a plain message."""
+
+    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+        self.pipeline, self.settings = pipeline, settings
+
+    def by_id(self) -> dict[str, Any]:
+        """Papers keyed by id."""
+        return {p.id: p for p in self.pipeline.papers()}
+
+    @staticmethod
+    def history(turns: list[Answer]) -> list[dict[str, str]]:
+        """The conversation so far as the pipeline wants it (raw text, not rendered HTML)."""
+        out: list[dict[str, str]] = []
+        for t in turns:
+            out += [{"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer}]
+        return out
+
+    def suggestions(self, answer: Answer) -> Any:
+        """Clickable questions about the nearest papers after an abstention (hidden otherwise)."""
+        papers = self.by_id()
+        samples = [[f"What is {render.label(papers[p])}?"] for p in answer.closest_papers if p in papers]
+        return gr.Dataset(samples=samples or [["What is 2BP?"]], visible=bool(answer.abstained and samples))
+
+    def respond(self, question: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
+                scope: list[str] | None, compare_ids: list[str] | None = None) -> Iterator[tuple]:
+        """Stream one answer into the chat; yields (chat, turns, sources, question, export, suggest, status)."""
+        skip = gr.skip()
+        chat, turns = list(chat or []), list(turns or [])
+        try:
+            question = validate_question(question, self.settings)
+        except QuestionError as exc:
+            gr.Warning(render.esc(exc))
+            yield chat, turns, skip, skip, skip, skip, render.esc(exc)
+            return
+        turn = len(turns)
+        chat += [{"role": "user", "content": render.clean_model_text(question)},
+                 {"role": "assistant", "content": PENDING}]
+        yield chat, turns, skip, "", skip, gr.Dataset(visible=False), ""
+        ids = compare_ids or scope or None
+        try:
+            head, text, answer = "", "", None
+            for kind, value in self.pipeline.stream(question, history=self.history(turns), answerer=answerer or None,
+                                                    paper_ids=ids, k=int(k) if k else None,
+                                                    compare=bool(compare_ids)):
+                if kind == "standalone":
+                    head = render.caption(value, question)
+                elif kind == "sources":
+                    chat[-1]["content"] = head + PENDING
+                    yield chat, turns, skip, skip, skip, skip, skip
+                elif kind == "reset":
+                    head, text = head + render.notice(value), ""
+                elif kind == "text":
+                    text += value
+                    chat[-1]["content"] = head + render.answer_markdown(text, turn)
+                    yield chat, turns, skip, skip, skip, skip, skip
+                elif kind == "answer":
+                    answer = value
+        except QuestionError as exc:
+            gr.Warning(render.esc(exc))
+            yield chat[:-2], turns, skip, question, skip, skip, render.esc(exc)
+            return
+        except Exception:
+            log.exception("answering %r failed", question)
+            gr.Warning(GENERIC_ERROR)
+            yield chat[:-2], turns, skip, question, skip, skip, GENERIC_ERROR
+            return
+        if answer is None:
+            yield chat[:-2], turns, skip, question, skip, skip, GENERIC_ERROR
+            return
+        papers = self.by_id()
+        chat[-1]["content"] = render.final_message(answer, turn, papers)
+        turns.append(answer)
+        yield (chat, turns, render.sources_html(answer, turn, papers), skip,
+               gr.DownloadButton(value=str(write_export(answer)), interactive=True), self.suggestions(answer), "")
+
+    def compare(self, chosen: list[str] | None, chat: list[dict], turns: list[Answer], answerer: str,
+                k: float) -> Iterator[tuple]:
+        """Ask for the cited comparison table of the chosen papers."""
+        if not chosen or len(chosen) < 2:
+            msg = "Choose at least two papers to compare."
+            gr.Warning(msg)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), msg
+            return
+        papers = self.by_id()
+        names = [render.label(papers[p]) for p in chosen if p in papers]
+        question = "Compare " + (", ".join(names[:-1]) + " and " + names[-1])
+        yield from self.respond(question, chat, turns, answerer, k, None, compare_ids=list(chosen))
+
+    def show_turn(self, turns: list[Answer], evt: gr.SelectData) -> tuple:
+        """Clicking a message shows that turn's sources and makes it the one exported."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        turn = int(index or 0) // 2
+        if not turns or turn >= len(turns):
+            return gr.skip(), gr.skip()
+        answer = turns[turn]
+        return (render.sources_html(answer, turn, self.by_id()),
+                gr.DownloadButton(value=str(write_export(answer)), interactive=True))
+
+    @staticmethod
+    def new_chat() -> tuple:
+        """Clear the conversation."""
+        return ([], [], render.sources_html(None, 0, {}), "", gr.DownloadButton(value=None, interactive=False),
+                gr.Dataset(visible=False), "")
+
+
+def _example_text(evt: gr.SelectData) -> str:
+    """The question of a clicked example."""
+    return str((evt.value or {}).get("text", "")) if isinstance(evt.value, dict) else str(evt.value or "")
+
+
+def _suggestion_text(row: list[str] | str) -> str:
+    """The question of a clicked suggestion."""
+    return str(row[0] if isinstance(row, list) and row else row or "")
+
+
+def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
+    """The chat app over a pipeline; queue and limits from settings."""
+    handlers, api = ChatHandlers(pipeline, settings), ScriptAPI(pipeline)
+    papers = pipeline.papers()
+    choices = [(f"{render.label(p)} — {p.title}" if render.label(p) != p.title else p.title, p.id) for p in papers]
+    with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        turns = gr.State([])
+        gr.HTML(f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {len(papers)} research '
+                "papers. Every claim is cited to the passage it comes from.</div></div>")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=6, min_width=420):
+                chatbot = gr.Chatbot(elem_id="pc-chat", show_label=False, height="calc(100vh - 260px)",
+                                     min_height=420, buttons=["copy", "copy_all"], feedback_options=None,
+                                     examples=[{"text": q} for q in EXAMPLES], layout="bubble",
+                                     placeholder="**Ask a question about the papers**, or pick an example.")
+                suggest = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[["What is 2BP?"]],
+                                     label="Try asking instead", visible=False, elem_id="pc-suggest")
+                status = gr.Markdown("", elem_id="pc-status")
+                with gr.Row():
+                    question = gr.Textbox(show_label=False, placeholder="Ask about the papers…", scale=8,
+                                          max_lines=6, autofocus=True, elem_id="pc-question")
+                    ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="pc-ask")
+                with gr.Row():
+                    scope = gr.Dropdown(choices, multiselect=True, value=[], label="Search only in (empty: all papers)",
+                                        scale=6, elem_id="pc-scope")
+                    with gr.Column(scale=2, min_width=160):
+                        new_btn = gr.Button("New chat", size="sm", elem_id="pc-new")
+                        export_btn = gr.DownloadButton("Export answer (.md)", value=None, interactive=False,
+                                                       size="sm", elem_id="pc-export")
+            with gr.Column(scale=5, min_width=360, elem_id="pc-side"):
+                with gr.Tabs():
+                    with gr.Tab("Sources"):
+                        sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
+                    with gr.Tab("Papers"):
+                        gr.Markdown("The indexed papers. To restrict the chat to some of them, choose them in "
+                                    "**Search only in** below the question box.")
+                        gr.HTML(render.papers_html(papers), js_on_load=None)
+                    with gr.Tab("Compare"):
+                        pick = gr.CheckboxGroup(choices, label="Choose two or more papers", elem_id="pc-compare-pick")
+                        compare_btn = gr.Button("Compare", variant="primary", elem_id="pc-compare")
+                        gr.Markdown("The answer is a table (problem, approach, reported result), every cell cited. "
+                                    "You can also just ask *Compare X and Y*.")
+                    with gr.Tab("Settings"):
+                        answerer = gr.Radio(["extractive", "openai", "local"], value=settings.answerer,
+                                            label="Answerer", elem_id="pc-answerer")
+                        k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages retrieved", elem_id="pc-k")
+                        gr.Markdown("*extractive* quotes the papers directly (offline, instant). *openai* and "
+                                    "*local* write with a language model; if it is unreachable you see a notice "
+                                    "and the extractive answer instead.")
+
+        outs = [chatbot, turns, sources, question, export_btn, suggest, status]
+        ask = [question, chatbot, turns, answerer, k, scope]
+        private: dict[str, Any] = {"api_visibility": "private"}
+        question.submit(handlers.respond, ask, outs, **private)
+        ask_btn.click(handlers.respond, ask, outs, **private)
+        chatbot.example_select(_example_text, None, question, **private).then(handlers.respond, ask, outs, **private)
+        suggest.click(_suggestion_text, suggest, question, **private).then(handlers.respond, ask, outs, **private)
+        compare_btn.click(handlers.compare, [pick, chatbot, turns, answerer, k], outs, **private)
+        chatbot.select(handlers.show_turn, [turns], [sources, export_btn], **private)
+        new_btn.click(handlers.new_chat, None, outs, **private)
+        gr.api(api.ask, api_name="ask")
+        gr.api(api.papers, api_name="papers")
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+    return demo
+
+
+def launch(settings: Settings | None = None) -> None:
+    """Build the pipeline, warm it (index and models), and serve the chat until interrupted."""
+    settings = settings or Settings()
+    t0 = time.perf_counter()
+    pipeline = Pipeline(settings)
+    count = len(pipeline.papers())  # builds the index on first run
+    pipeline.answer(render.label(pipeline.papers()[0]) + "?")  # loads the embedder and retrievers
+    demo = build_app(pipeline, settings)
+    demo.launch(server_name=settings.host, server_port=settings.port, auth=parse_auth(settings.auth),
+                prevent_thread_lock=True, allowed_paths=[], quiet=True)
+    log.info("paperchat ready in %.1f s (%d papers) at %s", time.perf_counter() - t0, count, demo.local_url)
+    print(f"paperchat: {count} papers, ready in {time.perf_counter() - t0:.1f} s at {demo.local_url}", flush=True)
+    demo.block_thread()

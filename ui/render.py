@@ -1,0 +1,210 @@
+"""Turn rag Answers into safe display text: every piece of passage or model text is HTML-escaped first."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+
+from rag.types import Answer, Paper, Source
+
+_IMAGE = re.compile(r"!\[[^\]]*\](\([^)]*\)?|\[[^\]]*\])")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)?")
+_REF_DEF = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
+_SCHEME = re.compile(r"\b(https?|ftp|javascript|data|vbscript|file|mailto)(:)", re.IGNORECASE)
+_WWW = re.compile(r"\bwww\.", re.IGNORECASE)
+_CITE = re.compile(r"\[(\d+)\]")
+ABSTAIN_HEAD = "Not in these papers"
+
+
+def esc(text: object) -> str:
+    """HTML-escape anything (quotes included)."""
+    return html.escape(str(text), quote=True)
+
+
+def clean_model_text(text: str) -> str:
+    """Model or passage text made safe for the chat's Markdown renderer.
+
+    Images are dropped, links become their plain text, raw HTML is escaped, and bare URLs are defused so the
+    renderer cannot turn them into links or requests.
+    """
+    text = _IMAGE.sub("", text)
+    text = _LINK.sub(lambda m: m.group(1), text)
+    text = _REF_DEF.sub("", text)
+    text = esc(text)
+    text = _SCHEME.sub(lambda m: m.group(1) + "&#58;", text)
+    text = _WWW.sub("www&#46;", text).replace("@", "&#64;")
+    return text
+
+
+def anchor(turn: int, n: int) -> str:
+    """The element id of source n of a turn; citation links point here (local anchors only)."""
+    return f"src-{turn}-{n}"
+
+
+def link_citations(text: str, turn: int, known: set[int] | None = None) -> str:
+    """Replace [n] markers in already-escaped text by in-page links to the source cards."""
+
+    def repl(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        if known is not None and n not in known:
+            return m.group(0)
+        return f'<a class="pc-cite" href="#{anchor(turn, n)}" title="Show source {n}">[{n}]</a>'
+
+    return _CITE.sub(repl, text)
+
+
+def _verbatim(sentence: str, sources: Iterable[Source]) -> bool:
+    """True when the sentence is quoted word for word from one of the passages."""
+    body = sentence.strip().rstrip(". ")
+    return len(body) > 20 and any(body in s.text for s in sources)
+
+
+def unsupported(answer: Answer) -> list[str]:
+    """Sentences the citation check found unsupported (a verbatim quote of a passage counts as supported)."""
+    return [s.text for s in answer.sentences if not s.supported and not _verbatim(s.text, answer.sources)]
+
+
+def answer_markdown(text: str, turn: int, answer: Answer | None = None) -> str:
+    """The chat bubble for an answer (partial while streaming, final with support marks when answer is given)."""
+    body = clean_model_text(text)
+    if answer is not None:
+        for sent in unsupported(answer):
+            target = clean_model_text(sent.strip())
+            if target and target in body:
+                body = body.replace(target, f'<span class="pc-unsup" title="Not supported by the cited passage">'
+                                            f'{target}</span><sup class="pc-unsup-flag">unsupported</sup>', 1)
+    known = {s.n for s in answer.sources} if answer is not None else None
+    return link_citations(body, turn, known)
+
+
+def caption(standalone: str, question: str) -> str:
+    """A small caption naming the rewritten question when it differs from what was typed."""
+    if not standalone or standalone.strip().lower() == question.strip().lower():
+        return ""
+    return f'<span class="pc-caption">Searched for: <em>{esc(standalone)}</em></span>\n\n'
+
+
+def notice(text: str) -> str:
+    """A visible notice (LLM fell back, answer not grounded …)."""
+    return f'<div class="pc-notice">{esc(text)}</div>\n\n' if text else ""
+
+
+def abstention(answer: Answer, papers: dict[str, Paper]) -> str:
+    """An abstention, styled as one, with the nearest papers listed."""
+    closest = "".join(f"<li>{esc(papers[p].title)}</li>" for p in answer.closest_papers if p in papers)
+    why = f'<div class="pc-why">Why: {esc(answer.notice)}</div>' if answer.notice else ""
+    near = f'<div class="pc-near">Closest papers:</div><ul>{closest}</ul>' if closest else ""
+    return (f'<div class="pc-abstain"><div class="pc-abstain-head">{ABSTAIN_HEAD}</div>'
+            f"<div>The papers here do not say.</div>{why}{near}</div>")
+
+
+def final_message(answer: Answer, turn: int, papers: dict[str, Paper]) -> str:
+    """The complete chat bubble for a finished answer."""
+    head = caption(answer.standalone_question, answer.question)
+    if answer.abstained:
+        return head + abstention(answer, papers)
+    body = notice(answer.notice) + answer_markdown(answer.answer, turn, answer)
+    if answer.evidence:
+        body += "\n\n**Extractive evidence**\n\n" + answer_markdown(answer.evidence, turn, None)
+    return head + body
+
+
+def _highlight(source: Source, answer: Answer) -> str:
+    """The passage, escaped, with the evidence of the answer's sentences wrapped in <mark>."""
+    spans = [(a, b) for s in answer.sentences for n, a, b in s.spans if n == source.n]
+    for s in answer.sentences:  # sentences quoted verbatim from this passage are evidence too
+        body = s.text.strip().rstrip(". ")
+        pos = source.text.find(body) if len(body) > 20 else -1
+        if pos >= 0:
+            spans.append((pos, pos + len(body) + (1 if source.text[pos + len(body):pos + len(body) + 1] == "." else 0)))
+    merged: list[list[int]] = []
+    for a, b in sorted((max(0, a), min(len(source.text), b)) for a, b in spans if b > a):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out, pos = [], 0
+    for a, b in merged:
+        out.append(esc(source.text[pos:a]))
+        out.append(f'<mark class="pc-hl">{esc(source.text[a:b])}</mark>')
+        pos = b
+    out.append(esc(source.text[pos:]))
+    return "".join(out)
+
+
+def cited_numbers(answer: Answer) -> list[int]:
+    """Source numbers the answer text cites, in order of first citation."""
+    known = {s.n for s in answer.sources}
+    found = [int(m) for m in _CITE.findall(answer.answer + "\n" + answer.evidence)]
+    return [n for n in dict.fromkeys(found) if n in known]
+
+
+def _card(source: Source, answer: Answer, turn: int, cited: bool) -> str:
+    """One source card: number, paper title, passage with the cited sentence highlighted."""
+    cls = "pc-src" if cited else "pc-src pc-src-uncited"
+    return (f'<div class="{cls}" id="{anchor(turn, source.n)}">'
+            f'<div class="pc-src-head"><span class="pc-n">{source.n}</span>'
+            f'<span class="pc-src-title">{esc(source.title)}</span></div>'
+            f'<div class="pc-src-meta">{esc(source.paper_id)} · characters {source.start}–{source.end}'
+            f" · score {source.score:.3f}</div>"
+            f'<div class="pc-passage">{_highlight(source, answer)}</div></div>')
+
+
+def sources_html(answer: Answer | None, turn: int, papers: dict[str, Paper]) -> str:
+    """The sources panel for one answer: cited passages first, then the rest of what was retrieved."""
+    if answer is None:
+        return ('<div class="pc-empty">Sources appear here: every passage an answer cites, with the cited '
+                "sentence highlighted. Click a <span class='pc-cite'>[n]</span> marker to jump to it.</div>")
+    order = cited_numbers(answer)
+    by_n = {s.n: s for s in answer.sources}
+    parts = [f'<div class="pc-src-for">Sources for: <em>{esc(answer.question)}</em></div>']
+    if answer.abstained and answer.closest_papers:
+        items = "".join(f"<li>{esc(papers[p].title)}</li>" for p in answer.closest_papers if p in papers)
+        parts.append(f'<div class="pc-near-box"><b>Closest papers</b><ul>{items}</ul></div>')
+    parts.extend(_card(by_n[n], answer, turn, True) for n in order)
+    rest = [s for s in answer.sources if s.n not in order]
+    if rest:
+        label = "Retrieved passages" if not order else f"Also retrieved, not cited ({len(rest)})"
+        cards = "".join(_card(s, answer, turn, False) for s in rest)
+        parts.append(f'<details class="pc-rest"{" open" if not order else ""}><summary>{label}</summary>'
+                     f"{cards}</details>")
+    return "".join(parts)
+
+
+def papers_html(papers: list[Paper]) -> str:
+    """The paper browser: every paper with its id, aliases and abstract."""
+    items = []
+    for p in papers:
+        aliases = f' · also: {esc(", ".join(p.aliases))}' if p.aliases else ""
+        items.append(f'<details class="pc-paper"><summary>{esc(p.title)}</summary>'
+                     f'<div class="pc-src-meta">{esc(p.id)}{aliases}</div>'
+                     f'<div class="pc-passage">{esc(p.abstract)}</div></details>')
+    return f'<div class="pc-papers">{"".join(items)}</div>'
+
+
+def export_markdown(answer: Answer) -> str:
+    """One answer as a Markdown document with its references (passages quoted)."""
+    lines = [f"# {answer.question}", ""]
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        lines += [f"*Searched for: {answer.standalone_question}*", ""]
+    if answer.notice:
+        lines += [f"> Note: {answer.notice}", ""]
+    lines += [answer.answer, ""]
+    if answer.evidence:
+        lines += ["## Extractive evidence", "", answer.evidence, ""]
+    cited = cited_numbers(answer)
+    if cited:
+        lines += ["## References", ""]
+        by_n = {s.n: s for s in answer.sources}
+        for n in cited:
+            s = by_n[n]
+            quote = " ".join(s.text.split())
+            lines += [f"[{n}] {s.title} ({s.paper_id}, characters {s.start}–{s.end})", "", f"> {quote}", ""]
+    lines.append(f"*Answered by paperchat ({answer.answerer}).*")
+    return "\n".join(lines) + "\n"
+
+
+def label(paper: Paper) -> str:
+    """A short name for a paper: its first short alias, else its title."""
+    return next((a for a in paper.aliases if len(a.split()) <= 3), paper.title)
