@@ -96,6 +96,25 @@ def condense(question: str, history: list[dict[str, str]], papers: list[Paper]) 
     return rewritten[:1].upper() + rewritten[1:], carried
 
 
+# "What batch size did GShard use?": the thing asked for sits between the wh-word and the verb.
+_HEAD = re.compile(r"\b(?:how many|what|which)\s+((?:[\w-]+\s+){0,3}?[\w-]+)\s+(?:did|does|do|was|were|is|are|has|have)\b",
+                   re.IGNORECASE)
+
+
+def missing_head_words(question: str, text: str) -> list[str]:
+    """Words of the asked-for thing ('batch size', 'learning rate') that the text lacks, if most are missing."""
+    m = _HEAD.search(question)
+    if not m:
+        return []
+    head = [w for w in words(m.group(1)) if w not in extractive.QUESTION_WORDS and len(w) > 1 and not w.isdigit()]
+    head = [w for w in head if w not in {"of", "the", "a", "an", "exact", "precise", "specific"}]
+    if not head:
+        return []
+    have = {extractive.stem(w)[:5] for t in words(text) for w in [t, *t.split("-")]}
+    missing = [w for w in head if not any(extractive.stem(p)[:5] in have for p in [w, *w.split("-")] if p)]
+    return missing if len(missing) * 2 > len(head) else []
+
+
 class Pipeline:
     """The whole question-answering pipeline over one index; thread-safe; nothing is loaded until first use."""
 
@@ -194,7 +213,8 @@ class Pipeline:
         if found["compare"]:
             return ""
         tokens = [m.group(1) for m in _NAME_LIKE.finditer(q) if m.start() > 0]
-        unknown = [t for t in tokens if not set(words(t)) <= vocab]
+        unknown = [t for t in tokens if not all(w in vocab or all(p in vocab for p in w.split("-") if p)
+                                                for w in words(t))]
         if unknown:
             return f"the papers never mention {', '.join(unknown)}"
         best = max(c.score for c in cands)
@@ -204,14 +224,10 @@ class Pipeline:
         if best < self.settings.abstain_threshold:
             return f"no passage is close enough (best score {best:.2f})"
         if found["named"]:
-            terms = extractive.focus_terms(q, names)
-            if terms:
-                text_stems = {extractive.stem(w) for c in cands if c.source.paper_id in found["named"]
-                              for w in words(c.source.text)}
-                weight = sum(idf.get(t, 1.0) for t in terms)
-                covered = sum(idf.get(t, 1.0) for t in terms if t in text_stems) / weight
-                if covered < self.settings.detail_threshold:
-                    return f"the named paper's abstract does not cover {', '.join(t for t in terms if t not in text_stems)}"
+            text = " ".join(by_id[pid].abstract for pid in found["named"])
+            missing = missing_head_words(q, text)
+            if missing:
+                return f"the named paper's abstract does not give the {' '.join(missing)}"
         return ""
 
     def _extractive(self, state: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -192,6 +192,47 @@ def bench(
     run(out=out, sizes=[int(x) for x in sizes.split(",") if x.strip()], smoke=smoke, include_local=local)
 
 
+@app.command("eval")
+@_guard
+def eval_(
+    questions: Annotated[Optional[Path], typer.Option(help="Question set JSONL.")] = None,
+    answerer: Annotated[Optional[list[str]], typer.Option(help="Answerer(s) to evaluate.")] = None,
+    retrieval: Annotated[Optional[list[str]], typer.Option(help="Retrieval mode(s): hybrid, dense.")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("eval-out"),
+    baseline: Annotated[Optional[Path], typer.Option(help="A previous --out directory to diff against.")] = None,
+    minimum: Annotated[Optional[list[str]], typer.Option("--min", help="METRIC=VALUE gate (repeatable).")] = None,
+    thresholds: Annotated[Optional[Path], typer.Option(help="JSON/TOML file of METRIC=VALUE gates.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
+) -> None:
+    """Run the question set through the chat's chain and write results, summary and report."""
+    from rag.answer import Pipeline
+    from rag.evaluate import check_thresholds, evaluate, load_questions, parse_thresholds, write_outputs
+    from rag.settings import QUESTIONS_PATH
+
+    gates = parse_thresholds(minimum or [], thresholds)
+    qs = load_questions(questions or QUESTIONS_PATH)[:limit]
+    pipe = Pipeline(_settings())
+    runs = []
+    for mode in retrieval or ["hybrid"]:
+        for name in answerer or [pipe.settings.answerer]:
+            def answer_one(q, name=name, mode=mode):  # type: ignore[no-untyped-def]
+                return pipe.answer(q.question, history=q.history, answerer=name, retrieval=mode)
+
+            runs.append(evaluate(qs, answer_one, label=f"{name}/{mode}"))
+    summary = write_outputs(runs, out, baseline)
+    for label, metrics in summary["runs"].items():
+        shown = ", ".join(f"{k}={metrics[k]['value']:.3f}" for k in
+                          ("hit@1", "hit@5", "fact_recall", "accuracy", "abstain_recall", "false_abstain_rate",
+                           "citation_validity", "alce_citation_recall") if metrics.get(k, {}).get("value") is not None)
+        typer.echo(f"{label}: {shown}")
+    typer.echo(f"Report: {out / 'report.html'}")
+    violations = check_thresholds(summary, gates) if gates else []
+    for v in violations:
+        typer.secho(f"Below threshold: {v}", err=True, fg=typer.colors.RED)
+    if violations:
+        raise typer.Exit(1)
+
+
 @app.command("build-corpus")
 @_guard
 def build_corpus(

@@ -139,7 +139,9 @@ def select(cands: list[Candidate], max_sentences: int, named: list[str], per_pap
 def paper_label(paper_id: str, papers: dict[str, Paper], title: str) -> str:
     """A short name for a paper: its first one-word alias, else its title."""
     paper = papers.get(paper_id)
-    short = next((a for a in (paper.aliases if paper else []) if len(a.split()) == 1), None)
+    aliases = paper.aliases if paper else []
+    short = next((a for a in aliases if a.lower().replace(" ", "-") == paper_id), None)
+    short = short or next((a for a in aliases if len(a.split()) == 1), None)
     return short or title
 
 

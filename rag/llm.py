@@ -340,6 +340,10 @@ class LocalServer:
             "--n_ctx", str(self.ctx),
             "--n_threads", threads,
             "--n_threads_batch", threads,
+            # Queue concurrent requests: by default a new request silently ends the running stream.
+            "--interrupt_requests", "False",
+            # Default True keeps logits for every prompt position: ~300 MB more RAM and slower prompts.
+            "--logits_all", "False",
         ]  # fmt: skip
 
     def start(self) -> LocalServer:

@@ -41,10 +41,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     answerer: Literal["extractive", "openai", "local"] = Field(default="extractive", description="Answerer.")
     abstain_threshold: float = Field(
-        default=0.35, description="Abstain when the best passage's question similarity is below this."
-    )
-    detail_threshold: float = Field(
-        default=0.34, description="Abstain when a named paper's passages cover less of the question's terms than this."
+        default=0.25, description="Abstain when the best passage's question similarity is below this."
     )
     max_question_chars: int = Field(default=2000, ge=10, description="Longest question accepted.")
     max_answer_sentences: int = Field(default=4, ge=1, le=20, description="Sentences in an extractive answer.")

@@ -48,6 +48,7 @@ _NUMERIC = re.compile(r"\d+(?:\.\d+)?x?")
 _NEGATION_STEMS = frozenset(w.replace("-", "") for w in NEGATIONS)
 _NEG_TOKEN = re.compile(r"[a-z]+(?:'t)?")
 # System names: CamelCase or digit-bearing tokens (MoEShard, S2-Attention, GitHub) and acronyms (DBSCAN, TPU).
+_POSSESSIVE = re.compile(r"['’]s\b")
 _NAME = re.compile(r"(?<![\w-])([A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*)(?![\w-])")
 
 
@@ -182,7 +183,7 @@ def _names(text: str) -> list[str]:
         camel = any(c.isupper() for c in token[1:]) and any(c.islower() for c in token)
         mixed = any(c.isdigit() for c in token) and any(c.islower() for c in token)
         acronym = token.rstrip("s").isupper() and len(token.rstrip("s")) >= 2 and not token[0].isdigit()
-        possessive = token[0].isupper() and re.match(r"['’]s\b", text[m.end() :]) is not None
+        possessive = token[0].isupper() and _POSSESSIVE.match(text, m.end()) is not None
         if camel or mixed or acronym or possessive:
             found.append(token)
     return found

@@ -19,7 +19,7 @@ STOPWORDS = frozenset(
     there here do does did done can could should would may might will shall not no nor so such also both each
     other more most less least very much many any all some one two only just over under about up down out if
     while during before after between through per across among using use used based paper papers show shows
-    shown propose proposes proposed present presents introduce introduces new existing work approach method""".split()
+    shown s propose proposes proposed present presents introduce introduces new existing work approach method""".split()
 )
 
 

@@ -249,6 +249,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: FaultServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that time out or drop keep-alive connections are expected here: stay quiet."""
+
 
 class FaultServer:
     """The scripted endpoint. `script(...)` queues behaviours; `url` is the OpenAI base URL (…/v1)."""

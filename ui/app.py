@@ -162,35 +162,35 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     choices = [(f"{render.label(p)} — {p.title}" if render.label(p) != p.title else p.title, p.id) for p in papers]
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         turns = gr.State([])
-        gr.HTML(f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {len(papers)} research '
-                "papers. Every claim is cited to the passage it comes from.</div></div>")
+        with gr.Row(equal_height=True, elem_id="pc-top"):
+            gr.HTML(f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {len(papers)} research '
+                    "papers. Every claim is cited to the passage it comes from.</div></div>", js_on_load=None)
+            with gr.Row(elem_id="pc-tools"):
+                new_btn = gr.Button("New chat", size="sm", elem_id="pc-new", scale=0, min_width=100)
+                export_btn = gr.DownloadButton("Export answer (.md)", value=None, interactive=False, size="sm",
+                                               elem_id="pc-export", scale=0, min_width=170)
         with gr.Row(equal_height=False):
             with gr.Column(scale=6, min_width=420):
-                chatbot = gr.Chatbot(elem_id="pc-chat", show_label=False, height="calc(100vh - 260px)",
-                                     min_height=420, buttons=["copy", "copy_all"], feedback_options=None,
+                chatbot = gr.Chatbot(elem_id="pc-chat", show_label=False, height="calc(100vh - 290px)",
+                                     min_height=380, buttons=["copy", "copy_all"], feedback_options=None,
                                      examples=[{"text": q} for q in EXAMPLES], layout="bubble",
                                      placeholder="**Ask a question about the papers**, or pick an example.")
                 suggest = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[["What is 2BP?"]],
                                      label="Try asking instead", visible=False, elem_id="pc-suggest")
                 status = gr.Markdown("", elem_id="pc-status")
-                with gr.Row():
+                with gr.Row(equal_height=True):
                     question = gr.Textbox(show_label=False, placeholder="Ask about the papers…", scale=8,
                                           max_lines=6, autofocus=True, elem_id="pc-question")
                     ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="pc-ask")
-                with gr.Row():
-                    scope = gr.Dropdown(choices, multiselect=True, value=[], label="Search only in (empty: all papers)",
-                                        scale=6, elem_id="pc-scope")
-                    with gr.Column(scale=2, min_width=160):
-                        new_btn = gr.Button("New chat", size="sm", elem_id="pc-new")
-                        export_btn = gr.DownloadButton("Export answer (.md)", value=None, interactive=False,
-                                                       size="sm", elem_id="pc-export")
+                scope = gr.Dropdown(choices, multiselect=True, value=[], elem_id="pc-scope",
+                                    label="Search only in these papers (empty: all papers)")
             with gr.Column(scale=5, min_width=360, elem_id="pc-side"):
                 with gr.Tabs():
                     with gr.Tab("Sources"):
                         sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
                     with gr.Tab("Papers"):
-                        gr.Markdown("The indexed papers. To restrict the chat to some of them, choose them in "
-                                    "**Search only in** below the question box.")
+                        gr.Markdown("The indexed papers. To restrict the chat to some of them, choose them in the "
+                                    "*Search only in* box below the question.")
                         gr.HTML(render.papers_html(papers), js_on_load=None)
                     with gr.Tab("Compare"):
                         pick = gr.CheckboxGroup(choices, label="Choose two or more papers", elem_id="pc-compare-pick")

@@ -8,13 +8,15 @@ THEME = gr.themes.Default(
     primary_hue="indigo",
     neutral_hue="slate",
     radius_size="md",
-    # Local fonts only (served by Gradio itself); Lora is listed so its @font-face exists for passages.
-    font=[gr.themes.LocalFont("Source Sans 3"), gr.themes.LocalFont("Lora"), "system-ui", "sans-serif"],
-    font_mono=[gr.themes.LocalFont("IBM Plex Mono"), "ui-monospace", "monospace"],
+    # System fonts only: no web-font requests at all.
+    font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Liberation Sans", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace"],
 )
 
 CSS = """
 .gradio-container { max-width: 1480px !important; }
+#pc-top { align-items: flex-end; }
+#pc-tools { justify-content: flex-end; align-items: center; flex-wrap: nowrap; gap: 8px; }
 #pc-header { padding: 4px 2px 0 2px; }
 #pc-header h1 { font-size: 1.45rem; font-weight: 600; margin: 0; letter-spacing: -0.01em; }
 #pc-header .pc-sub { color: var(--body-text-color-subdued); font-size: 0.95rem; }
@@ -59,7 +61,7 @@ a.pc-cite:hover { background: var(--color-accent); color: white !important; }
 .pc-src-uncited .pc-n { background: var(--neutral-400); }
 .pc-src-title { font-weight: 600; font-size: 0.95rem; line-height: 1.35; }
 .pc-src-meta { font-size: 0.75rem; color: var(--body-text-color-subdued); margin: 2px 0 6px 0; }
-.pc-passage { font-family: 'Lora', Georgia, serif; font-size: 0.92rem; line-height: 1.6; white-space: pre-wrap;
+.pc-passage { font-family: Charter, 'Iowan Old Style', Georgia, 'Liberation Serif', serif; font-size: 0.92rem; line-height: 1.6; white-space: pre-wrap;
   overflow-wrap: anywhere; }
 mark.pc-hl { background: #fde68a; color: inherit; padding: 1px 0; border-radius: 2px; }
 .dark mark.pc-hl { background: #854d0e; }
