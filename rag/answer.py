@@ -115,6 +115,15 @@ def missing_head_words(question: str, text: str) -> list[str]:
     return missing if len(missing) * 2 > len(head) else []
 
 
+def _known_name(token: str, vocab: set[str]) -> bool:
+    """Whether the papers use a name: 'LLaMa-style' counts as known when 'LLaMa' is (its capitalised part)."""
+    if all(w in vocab for w in words(token)):
+        return True
+    parts = [p for p in token.split("-") if p]
+    named = [p for p in parts if any(ch.isupper() or ch.isdigit() for ch in p)] or parts
+    return all(all(w in vocab for w in words(p)) for p in named)
+
+
 class Pipeline:
     """The whole question-answering pipeline over one index; thread-safe; nothing is loaded until first use."""
 
@@ -152,6 +161,7 @@ class Pipeline:
         if self._idf is None or self._idf[0] != corpus.count:
             texts = [f"{m['title']} {t}" for m, t in zip(corpus.metas, corpus.texts, strict=True)]
             vocab = {w for t in texts for w in words(t)} | {w for p in corpus.papers for a in p.aliases for w in words(a)}
+            vocab |= {part for w in list(vocab) if "-" in w for part in w.split("-")}
             self._idf = (corpus.count, extractive.idf_table(texts), vocab)
         return self._idf[1], self._idf[2]
 
@@ -213,8 +223,7 @@ class Pipeline:
         if found["compare"]:
             return ""
         tokens = [m.group(1) for m in _NAME_LIKE.finditer(q) if m.start() > 0]
-        unknown = [t for t in tokens if not all(w in vocab or all(p in vocab for p in w.split("-") if p)
-                                                for w in words(t))]
+        unknown = [t for t in tokens if not _known_name(t, vocab)]
         if unknown:
             return f"the papers never mention {', '.join(unknown)}"
         best = max(c.score for c in cands)
@@ -323,6 +332,7 @@ class Pipeline:
             return answer
         checked = check_citations(text, sources)
         answer.answer, answer.sentences = checked.text, checked.sentences
+        answer.removed_citations = checked.removed
         if _CANARY in answer.answer:
             answer.answer = answer.answer.replace(_CANARY, "[removed]")
             answer.grounded = False

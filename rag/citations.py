@@ -23,6 +23,7 @@ class CheckResult:
     sentences: list[Sentence]
     fabricated: int
     supported: int
+    removed: list[int]
 
     @property
     def grounded(self) -> bool:
@@ -60,13 +61,12 @@ def check_citations(text: str, sources: list[Source]) -> CheckResult:
     """Remove citations to passages that do not exist and mark each sentence supported or not."""
     valid = {s.n for s in sources}
     by_n = {s.n: s for s in sources}
-    fabricated = 0
+    removed: list[int] = []
 
     def fix(match: re.Match[str]) -> str:
-        nonlocal fabricated
         nums = [int(x) for x in re.split(r"\s*,\s*", match.group(1))]
         kept = [n for n in nums if n in valid]
-        fabricated += len(nums) - len(kept)
+        removed.extend(n for n in nums if n not in valid)
         return "".join(f"[{n}]" for n in kept)
 
     cleaned = CITATION.sub(fix, text)
@@ -83,5 +83,5 @@ def check_citations(text: str, sources: list[Source]) -> CheckResult:
             if pos >= 0:
                 spans.append((n, pos, pos + len(body.rstrip(" ."))))
         sentences.append(Sentence(text=body, citations=cites, supported=supported, spans=spans))
-    return CheckResult(text=cleaned, sentences=sentences, fabricated=fabricated,
-                       supported=sum(s.supported for s in sentences))
+    return CheckResult(text=cleaned, sentences=sentences, fabricated=len(removed),
+                       supported=sum(s.supported for s in sentences), removed=removed)

@@ -229,23 +229,23 @@ def hit_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
 
 def recall_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
     """Share of the gold papers among the first k ranked papers."""
-    gold = set(gold)
-    return len(set(ranked[:k]) & gold) / len(gold) if gold else 0.0
+    wanted = set(gold)
+    return len(set(ranked[:k]) & wanted) / len(wanted) if wanted else 0.0
 
 
 def mrr_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
     """1/rank of the first gold paper within k, else 0."""
-    gold = set(gold)
-    return next((1.0 / i for i, pid in enumerate(ranked[:k], start=1) if pid in gold), 0.0)
+    wanted = set(gold)
+    return next((1.0 / i for i, pid in enumerate(ranked[:k], start=1) if pid in wanted), 0.0)
 
 
 def ndcg_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
     """Binary-gain DCG over the ideal DCG at k."""
-    gold = set(gold)
-    if not gold:
+    wanted = set(gold)
+    if not wanted:
         return 0.0
-    dcg = sum(1.0 / math.log2(i + 1) for i, pid in enumerate(ranked[:k], start=1) if pid in gold)
-    ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(gold), k) + 1))
+    dcg = sum(1.0 / math.log2(i + 1) for i, pid in enumerate(ranked[:k], start=1) if pid in wanted)
+    ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(wanted), k) + 1))
     return dcg / ideal
 
 
@@ -333,7 +333,8 @@ def score_answer(question: Question, answer: Answer, latency_ms: float) -> Quest
             row.citations_total += len(citations)
             row.citations_precise += precise
             cited += citations
-        every = set(cited) | set(citation_markers(answer.answer))
+        # The chain strips citations to missing passages; they still count as fabricated here.
+        every = set(cited) | set(citation_markers(answer.answer)) | set(answer.removed_citations)
         row.invalid_citations = sorted(c for c in every if c not in by_n)
         row.cited_papers = unique_papers(by_n[c].paper_id for c in cited if c in by_n)
     row.failure = failure_tag(row)
@@ -420,7 +421,7 @@ def evaluate(questions: Sequence[Question], answer_fn: AnswerFn, label: str, pro
         t0 = time.perf_counter()
         try:
             answer = answer_fn(question)
-        except Exception as exc:  # one failing question must not end the run
+        except Exception as exc:  # noqa: BLE001 -- one failing question must not end the run
             elapsed = (time.perf_counter() - t0) * 1000
             log.warning("%s: %s raised %s: %s", label, question.id, type(exc).__name__, exc)
             return error_row(question, f"{type(exc).__name__}: {exc}", elapsed)
@@ -530,12 +531,12 @@ def parse_thresholds(items: Sequence[str] = (), file: str | Path | None = None) 
             raise ValueError(f"Threshold {item!r} must look like METRIC=VALUE, e.g. hit@5=0.8.")
         thresholds[key.strip()] = value.strip()
     parsed: dict[str, float] = {}
-    for key, value in thresholds.items():
+    for key, raw in thresholds.items():
         _split_key(key)
         try:
-            parsed[key] = float(value)  # type: ignore[arg-type]
+            parsed[key] = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"Threshold {key!r} needs a number, got {value!r}.") from exc
+            raise ValueError(f"Threshold {key!r} needs a number, got {raw!r}.") from exc
     return parsed
 
 
@@ -551,8 +552,8 @@ def check_thresholds(summary: dict, thresholds: dict[str, float]) -> list[str]:
         label = label or first
         if label not in runs:
             raise ValueError(f"Threshold {key!r} names run {label!r}; runs: {', '.join(runs)}.")
-        metric = runs[label].get(name)
-        value = metric.get("value") if metric else None
+        metric: dict = runs[label].get(name) or {}
+        value = metric.get("value")
         if value is None:
             violations.append(f"{label}:{name} has no value (nothing to count), threshold {limit:g}")
             continue

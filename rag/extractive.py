@@ -56,6 +56,7 @@ class Candidate:
     text: str
     abstract_pos: int
     score: float = 0.0
+    follows: bool = False
     dense: float = 0.0
     lexical: float = 0.0
 
@@ -117,7 +118,7 @@ def _similar(a: str, b: str) -> bool:
 
 
 def select(cands: list[Candidate], max_sentences: int, named: list[str], per_paper: int = 3,
-           relative: float = 0.8) -> list[Candidate]:
+           relative: float = 0.7) -> list[Candidate]:
     """The best sentence, then others close to it in score; restricted to a single named paper when there is one."""
     pool = [c for c in cands if c.source.paper_id in named] if len(named) == 1 else list(cands)
     pool = pool or list(cands)
@@ -125,15 +126,37 @@ def select(cands: list[Candidate], max_sentences: int, named: list[str], per_pap
     if not ranked:
         return []
     chosen: list[Candidate] = [ranked[0]]
+    # "This is achieved using two key mechanisms." needs the sentences that name them, right after it.
+    for c in _continuation(ranked[0], cands):
+        c.follows = True
+        chosen.append(c)
     for c in ranked[1:]:
         if len(chosen) >= max_sentences or c.score < relative * ranked[0].score:
             break
-        if sum(1 for x in chosen if x.source.paper_id == c.source.paper_id) >= per_paper:
+        if c in chosen or sum(1 for x in chosen if x.source.paper_id == c.source.paper_id) >= per_paper:
             continue
         if any(_similar(c.text, x.text) for x in chosen):
             continue
         chosen.append(c)
     return chosen
+
+
+_CATAPHORA = re.compile(r"(:\s*$|\b(two|three|four|several|following|key) (key )?(mechanisms|methods|techniques|"
+                        r"components|stages|steps|ideas|contributions|parts)\b|\bas follows\b)", re.IGNORECASE)
+
+
+_COUNT = {"two": 2, "three": 3, "four": 4, "several": 2, "following": 2, "key": 2}
+
+
+def _continuation(lead: Candidate, cands: list[Candidate]) -> list[Candidate]:
+    """The next sentences of the same paper when the lead announces a list ("two key mechanisms") or is too short."""
+    m = _CATAPHORA.search(lead.text)
+    if not m and len(lead.text.split()) >= 9:
+        return []
+    n = _COUNT.get((m.group(2) or "key").lower(), 1) if m and m.group(2) else 1
+    after = sorted((c for c in cands if c.source.paper_id == lead.source.paper_id and c.abstract_pos > lead.abstract_pos),
+                   key=lambda c: c.abstract_pos)
+    return after[:n]
 
 
 def paper_label(paper_id: str, papers: dict[str, Paper], title: str) -> str:
@@ -153,7 +176,9 @@ def compose(chosen: list[Candidate], papers: dict[str, Paper]) -> tuple[str, lis
     sentences: list[Sentence] = []
     blocks: list[str] = []
     for pid, group in groups.items():
-        lead, rest = group[0], sorted(group[1:], key=lambda c: c.abstract_pos)
+        lead = group[0]
+        rest = [c for c in group[1:] if c.follows] + sorted((c for c in group[1:] if not c.follows),
+                                                            key=lambda c: c.abstract_pos)
         parts = []
         for c in [lead, *rest]:
             sentences.append(Sentence(text=c.text, citations=[c.source.n], supported=True,

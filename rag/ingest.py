@@ -81,13 +81,13 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
     """Parse every file first (a bad file stops the run before the index is touched), then ingest them."""
     paths = list(paths)
     with writer_lock(settings):
-        if reset:
+        if reset:  # parse before deleting: a bad file must not cost the user the index
+            papers = read_papers(paths) if paths else load_corpus(settings.corpus)
             reset_store(settings)
-        store = open_store(settings)
-        if paths:
-            papers = read_papers(paths, existing=store.list_papers())
+            store = open_store(settings)
         else:
-            papers = load_corpus(settings.corpus)
+            store = open_store(settings)
+            papers = read_papers(paths, existing=store.list_papers()) if paths else load_corpus(settings.corpus)
         return ingest_papers(papers, settings, store, progress)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -24,7 +24,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import openai
-import pydantic
 from langchain_core.language_models import LanguageModelInput
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
@@ -70,6 +69,29 @@ def _api_key(settings: Settings) -> str:
     return os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
 
 
+_http: Any = httpx2 if httpx2 is not None else httpx  # the HTTP library the installed openai client speaks
+
+
+class _FinalTimeoutTransport(_http.HTTPTransport):  # type: ignore[misc]
+    """A transport whose timeouts are final: raised as openai's own error, which its client never retries.
+
+    The openai client retries a timed-out request like a refused one, so a hung endpoint kept a chat waiting
+    (1 + llm_max_retries) x llm_timeout. 5xx, 429 and connection errors fail fast and are still retried.
+    """
+
+    def handle_request(self, request: Any) -> Any:
+        try:
+            return super().handle_request(request)
+        except _http.TimeoutException as exc:
+            raise openai.APITimeoutError(request=request) from exc
+
+
+@functools.lru_cache(maxsize=1)
+def _http_client() -> Any:
+    """One pooled HTTP client for every chat model (the timeout is set per request by the openai client)."""
+    return openai.DefaultHttpxClient(transport=_FinalTimeoutTransport(limits=openai.DEFAULT_CONNECTION_LIMITS))
+
+
 def chat_model(settings: Settings, base_url: str | None = None, model: str | None = None) -> ChatOpenAI:
     """A deterministic ChatOpenAI for settings' endpoint (or base_url/model); `.stream()` streams."""
     url = base_url or settings.llm_base_url
@@ -85,6 +107,7 @@ def chat_model(settings: Settings, base_url: str | None = None, model: str | Non
         max_tokens=settings.llm_max_tokens,
         temperature=0,
         extra_body=legacy,
+        http_client=_http_client(),
     )
 
 
@@ -204,7 +227,8 @@ def friendly_error(
         error = LLMError(f"{where} closed the connection before the answer was complete.")
     elif has(openai.APIConnectionError):
         error = LLMError(f"{where} is unreachable.")
-    elif has(openai.APIResponseValidationError, json.JSONDecodeError, pydantic.ValidationError, KeyError, TypeError):
+    elif has(openai.APIResponseValidationError, ValueError, TypeError, KeyError, AttributeError):
+        # what openai and langchain-openai raise on a body that is not a chat completion (JSON errors included)
         error = LLMError(f"{where} sent a response that is not a valid OpenAI chat completion.")
     else:
         error = LLMError(f"{where} failed ({type(exc).__name__}).")

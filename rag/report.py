@@ -130,9 +130,10 @@ def render_markdown(summary: dict[str, Any], rows: Sequence[dict[str, Any]] = ()
     runs: dict[str, dict[str, Any]] = summary.get("runs") or {}
     labels = list(runs)
     names = list(summary.get("metrics_info") or next(iter(runs.values()), {}))
-    out = [f"# Evaluation report\n\n{summary.get('questions', 0)} questions · generated {summary.get('generated', '')}"
-           f" · lexical support τ = {summary.get('support_tau', '')}\n", "## Summary\n",
-           "| metric | " + " | ".join(_md(lb) for lb in labels) + " |", "|---|" + "---|" * len(labels)]
+    header = (f"# Evaluation report\n\n{summary.get('questions', 0)} questions · generated "
+              f"{summary.get('generated', '')} · lexical support τ = {summary.get('support_tau', '')}\n")
+    out = [header, "## Summary\n", "| metric | " + " | ".join(_md(lb) for lb in labels) + " |",
+           "|---|" + "---|" * len(labels)]
     for name in names:
         out.append(f"| {_md(name)} | " + " | ".join(_md(format_cell(runs[lb].get(name))) for lb in labels) + " |")
     for label, cats in (summary.get("per_category") or {}).items():
@@ -148,7 +149,8 @@ def render_markdown(summary: dict[str, Any], rows: Sequence[dict[str, Any]] = ()
         out += ["\n## Failure tags\n", "| run | " + " | ".join(tags) + " |", "|---|" + "---|" * len(tags)]
         out += [f"| {_md(lb)} | " + " | ".join(str(c.get(t, 0)) for t in tags) + " |" for lb, c in failures.items()]
     for label, diff in (summary.get("baseline_diff") or {}).items():
-        out += [f"\n## Against the baseline — {_md(label)}\n", "| metric | baseline | now | delta |", "|---|---|---|---|"]
+        out += [f"\n## Against the baseline — {_md(label)}\n", "| metric | baseline | now | delta |",
+                "|---|---|---|---|"]
         for name, d in diff.items():
             out.append(f"| {_md(name)} | {d['baseline']:.3f} | {d['now']:.3f} | {d['delta']:+.3f} |")
     failing = [r for r in rows if r.get("failure") != "ok"]
@@ -159,61 +161,126 @@ def render_markdown(summary: dict[str, Any], rows: Sequence[dict[str, Any]] = ()
     return "\n".join(out) + "\n"
 
 
+_CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
+       margin: 2em auto; max-width: 1200px; padding: 0 1em; }
+table { border-collapse: collapse; margin: .5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.k { color: #666; font-size: 90%; } .ci { color: #888; font-size: 85%; } .muted { color: #777; }
+.good { color: #176d2c; } .bad { color: #b3261e; }
+.s-ok { background: #dff3e1; } .s-bad { background: #fbe0de; }
+.tag { display: inline-block; border-radius: 3px; padding: 0 5px; font-size: 85%; background: #eee; }
+.tag-ok { background: #dff3e1; } .tag-bad { background: #fbe0de; }
+details { border: 1px solid #ddd; border-radius: 4px; margin: 4px 0; padding: 4px 8px; }
+summary { cursor: pointer; }
+.src { white-space: pre-wrap; font-size: 90%; color: #333; background: #fafafa; padding: 4px; margin: 2px 0; }
+img { max-width: 100%; margin-right: 1em; }
+"""
+
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>paperchat evaluation</title>
-<style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;
-vertical-align:top}th{background:#f3f3f3}td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
-.k{color:#666;font-size:90%}.ci{color:#888;font-size:85%}.good{color:#176d2c}.bad{color:#b3261e}
-.s-ok{background:#dff3e1}.s-bad{background:#fbe0de}.tag{display:inline-block;border-radius:3px;padding:0 5px;
-font-size:85%;background:#eee}.tag-ok{background:#dff3e1}.tag-bad{background:#fbe0de}
-details{border:1px solid #ddd;border-radius:4px;margin:4px 0;padding:4px 8px}summary{cursor:pointer}
-.src{white-space:pre-wrap;font-size:90%;color:#333;background:#fafafa;padding:4px;margin:2px 0}
-img{max-width:100%;margin-right:1em}.muted{color:#777}
-</style></head><body>
+<style>{{ css }}</style></head><body>
 <h1>paperchat evaluation</h1>
 <p class="muted">{{ summary.questions }} questions · generated {{ summary.generated }} ·
 lexical support τ = {{ summary.support_tau }} (lexical support, not faithfulness)</p>
+
 <h2>Summary</h2>
-<table><tr><th>metric</th>{% for label in labels %}<th>{{ label }}</th>{% endfor %}<th>what it counts</th></tr>
-{% for name in names %}<tr><td>{{ name }}</td>{% for label in labels %}{% set m = runs[label].get(name) %}
-<td class="num">{{ fv(m) }} <span class="k">{{ fc(m) }}</span> <span class="ci">{{ fci(m) }}</span></td>{% endfor %}
-<td class="muted">{{ info.get(name, {}).get("description", "") }}</td></tr>{% endfor %}
+<table>
+<tr><th>metric</th>{% for label in labels %}<th>{{ label }}</th>{% endfor %}<th>what it counts</th></tr>
+{% for name in names %}
+<tr><td>{{ name }}</td>
+  {% for label in labels %}{% set m = runs[label].get(name) %}
+  <td class="num">{{ fv(m) }} <span class="k">{{ fc(m) }}</span> <span class="ci">{{ fci(m) }}</span></td>
+  {% endfor %}
+  <td class="muted">{{ info.get(name, {}).get("description", "") }}</td></tr>
+{% endfor %}
 </table>
-{% if images %}<h2>Plots</h2>{% for img in images %}<img alt="{{ img[0] }}" src="data:image/png;base64,{{ img[1] }}">{% endfor %}{% endif %}
-{% for label, cats in per_category.items() %}<h2>Per category — {{ label }}</h2>
-<table><tr><th>category</th>{% for c in cat_columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for cat, metrics in cats.items() %}<tr><td>{{ cat }}</td>{% for c in cat_columns %}{% set m = metrics.get(c) %}
-<td class="num">{{ fv(m) }} <span class="k">{% if m and m.value is not none %}{{ fc(m) }}{% endif %}</span></td>
-{% endfor %}</tr>{% endfor %}</table>{% endfor %}
-{% if failures %}<h2>Failure tags</h2><table><tr><th>run</th>{% for t in tags %}<th>{{ t }}</th>{% endfor %}</tr>
-{% for label, counts in failures.items() %}<tr><td>{{ label }}</td>{% for t in tags %}<td class="num">{{ counts.get(t, 0) }}</td>
-{% endfor %}</tr>{% endfor %}</table>{% endif %}
-{% for label, diff in baseline_diff.items() %}<h2>Against the baseline — {{ label }}</h2>
-<table><tr><th>metric</th><th>baseline</th><th>now</th><th>delta</th></tr>
-{% for name, d in diff.items() %}<tr><td>{{ name }}</td><td class="num">{{ "%.3f"|format(d.baseline) }}</td>
-<td class="num">{{ "%.3f"|format(d.now) }}</td><td class="num {{ 'good' if good(name, d.delta) else ('bad' if d.delta else '') }}">
-{{ "%+.3f"|format(d.delta) }}</td></tr>{% endfor %}</table>{% endfor %}
+
+{% if images %}
+<h2>Plots</h2>
+{% for alt, png in images %}<img alt="{{ alt }}" src="data:image/png;base64,{{ png }}">{% endfor %}
+{% endif %}
+
+{% for label, cats in per_category.items() %}
+<h2>Per category — {{ label }}</h2>
+<table>
+<tr><th>category</th>{% for c in cat_columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for cat, metrics in cats.items() %}
+<tr><td>{{ cat }}</td>
+  {% for c in cat_columns %}{% set m = metrics.get(c) %}
+  <td class="num">{{ fv(m) }} <span class="k">{% if m and m.value is not none %}{{ fc(m) }}{% endif %}</span></td>
+  {% endfor %}
+</tr>
+{% endfor %}
+</table>
+{% endfor %}
+
+{% if failures %}
+<h2>Failure tags</h2>
+<table>
+<tr><th>run</th>{% for t in tags %}<th>{{ t }}</th>{% endfor %}</tr>
+{% for label, counts in failures.items() %}
+<tr><td>{{ label }}</td>{% for t in tags %}<td class="num">{{ counts.get(t, 0) }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endif %}
+
+{% for label, diff in baseline_diff.items() %}
+<h2>Against the baseline — {{ label }}</h2>
+<table>
+<tr><th>metric</th><th>baseline</th><th>now</th><th>delta</th></tr>
+{% for name, d in diff.items() %}
+{% set cls = 'good' if good(name, d.delta) else ('bad' if d.delta else '') %}
+<tr><td>{{ name }}</td><td class="num">{{ "%.3f"|format(d.baseline) }}</td>
+  <td class="num">{{ "%.3f"|format(d.now) }}</td><td class="num {{ cls }}">{{ "%+.3f"|format(d.delta) }}</td></tr>
+{% endfor %}
+</table>
+{% endfor %}
+
 <h2>Questions</h2>
-{% for label in row_labels %}<h3>{{ label }}</h3>{% for r in rows if r.run == label %}
-<details><summary><span class="tag {{ 'tag-ok' if r.failure == 'ok' else 'tag-bad' }}">{{ r.failure }}</span>
-<b>{{ r.id }}</b> <span class="muted">{{ r.category }}</span> {{ r.question }}</summary>
+{% for label in row_labels %}
+<h3>{{ label }}</h3>
+{% for r in rows if r.run == label %}
+<details>
+<summary><span class="tag {{ 'tag-ok' if r.failure == 'ok' else 'tag-bad' }}">{{ r.failure }}</span>
+  <b>{{ r.id }}</b> <span class="muted">{{ r.category }}</span> {{ r.question }}</summary>
 {% if r.error %}<p class="bad">Error: {{ r.error }}</p>{% endif %}
 <p><b>Answer</b>{% if r.abstained %} <span class="tag">abstained</span>{% endif %}
-<span class="muted">{{ "%.0f"|format(r.latency_ms) }} ms</span></p>
-{% if r.sentences %}<p>{% for s in r.sentences %}<span class="{{ 's-ok' if s.supported else 's-bad' }}"
-title="{{ s.reason }}">{{ s.text }}{% for c in s.citations %} [{{ c }}]{% endfor %}</span> {% endfor %}</p>
-{% else %}<p>{{ r.answer }}</p>{% endif %}
-{% if r.gold_papers %}<p><b>Retrieved papers</b> (gold in bold): {% for p in r.retrieved_papers %}
-{% if p in r.gold_papers %}<b>{{ p }}</b>{% else %}{{ p }}{% endif %}{{ ", " if not loop.last }}{% endfor %}
-· gold: {{ r.gold_papers|join(", ") }}</p>{% endif %}
-{% if r.facts %}<p><b>Facts</b></p><ul>{% for f in r.facts %}<li class="{{ 'good' if r.facts_found[loop.index0] else 'bad' }}">
-{{ "found" if r.facts_found[loop.index0] else "missed" }}: <code>{{ f|join(" | ") }}</code></li>{% endfor %}</ul>{% endif %}
+  <span class="muted">{{ "%.0f"|format(r.latency_ms) }} ms</span></p>
+{% if r.sentences %}
+<p>{% for s in r.sentences %}
+  <span class="{{ 's-ok' if s.supported else 's-bad' }}" title="{{ s.reason }}">{{ s.text }}
+  {%- for c in s.citations %} [{{ c }}]{% endfor %}</span>
+{% endfor %}</p>
+{% else %}
+<p>{{ r.answer }}</p>
+{% endif %}
+{% if r.gold_papers %}
+<p><b>Retrieved papers</b> (gold in bold):
+  {% for p in r.retrieved_papers %}{% if p in r.gold_papers %}<b>{{ p }}</b>{% else %}{{ p }}{% endif %}
+  {{- ", " if not loop.last }}{% endfor %} · gold: {{ r.gold_papers|join(", ") }}</p>
+{% endif %}
+{% if r.facts %}
+<p><b>Facts</b></p>
+<ul>
+{% for f in r.facts %}{% set ok = r.facts_found[loop.index0] %}
+  <li class="{{ 'good' if ok else 'bad' }}">{{ "found" if ok else "missed" }}: <code>{{ f|join(" | ") }}</code></li>
+{% endfor %}
+</ul>
+{% endif %}
 {% if r.invalid_citations %}<p class="bad">Citations to no source: {{ r.invalid_citations|join(", ") }}</p>{% endif %}
-{% if r.sources %}<p><b>Sources</b></p>{% for s in r.sources %}<div><b>[{{ s.n }}]</b> {{ s.paper_id }} — {{ s.title }}
-<span class="muted">score {{ "%.3f"|format(s.score) }}</span><div class="src">{{ s.text }}</div></div>{% endfor %}{% endif %}
-</details>{% endfor %}{% endfor %}
+{% if r.sources %}
+<p><b>Sources</b></p>
+{% for s in r.sources %}
+<div><b>[{{ s.n }}]</b> {{ s.paper_id }} — {{ s.title }} <span class="muted">score {{ "%.3f"|format(s.score) }}</span>
+  <div class="src">{{ s.text }}</div></div>
+{% endfor %}
+{% endif %}
+</details>
+{% endfor %}
+{% endfor %}
 </body></html>
 """
 
@@ -227,7 +294,7 @@ def render_html(summary: dict[str, Any], rows: Sequence[dict[str, Any]] = ()) ->
                                           ("key metrics per run", plot_metric_bars(summary))) if png]
     failures = summary.get("failures") or {}
     return template.render(
-        summary=summary, runs=runs, labels=list(runs), info=summary.get("metrics_info") or {},
+        css=_CSS, summary=summary, runs=runs, labels=list(runs), info=summary.get("metrics_info") or {},
         names=list(summary.get("metrics_info") or next(iter(runs.values()), {})), images=images,
         per_category=summary.get("per_category") or {}, cat_columns=CATEGORY_COLUMNS, failures=failures,
         tags=list(next(iter(failures.values()), {})), baseline_diff=summary.get("baseline_diff") or {},

@@ -144,7 +144,9 @@ class HybridRetriever(BaseRetriever):
                 ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
         pos = {cid: i for i, cid in enumerate(corpus.ids)}
         order = sorted(ranked, key=lambda c: -ranked[c])
-        named = [p for p in mentioned_papers(query, corpus.papers) if allowed is None or p in allowed]
+        # Dense mode is the plain-embedding baseline: no keyword ranking and no paper-name guarantee.
+        named = [p for p in mentioned_papers(query, corpus.papers) if allowed is None or p in allowed] \
+            if self.mode == "hybrid" else []
         picked: list[str] = []
         for pid in named:  # a paper the question names gets its best passage in, ahead of the rest
             best = next((c for c in order if corpus.metas[pos[c]]["paper_id"] == pid), None)

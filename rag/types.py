@@ -67,3 +67,6 @@ class Answer(BaseModel):
     evidence: str = ""
     closest_papers: list[str] = Field(default_factory=list)
     paper_ids: list[str] = Field(default_factory=list)
+    removed_citations: list[int] = Field(
+        default_factory=list, description="Citation numbers the answerer wrote that point at no passage (removed)."
+    )

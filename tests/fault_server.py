@@ -106,7 +106,7 @@ class Recorded:
 
     at: float
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-case names
     body: Body
 
 
@@ -149,7 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = {"_raw": raw.decode(errors="replace")}
         owner = self.server.owner
-        behaviour = owner._next(Recorded(time.monotonic(), self.path, dict(self.headers), body))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        behaviour = owner._next(Recorded(time.monotonic(), self.path, headers, body))
         stream = bool(body.get("stream"))
         try:
             self._serve(behaviour, body, stream, owner)

@@ -172,7 +172,7 @@ def test_get_local_server_is_shared() -> None:
         first = get_local_server(settings)
         assert get_local_server(settings) is first
         assert first.running and first.threads == 1
-        assert complete(chat_model(_settings(llm_max_tokens=8), first.base_url, first.model), QUESTION)
+        assert complete(chat_model(_settings(llm_max_tokens=16), first.base_url, first.model), QUESTION)
     finally:
         stop_local_server()
     assert not first.running
@@ -236,10 +236,21 @@ def test_http_errors_name_the_status(status: str, body: bytes, expected: str) ->
     assert "sk-" not in str(error)
 
 
-def test_malformed_response() -> None:
-    with raw_server(_http("200 OK", b"<html>hello</html>", "text/html")) as url:
-        error = _error_of(_settings(llm_timeout=5, llm_max_retries=0), url)
-    assert str(error) == f"The language model at {url} sent a response that is not a valid OpenAI chat completion."
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html>hello</html>", "text/html"),
+        (b"{not json", "application/json"),
+        (b'{"foo": 1}', "application/json"),
+        (b'{"choices": "x"}', "application/json"),
+    ],
+)
+def test_malformed_response(body: bytes, content_type: str) -> None:
+    with raw_server(_http("200 OK", body, content_type)) as url:
+        llm = chat_model(_settings(llm_timeout=5, llm_max_retries=0), base_url=url)
+        with pytest.raises(LLMError) as info:
+            complete(llm, QUESTION)
+    assert str(info.value) == f"The language model at {url} sent a response that is not a valid OpenAI chat completion."
 
 
 def test_empty_answer() -> None:

@@ -42,7 +42,7 @@ def test_size() -> None:
 
 @pytest.mark.parametrize("q", RECORDS, ids=lambda q: q.get("id", "?"))
 def test_record_shape(q: dict[str, Any]) -> None:
-    assert REQUIRED <= set(q), f"missing keys: {REQUIRED - set(q)}"
+    assert not REQUIRED - set(q), f"missing keys: {REQUIRED - set(q)}"
     assert q["category"] in CATEGORIES
     assert isinstance(q["question"], str) and q["question"].strip()
     assert all(isinstance(alts, list) and alts and all(isinstance(a, str) for a in alts) for alts in q["facts"])

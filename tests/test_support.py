@@ -104,7 +104,9 @@ def test_unsupported(sentence: str, passage: str, field: str) -> None:
 
 
 def test_support_multi_uses_the_union_of_passages() -> None:
-    sentence = "Hecate achieves up to 3.54x speedup while MoEShard reaches speedups of up to 6.4x in time to first token."
+    sentence = (
+        "Hecate achieves up to 3.54x speedup while MoEShard reaches speedups of up to 6.4x in time to first token."
+    )
     assert support_multi(sentence, [HECATE, MOESHARD]).supported
     assert not support_multi(sentence, [HECATE]).supported
     assert not support_multi(sentence, [MOESHARD]).supported
@@ -114,12 +116,12 @@ def test_support_multi_uses_the_union_of_passages() -> None:
 @pytest.mark.parametrize(
     ("candidate", "reference", "expected"),
     [
-        ("a b c d".split(), "a x c d".split(), 0.75),
-        ("a b c".split(), "a b c".split(), 1.0),
-        ("a b c".split(), "c b a".split(), 1 / 3),
-        ("a b".split(), "x a y b z".split(), 1.0),
-        ([], "a".split(), 0.0),
-        ("a".split(), [], 0.0),
+        (["a", "b", "c", "d"], ["a", "x", "c", "d"], 0.75),
+        (["a", "b", "c"], ["a", "b", "c"], 1.0),
+        (["a", "b", "c"], ["c", "b", "a"], 1 / 3),
+        (["a", "b"], ["x", "a", "y", "b", "z"], 1.0),
+        ([], ["a"], 0.0),
+        (["a"], [], 0.0),
     ],
 )
 def test_rouge_l_recall(candidate: list[str], reference: list[str], expected: float) -> None:

@@ -75,9 +75,12 @@ class ChatHandlers:
             yield chat, turns, skip, skip, skip, skip, render.esc(exc)
             return
         turn = len(turns)
-        chat += [{"role": "user", "content": render.clean_model_text(question)},
-                 {"role": "assistant", "content": PENDING}]
-        yield chat, turns, skip, "", skip, gr.Dataset(visible=False), ""
+        asked = [*chat, {"role": "user", "content": render.clean_model_text(question)}]
+
+        def bubble(content: str) -> list[dict]:
+            return [*asked, {"role": "assistant", "content": content}]
+
+        yield bubble(PENDING), turns, skip, "", skip, gr.Dataset(visible=False), ""
         ids = compare_ids or scope or None
         try:
             head, text, answer = "", "", None
@@ -87,33 +90,31 @@ class ChatHandlers:
                 if kind == "standalone":
                     head = render.caption(value, question)
                 elif kind == "sources":
-                    chat[-1]["content"] = head + PENDING
-                    yield chat, turns, skip, skip, skip, skip, skip
+                    yield bubble(head + PENDING), turns, skip, skip, skip, skip, skip
                 elif kind == "reset":
                     head, text = head + render.notice(value), ""
                 elif kind == "text":
                     text += value
-                    chat[-1]["content"] = head + render.answer_markdown(text, turn)
-                    yield chat, turns, skip, skip, skip, skip, skip
+                    yield bubble(head + render.answer_markdown(text, turn)), turns, skip, skip, skip, skip, skip
                 elif kind == "answer":
                     answer = value
         except QuestionError as exc:
             gr.Warning(render.esc(exc))
-            yield chat[:-2], turns, skip, question, skip, skip, render.esc(exc)
+            yield chat, turns, skip, question, skip, skip, render.esc(exc)
             return
         except Exception:
             log.exception("answering %r failed", question)
             gr.Warning(GENERIC_ERROR)
-            yield chat[:-2], turns, skip, question, skip, skip, GENERIC_ERROR
+            yield chat, turns, skip, question, skip, skip, GENERIC_ERROR
             return
         if answer is None:
-            yield chat[:-2], turns, skip, question, skip, skip, GENERIC_ERROR
+            yield chat, turns, skip, question, skip, skip, GENERIC_ERROR
             return
         papers = self.by_id()
-        chat[-1]["content"] = render.final_message(answer, turn, papers)
         turns.append(answer)
-        yield (chat, turns, render.sources_html(answer, turn, papers), skip,
-               gr.DownloadButton(value=str(write_export(answer)), interactive=True), self.suggestions(answer), "")
+        export = gr.DownloadButton(value=str(write_export(answer)), interactive=True)
+        yield (bubble(render.final_message(answer, turn, papers)), turns, render.sources_html(answer, turn, papers),
+               skip, export, self.suggestions(answer), "")
 
     def compare(self, chosen: list[str] | None, chat: list[dict], turns: list[Answer], answerer: str,
                 k: float) -> Iterator[tuple]:
@@ -159,21 +160,22 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     """The chat app over a pipeline; queue and limits from settings."""
     handlers, api = ChatHandlers(pipeline, settings), ScriptAPI(pipeline)
     papers = pipeline.papers()
-    choices = [(f"{render.label(p)} — {p.title}" if render.label(p) != p.title else p.title, p.id) for p in papers]
+    choices = [(render.choice(p), p.id) for p in papers]
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         turns = gr.State([])
         with gr.Row(equal_height=True, elem_id="pc-top"):
-            gr.HTML(f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {len(papers)} research '
-                    "papers. Every claim is cited to the passage it comes from.</div></div>", js_on_load=None)
-            with gr.Row(elem_id="pc-tools"):
+            count = f"{len(papers)} research paper{'s' if len(papers) != 1 else ''}"
+            gr.HTML(f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {count}. Every claim '
+                    "is cited to the passage it comes from.</div></div>", js_on_load=None, scale=4)
+            with gr.Row(elem_id="pc-tools", scale=1):
                 new_btn = gr.Button("New chat", size="sm", elem_id="pc-new", scale=0, min_width=100)
                 export_btn = gr.DownloadButton("Export answer (.md)", value=None, interactive=False, size="sm",
                                                elem_id="pc-export", scale=0, min_width=170)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=6, min_width=420):
-                chatbot = gr.Chatbot(elem_id="pc-chat", show_label=False, height="calc(100vh - 290px)",
+            with gr.Column(scale=7, min_width=440):
+                chatbot = gr.Chatbot(elem_id="pc-chat", show_label=False, height="calc(100vh - 320px)",
                                      min_height=380, buttons=["copy", "copy_all"], feedback_options=None,
-                                     examples=[{"text": q} for q in EXAMPLES], layout="bubble",
+                                     examples=[{"text": q} for q in EXAMPLES], layout="panel",
                                      placeholder="**Ask a question about the papers**, or pick an example.")
                 suggest = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[["What is 2BP?"]],
                                      label="Try asking instead", visible=False, elem_id="pc-suggest")
@@ -193,10 +195,10 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                     "*Search only in* box below the question.")
                         gr.HTML(render.papers_html(papers), js_on_load=None)
                     with gr.Tab("Compare"):
-                        pick = gr.CheckboxGroup(choices, label="Choose two or more papers", elem_id="pc-compare-pick")
-                        compare_btn = gr.Button("Compare", variant="primary", elem_id="pc-compare")
-                        gr.Markdown("The answer is a table (problem, approach, reported result), every cell cited. "
-                                    "You can also just ask *Compare X and Y*.")
+                        gr.Markdown("Choose two or more papers: the answer is a table (problem, approach, "
+                                    "reported result), every cell cited. You can also just ask *Compare X and Y*.")
+                        compare_btn = gr.Button("Compare the chosen papers", variant="primary", elem_id="pc-compare")
+                        pick = gr.CheckboxGroup(choices, show_label=False, elem_id="pc-compare-pick")
                     with gr.Tab("Settings"):
                         answerer = gr.Radio(["extractive", "openai", "local"], value=settings.answerer,
                                             label="Answerer", elem_id="pc-answerer")

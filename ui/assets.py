@@ -18,11 +18,16 @@ CSS = """
 #pc-top { align-items: flex-end; }
 #pc-tools { justify-content: flex-end; align-items: center; flex-wrap: nowrap; gap: 8px; }
 #pc-header { padding: 4px 2px 0 2px; }
+#pc-top .prose, #pc-sources .prose { max-width: none !important; }
 #pc-header h1 { font-size: 1.45rem; font-weight: 600; margin: 0; letter-spacing: -0.01em; }
 #pc-header .pc-sub { color: var(--body-text-color-subdued); font-size: 0.95rem; }
 #pc-chat .message-wrap, #pc-chat .message { font-size: 1rem; line-height: 1.6; }
-#pc-chat table { font-size: 0.9rem; }
-#pc-chat td, #pc-chat th { vertical-align: top; }
+#pc-chat table { font-size: 0.88rem; line-height: 1.45; }
+#pc-chat td, #pc-chat th { vertical-align: top; min-width: 9rem; word-break: normal; overflow-wrap: normal;
+  hyphens: auto; }
+#pc-chat td:first-child { min-width: 7rem; }
+#pc-chat .message-content { overflow-x: auto; }
+#pc-compare-pick { max-height: calc(100vh - 330px); overflow-y: auto !important; }
 a.pc-cite, span.pc-cite {
   display: inline-block; font-size: 0.78em; font-weight: 600; line-height: 1.2; vertical-align: 0.15em;
   padding: 0 0.3em; margin: 0 0.08em; border-radius: 4px; text-decoration: none !important;
@@ -47,7 +52,7 @@ a.pc-cite:hover { background: var(--color-accent); color: white !important; }
 .pc-why { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-top: 2px; }
 .pc-near { margin-top: 6px; font-size: 0.9rem; }
 #pc-side { position: sticky; top: 8px; }
-#pc-sources { max-height: calc(100vh - 170px); overflow-y: auto; padding-right: 4px; scroll-behavior: smooth; }
+#pc-sources { max-height: calc(100vh - 170px); overflow-y: auto !important; padding-right: 4px; }
 .pc-src-for { font-size: 0.85rem; color: var(--body-text-color-subdued); margin: 2px 0 8px 0; }
 .pc-src {
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px;
@@ -86,8 +91,13 @@ JS = """
       const el = document.getElementById(id);
       if (!el) { if (++tries < 50) setTimeout(go, 100); return; }
       const box = el.closest('#pc-sources');
-      if (box) { box.scrollTop = el.offsetTop - box.offsetTop - 8; }
-      el.scrollIntoView({block: 'nearest'});
+      if (box) {
+        box.scrollIntoView({block: 'nearest'});
+        const top = box.scrollTop + el.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+        box.scrollTo({top: top, behavior: 'smooth'});
+      } else {
+        el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
+      }
       el.classList.remove('pc-flash'); void el.offsetWidth; el.classList.add('pc-flash');
       setTimeout(() => el.classList.remove('pc-flash'), 2500);
     };

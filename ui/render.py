@@ -113,7 +113,9 @@ def final_message(answer: Answer, turn: int, papers: dict[str, Paper]) -> str:
 def _highlight(source: Source, answer: Answer) -> str:
     """The passage, escaped, with the evidence of the answer's sentences wrapped in <mark>."""
     spans = [(a, b) for s in answer.sentences for n, a, b in s.spans if n == source.n]
-    for s in answer.sentences:  # sentences quoted verbatim from this passage are evidence too
+    for s in answer.sentences:  # a sentence the check could not place: highlight it where it is quoted verbatim
+        if s.spans:
+            continue
         body = s.text.strip().rstrip(". ")
         pos = source.text.find(body) if len(body) > 20 else -1
         if pos >= 0:
@@ -208,3 +210,9 @@ def export_markdown(answer: Answer) -> str:
 def label(paper: Paper) -> str:
     """A short name for a paper: its first short alias, else its title."""
     return next((a for a in paper.aliases if len(a.split()) <= 3), paper.title)
+
+
+def choice(paper: Paper) -> str:
+    """How a paper is listed in pickers: its short name, then its title unless the title starts with it."""
+    name = label(paper)
+    return paper.title if paper.title.lower().startswith(name.lower()) else f"{name} — {paper.title}"

@@ -1,0 +1,269 @@
+"""The web chat (ui/) over the real pipeline: Gradio API endpoints, the chat handler, rendering, launch().
+
+Real components throughout: the session index (MiniLM + Chroma), a real Gradio server, gradio_client, and
+an LLM endpoint that really refuses connections for the fallback test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from conftest import ROOT, free_port, wait_http
+from rag.answer import Pipeline, QuestionError, validate_question
+from rag.settings import Settings
+from ui import render
+from ui.api import parse_auth, write_export
+from ui.app import GENERIC_ERROR, ChatHandlers, build_app
+
+pytestmark = pytest.mark.slow
+SEESAW_Q = "By how much does Seesaw beat vLLM?"
+CITE = re.compile(r"\[(\d+)\]")
+
+
+@pytest.fixture(scope="module")
+def app(pipeline: Pipeline) -> Iterator[tuple[object, str]]:
+    """build_app over the session pipeline, launched on a free port."""
+    demo = build_app(pipeline, pipeline.settings)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        yield demo, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app: tuple[object, str]) -> Client:
+    """A gradio_client on the running app."""
+    return Client(app[1], verbose=False)
+
+
+# -- the API scripts use -----------------------------------------------------------------------------------------
+def test_api_names(client: Client) -> None:
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert names == {"/ask", "/papers"}  # the UI's own events stay private
+
+
+def test_ask_cites_seesaw(client: Client) -> None:
+    ans = client.predict(SEESAW_Q, api_name="/ask")
+    assert "1.78" in ans["answer"]
+    cited = {int(n) for n in CITE.findall(ans["answer"])}
+    assert cited, ans["answer"]
+    by_n = {s["n"]: s for s in ans["sources"]}
+    assert "seesaw" in {by_n[n]["paper_id"] for n in cited}
+    assert not ans["abstained"] and ans["answerer"] == "extractive"
+
+
+def test_compare_table_names_both(client: Client) -> None:
+    ans = client.predict("Compare Seesaw and 2BP", paper_ids=["seesaw", "2bp"], compare=True, api_name="/ask")
+    rows = [ln for ln in ans["answer"].splitlines() if ln.startswith("|")]
+    assert len(rows) >= 4, ans["answer"]  # header, rule, one row per paper
+    assert any("Seesaw" in r for r in rows[2:]) and any("2BP" in r for r in rows[2:])
+    assert {s["paper_id"] for s in ans["sources"]} == {"seesaw", "2bp"}
+    assert CITE.search(rows[2]) and CITE.search(rows[3])
+
+
+def test_paper_ids_as_json_string_restrict_sources(client: Client) -> None:
+    ans = client.predict("What throughput gains are reported?", paper_ids='["2bp"]', api_name="/ask")
+    assert ans["sources"] and {s["paper_id"] for s in ans["sources"]} == {"2bp"}
+
+
+def test_follow_up_uses_history(client: Client) -> None:
+    first = client.predict("What is Universal Checkpointing?", api_name="/ask")
+    history = [{"role": "user", "content": first["question"]}, {"role": "assistant", "content": first["answer"]}]
+    for hist in (history, json.dumps(history)):
+        ans = client.predict("and what are its two mechanisms?", history=hist, api_name="/ask")
+        assert "Universal Checkpointing" in ans["standalone_question"]
+        assert ans["standalone_question"] != ans["question"]
+
+
+def test_empty_question_is_a_clear_error(client: Client, pipeline: Pipeline) -> None:
+    with pytest.raises(QuestionError) as expected:
+        validate_question("   ", pipeline.settings)
+    with pytest.raises(AppError, match=re.escape(str(expected.value))):
+        client.predict("   ", api_name="/ask")
+    with pytest.raises(AppError, match="Unknown paper id"):
+        client.predict("What is 2BP?", paper_ids=["no-such-paper"], api_name="/ask")
+    with pytest.raises(AppError, match="history must be"):
+        client.predict("What is 2BP?", history='[1, 2]', api_name="/ask")
+    assert client.predict(api_name="/papers")  # the server keeps serving
+
+
+def test_papers_endpoint(client: Client, pipeline: Pipeline) -> None:
+    papers = client.predict(api_name="/papers")
+    assert [p["id"] for p in papers] == [p.id for p in pipeline.papers()]
+    assert all(p["title"] and p["abstract"] for p in papers)
+
+
+def test_app_is_safe_by_default(app: tuple[object, str], pipeline: Pipeline) -> None:
+    demo, _ = app
+    assert demo.share is False and demo.show_error is False
+    assert demo._queue.max_size == pipeline.settings.queue_size
+    assert demo._queue.default_concurrency_limit == pipeline.settings.concurrency
+
+
+def test_import_rag_does_not_import_gradio() -> None:
+    code = "import rag, rag.answer, rag.cli, sys; assert 'gradio' not in sys.modules, 'gradio imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+# -- the chat handler (what the page runs) -------------------------------------------------------------------
+def run_chat(handlers: ChatHandlers, question: str, turns: list | None = None, **kw: object) -> list[tuple]:
+    """Every update the streaming handler yields for one question."""
+    return list(handlers.respond(question, [], turns or [], kw.get("answerer", "extractive"), kw.get("k", 6),
+                                 kw.get("scope")))
+
+
+def test_chat_streams_answer_sources_and_export(pipeline: Pipeline) -> None:
+    updates = run_chat(ChatHandlers(pipeline, pipeline.settings), SEESAW_Q)
+    assert len(updates) >= 3  # the question shows first, then the answer, then the final render
+    assert "Searching" in updates[0][0][-1]["content"]
+    chat, turns, sources, _, export, _, status = updates[-1]
+    assert status == "" and len(turns) == 1 and len(chat) == 2
+    bubble = chat[-1]["content"]
+    assert "1.78" in bubble and re.search(r'<a class="pc-cite" href="#src-0-\d+"', bubble)
+    n = int(re.search(r'href="#src-0-(\d+)"', bubble).group(1))
+    card = re.search(rf'<div class="pc-src" id="src-0-{n}">.*?</div></div>', sources, re.S).group(0)
+    assert re.search(r'<mark class="pc-hl">[^<]*1\.78x', card), card
+    text = Path(export.value["path"]).read_text(encoding="utf-8")
+    assert "1.78" in text and "## References" in text and f"[{n}] Seesaw" in text
+
+
+def test_chat_abstains_visibly_with_suggestions(pipeline: Pipeline) -> None:
+    chat, turns, sources, _, _, suggest, _ = run_chat(
+        ChatHandlers(pipeline, pipeline.settings),
+        "What does the Chinchilla paper say about compute-optimal training?")[-1]
+    assert turns[0].abstained
+    assert 'class="pc-abstain"' in chat[-1]["content"] and render.ABSTAIN_HEAD in chat[-1]["content"]
+    assert "Closest papers" in sources
+    assert suggest.visible and suggest.raw_samples
+    assert all(s[0].startswith("What is ") for s in suggest.raw_samples)
+
+
+def test_chat_bad_question_keeps_chat_and_says_why(pipeline: Pipeline) -> None:
+    updates = run_chat(ChatHandlers(pipeline, pipeline.settings), "\x00")
+    chat, turns, *_, status = updates[-1]
+    assert chat == [] and turns == [] and "control characters" in status
+
+
+def test_chat_unexpected_error_is_generic(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    handlers = ChatHandlers(pipeline, pipeline.settings)
+
+    def broken(*a: object, **k: object) -> Iterator[tuple[str, object]]:
+        raise RuntimeError("secret internal detail /etc/passwd")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(handlers.pipeline, "stream", broken)
+    chat, turns, *_, status = run_chat(handlers, SEESAW_Q)[-1]
+    assert status == GENERIC_ERROR and chat == [] and turns == []
+
+
+def test_unreachable_llm_shows_notice_and_extractive_answer(index_dir: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens here
+    settings = Settings(data_dir=index_dir, llm_base_url=dead, llm_api_key="sk-test", llm_timeout=3,
+                        llm_max_retries=0)
+    chat, turns, *_ = run_chat(ChatHandlers(Pipeline(settings), settings), SEESAW_Q, answerer="openai")[-1]
+    assert turns[0].notice and turns[0].answerer == "extractive"
+    assert 'class="pc-notice"' in chat[-1]["content"] and "1.78" in chat[-1]["content"]
+
+
+def test_follow_up_in_chat_shows_rewritten_question(pipeline: Pipeline) -> None:
+    handlers = ChatHandlers(pipeline, pipeline.settings)
+    _, turns, *_ = run_chat(handlers, "What is Universal Checkpointing?")[-1]
+    chat, turns, *_ = run_chat(handlers, "and what are its two mechanisms?", turns)[-1]
+    assert len(turns) == 2 and 'class="pc-caption"' in chat[-1]["content"]
+    assert "Universal Checkpointing" in chat[-1]["content"].split("</span>")[0]
+    assert 'href="#src-1-' in chat[-1]["content"]  # second turn's citations point at its own cards
+
+
+# -- rendering: model and passage text can never become markup ------------------------------------------------
+@pytest.mark.parametrize(("text", "absent", "present"), [
+    ("<script>alert(1)</script>", ["<script"], ["&lt;script&gt;"]),
+    ('<img src=x onerror="alert(1)">', ["<img"], ["&lt;img"]),
+    ("see ![x](http://198.51.100.7/leak.png) here", ["198.51.100.7", "!["], ["see", "here"]),
+    ("![x][ref]\n\n[ref]: http://198.51.100.7/a.png", ["198.51.100.7"], []),
+    ("[click](javascript:alert(1))", ["javascript", "]("], ["click"]),
+    ("[paper](https://evil.example/x?q=secret)", ["evil.example", "secret"], ["paper"]),
+    ("visit http://198.51.100.7/x or www.evil.example", ["http://", "www.evil"], ["http&#58;//"]),
+    ('"quoted" & <b>bold</b>', ["<b>", '"quoted"'], ["&amp;", "&quot;quoted&quot;"]),
+    ("&#60;script&#62;", ["&#60;script"], ["&amp;#60;script"]),
+])
+def test_clean_model_text(text: str, absent: list[str], present: list[str]) -> None:
+    out = render.clean_model_text(text)
+    for bad in absent:
+        assert bad not in out, (bad, out)
+    for good in present:
+        assert good in out, (good, out)
+
+
+def test_citations_link_only_to_local_anchors() -> None:
+    out = render.link_citations(render.clean_model_text("A claim [2]. Another [3] [x](http://a.b)."), turn=4)
+    assert re.findall(r'href="([^"]*)"', out) == ["#src-4-2", "#src-4-3"]
+
+
+def test_sources_panel_escapes_passages(pipeline: Pipeline) -> None:
+    ans = pipeline.answer(SEESAW_Q)
+    src = ans.sources[0].model_copy(update={"text": '<script>x()</script> <b onclick="y()">b</b>', "title": "<i>T"})
+    ans = ans.model_copy(update={"sources": [src]})
+    html = render.sources_html(ans, 0, {})
+    assert "<script" not in html and "<b " not in html and "<i>T" not in html
+    assert "&lt;script&gt;" in html
+
+
+# -- launch() and settings --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), ("", None), ("alice:secret", [("alice", "secret")]),
+    ("a:b, c:d:e", [("a", "b"), ("c", "d:e")]),
+])
+def test_parse_auth(value: str | None, expected: list | None) -> None:
+    assert parse_auth(value) == expected
+
+
+@pytest.mark.parametrize("value", ["alice", ":pw", "alice:"])
+def test_parse_auth_rejects_malformed(value: str) -> None:
+    with pytest.raises(ValueError, match="user:password"):
+        parse_auth(value)
+
+
+def test_export_markdown_has_references(pipeline: Pipeline) -> None:
+    text = write_export(pipeline.answer("Compare Seesaw and 2BP", paper_ids=["seesaw", "2bp"], compare=True))
+    body = text.read_text(encoding="utf-8")
+    assert body.startswith("# Compare Seesaw and 2BP") and "| Paper |" in body
+    refs = body.split("## References", 1)[1]
+    assert "Seesaw: High-throughput" in refs and "2BP: 2-Stage Backpropagation" in refs and "> " in refs
+
+
+def test_launch_serves_locally_with_auth(index_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "RAG_DATA_DIR": str(index_dir), "RAG_PORT": str(port), "RAG_AUTH": "alice:s3cret",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(tmp_path / "chat.log", "w")  # noqa: SIM115 - closed below
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "chat"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", timeout=120, proc=proc)
+        ready = time.monotonic() - t0
+        with pytest.raises(Exception):  # noqa: B017 - gradio_client raises different types for a 401
+            Client(f"http://127.0.0.1:{port}/", verbose=False).predict(api_name="/papers")
+        client = Client(f"http://127.0.0.1:{port}/", auth=("alice", "s3cret"), verbose=False)
+        assert client.predict(api_name="/papers")
+        print(f"launch() to serving: {ready:.1f} s")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+    out = (tmp_path / "chat.log").read_text()
+    assert re.search(r"ready in \d+\.\d s at http://127\.0\.0\.1:\d+", out), out
+    assert "Traceback" not in out
