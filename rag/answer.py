@@ -300,21 +300,14 @@ class Pipeline:
 
     def _llm_stream(self, state: dict[str, Any], answerer: str) -> Iterator[str]:
         """Text deltas from the OpenAI-compatible model (the local llama.cpp server for 'local')."""
-        from rag.llm import LLMError, chat_model, get_local_server
+        from rag.llm import chat_model, get_local_server, stream_text
 
         if answerer == "local":
             server = get_local_server(self.settings)
             model = chat_model(self.settings, base_url=server.base_url, model=server.model)
         else:
             model = chat_model(self.settings)
-        got = False
-        for chunk in model.stream(self._llm_messages(state, answerer)):
-            text = chunk.content if isinstance(chunk.content, str) else ""
-            if text:
-                got = True
-                yield text
-        if not got:
-            raise LLMError("The language model returned an empty answer.")
+        yield from stream_text(model, self._llm_messages(state, answerer))
 
     def _check(self, state: dict[str, Any]) -> Answer:
         """Check citations and assemble the typed Answer."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.chunking import chunk_paper, embedding_text
-from rag.corpus import load_corpus, read_papers
+from rag.corpus import CorpusError, load_corpus, read_papers
 from rag.embeddings import get_embeddings
 from rag.settings import Settings
 from rag.store import Store, open_store, reset_store, writer_lock
@@ -83,12 +83,25 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
     with writer_lock(settings):
         if reset:  # parse before deleting: a bad file must not cost the user the index
             papers = read_papers(paths) if paths else load_corpus(settings.corpus)
+            _refuse_duplicate_ids(papers)
             reset_store(settings)
             store = open_store(settings)
         else:
             store = open_store(settings)
             papers = read_papers(paths, existing=store.list_papers()) if paths else load_corpus(settings.corpus)
+            _refuse_duplicate_ids(papers)
         return ingest_papers(papers, settings, store, progress)
+
+
+def _refuse_duplicate_ids(papers: list[Paper]) -> None:
+    """Two papers under one id would silently replace each other: name the second one's file and line."""
+    seen: dict[str, str] = {}
+    for paper in papers:
+        if paper.id in seen:
+            where, _, line = paper.source.rpartition(":")
+            raise CorpusError(where or paper.source or "<input>", int(line) if line.isdigit() else 0,
+                              f"paper id {paper.id!r} is already used by {seen[paper.id]}; give each paper its own id")
+        seen[paper.id] = paper.source or repr(paper.title)
 
 
 def ensure_index(settings: Settings, progress: Progress | None = None) -> Store:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import chromadb
+import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
@@ -92,6 +95,32 @@ def _collection(client: ClientAPI, name: str, model: str, dim: int, where: str) 
     return col
 
 
+class _ServerCollection:
+    """A Chroma-server collection whose lost-connection errors become a StoreError naming the server.
+
+    The HTTP client reconnects by itself once the server is back, so nothing needs reopening; without this
+    a server that went away mid-session surfaced as a bare httpx.ConnectError from deep inside retrieval.
+    """
+
+    def __init__(self, collection: Collection, url: str) -> None:
+        self._collection, self._url = collection, url
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except (httpx.TransportError, ConnectionError) as exc:
+                raise StoreError(f"lost the connection to the Chroma server at {self._url} ({type(exc).__name__}: "
+                                 f"{exc}). Check that it is running, then try again.") from None
+
+        return call
+
+
 def open_store(settings: Settings) -> Store:
     """Open (creating if needed) the collections for the configured embedding model."""
     embedder = get_embeddings(settings)
@@ -99,6 +128,8 @@ def open_store(settings: Settings) -> Store:
     client = open_client(settings)
     chunks = _collection(client, settings.collection, embedder.name, embedder.dim, where)
     papers = _collection(client, f"{settings.collection}-papers", embedder.name, embedder.dim, where)
+    if settings.chroma_url:
+        chunks, papers = _ServerCollection(chunks, where), _ServerCollection(papers, where)  # type: ignore[assignment]
     return Store(client=client, chunks=chunks, papers=papers, model=embedder.name, where=where)
 
 

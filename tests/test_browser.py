@@ -206,7 +206,9 @@ def test_hostile_passages_render_inert(page: Any, tmp_path: Path) -> None:
         page.get_by_role("tab", name="Sources").click()
         page.wait_for_timeout(300)
         text = page.locator("body").inner_text()
-        scripts = page.evaluate("Array.from(document.scripts).filter(s => s.text.includes('__pwned')).length")
+        # (Gradio's own config script holds the abstract as inert, escaped JSON; look where content is rendered.)
+        scripts = page.evaluate("document.querySelectorAll('#pc-chat script, #pc-sources script, .pc-papers script,"
+                                " #pc-chat img, #pc-sources img, .pc-papers img, [onerror]').length")
         bad_imgs = page.evaluate("document.querySelectorAll('img[src=\"x\"], img[src*=\"198.51.100.7\"]').length")
         pwned = page.evaluate("typeof window.__pwned")
         links = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))")

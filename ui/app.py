@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -223,6 +224,17 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     return demo
 
 
+def _warm_examples(pipeline: Pipeline) -> None:
+    """Answer the example questions once in the background so their passages are embedded before anyone asks."""
+    t0 = time.perf_counter()
+    for question in EXAMPLES:
+        try:
+            pipeline.answer(question)
+        except Exception:  # warming is best effort; a real request reports its own error
+            log.warning("warming with %r failed", question, exc_info=True)
+    log.info("warmed the example questions in %.1f s", time.perf_counter() - t0)
+
+
 def launch(settings: Settings | None = None) -> None:
     """Build the pipeline, warm it (index and models), and serve the chat until interrupted."""
     settings = settings or Settings()
@@ -231,6 +243,7 @@ def launch(settings: Settings | None = None) -> None:
     count = len(pipeline.papers())  # builds the index on first run
     pipeline.answer(render.label(pipeline.papers()[0]) + "?")  # loads the embedder and retrievers
     demo = build_app(pipeline, settings)
+    threading.Thread(target=_warm_examples, args=(pipeline,), daemon=True, name="paperchat-warm").start()
     demo.launch(server_name=settings.host, server_port=settings.port, auth=parse_auth(settings.auth),
                 prevent_thread_lock=True, allowed_paths=[], quiet=True)
     log.info("paperchat ready in %.1f s (%d papers) at %s", time.perf_counter() - t0, count, demo.local_url)

@@ -52,7 +52,7 @@ a.pc-cite:hover { background: var(--color-accent); color: white !important; }
 .pc-why { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-top: 2px; }
 .pc-near { margin-top: 6px; font-size: 0.9rem; }
 #pc-side { position: sticky; top: 8px; }
-#pc-sources { max-height: calc(100vh - 170px); overflow-y: auto !important; padding-right: 4px; }
+#pc-sources { max-height: calc(100vh - 190px); overflow-y: auto !important; padding-right: 4px; }
 .pc-src-for { font-size: 0.85rem; color: var(--body-text-color-subdued); margin: 2px 0 8px 0; }
 .pc-src {
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px;
@@ -89,7 +89,7 @@ JS = """
     let tries = 0;
     const go = () => {
       const el = document.getElementById(id);
-      if (!el) { if (++tries < 50) setTimeout(go, 100); return; }
+      if (!el || el.getClientRects().length === 0) { if (++tries < 50) setTimeout(go, 100); return; }
       const box = el.closest('#pc-sources');
       if (box) {
         box.scrollIntoView({block: 'nearest'});

@@ -119,9 +119,12 @@ def _highlight(source: Source, answer: Answer) -> str:
         body = s.text.strip().rstrip(". ")
         pos = source.text.find(body) if len(body) > 20 else -1
         if pos >= 0:
-            spans.append((pos, pos + len(body) + (1 if source.text[pos + len(body):pos + len(body) + 1] == "." else 0)))
+            spans.append((pos, pos + len(body)))
+    text = source.text
+    # Evidence spans stop before the sentence's full stop; include it so the highlight reads as a sentence.
+    spans = [(a, b + 1 if text[b:b + 1] in {".", "!", "?"} else b) for a, b in spans]
     merged: list[list[int]] = []
-    for a, b in sorted((max(0, a), min(len(source.text), b)) for a, b in spans if b > a):
+    for a, b in sorted((max(0, a), min(len(text), b)) for a, b in spans if b > a):
         if merged and a <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], b)
         else:
