@@ -175,9 +175,35 @@ class Pipeline:
 
     # -- chain steps ---------------------------------------------------------------------------------------------
     def _condense(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Standalone question and the papers carried over from history."""
-        standalone, carried = condense(state["question"], state.get("history") or [], self.papers())
+        """Standalone question and the papers carried over from history (an LLM helps only where rules cannot)."""
+        history, papers = state.get("history") or [], self.papers()
+        standalone, carried = condense(state["question"], history, papers)
+        answerer = state.get("answerer") or self.settings.answerer
+        if history and not carried and answerer != "extractive" and not mentioned_papers(standalone, papers):
+            standalone = self._llm_condense(state["question"], history, answerer) or standalone
         return {"standalone": standalone, "carried": carried}
+
+    def _llm_condense(self, question: str, history: list[dict[str, str]], answerer: str) -> str | None:
+        """The LLM's rewrite of a follow-up, accepted only if it names a paper of the index; None otherwise."""
+        from rag.llm import complete
+
+        turns = "\n".join(f"{t['role']}: {t['content'][:500]}" for t in history[-4:])
+        try:
+            reply = complete(self._chat_model(answerer), load_prompt("condense").messages(history=turns, question=question))
+        except Exception as exc:  # condensing is an optimisation: the answer step reports LLM failures
+            log.info("LLM condense failed: %s", exc)
+            return None
+        line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")[: self.settings.max_question_chars]
+        return line if mentioned_papers(line, self.papers()) else None
+
+    def _chat_model(self, answerer: str) -> Any:
+        """The chat model of an LLM answerer (the local llama.cpp server for 'local')."""
+        from rag.llm import chat_model, get_local_server
+
+        if answerer == "local":
+            server = get_local_server(self.settings)
+            return chat_model(self.settings, base_url=server.base_url, model=server.model)
+        return chat_model(self.settings)
 
     def _retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
         """Passages for the standalone question; per named paper for comparisons."""
@@ -300,14 +326,9 @@ class Pipeline:
 
     def _llm_stream(self, state: dict[str, Any], answerer: str) -> Iterator[str]:
         """Text deltas from the OpenAI-compatible model (the local llama.cpp server for 'local')."""
-        from rag.llm import chat_model, get_local_server, stream_text
+        from rag.llm import stream_text
 
-        if answerer == "local":
-            server = get_local_server(self.settings)
-            model = chat_model(self.settings, base_url=server.base_url, model=server.model)
-        else:
-            model = chat_model(self.settings)
-        yield from stream_text(model, self._llm_messages(state, answerer))
+        yield from stream_text(self._chat_model(answerer), self._llm_messages(state, answerer))
 
     def _check(self, state: dict[str, Any]) -> Answer:
         """Check citations and assemble the typed Answer."""

@@ -131,3 +131,18 @@ def test_citation_check_removes_fabricated_and_marks_unsupported():
     assert "[7]" not in checked.text and checked.fabricated == 1
     assert [s.supported for s in checked.sentences] == [True, False, False]
     assert not checked.grounded
+
+
+@pytest.mark.parametrize(("reply", "want"), [
+    ("What are the two mechanisms of Universal Checkpointing?", "What are the two mechanisms of Universal Checkpointing?"),
+    ("I think you mean something about cooking.", "What were those two mechanisms again?"),
+])
+def test_llm_condense_is_used_only_when_it_names_a_paper(pipeline, monkeypatch, reply, want):
+    import rag.llm
+
+    monkeypatch.setattr(rag.llm, "complete", lambda llm, messages: reply)  # the model boundary
+    monkeypatch.setattr(type(pipeline), "_chat_model", lambda self, answerer: object())
+    state = {"question": "What were those two mechanisms again?", "answerer": "openai",
+             "history": [{"role": "user", "content": "Tell me about checkpoint formats"},
+                         {"role": "assistant", "content": "There are several formats."}]}
+    assert pipeline._condense(state)["standalone"] == want
