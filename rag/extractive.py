@@ -203,6 +203,7 @@ _CUES = {
                          r"reduc\w*|surpass\w*|experiments? show\w*|results? show\w*|evaluation\w*))\b",
                          re.IGNORECASE),
 }
+_MEASURED = re.compile(r"\d+(\.\d+)?\s*(x|×|%|times)\b", re.IGNORECASE)
 COMPARE_COLUMNS = ("problem", "approach", "result")
 MAX_CELL_CHARS = 260
 
@@ -226,9 +227,11 @@ def compare_table(per_paper: dict[str, list[Candidate]], papers: dict[str, Paper
         cells = []
         for col in COMPARE_COLUMNS:
             cue = _CUES[col]
+            # A reported result with a number ("1.70x", "36.5%") beats a vague one ("increases in all cases").
             scored = sorted(
                 (c for c in cands if id(c) not in used),
-                key=lambda c: (-(len(cue.findall(c.text)) > 0), -(c.score), c.abstract_pos),
+                key=lambda c: (not cue.search(c.text), col == "result" and not _MEASURED.search(c.text),
+                               -c.score, c.abstract_pos),
             )
             pick = next((c for c in scored if cue.search(c.text)), None)
             if pick is None:
