@@ -40,6 +40,28 @@ _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CANARY = f"CANARY-{secrets.token_hex(6)}"
 
 
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_MD_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(\s*[a-zA-Z][\w+.-]*:[^)]*\)")
+
+
+def sanitize(text: str) -> str:
+    """Answer text safe to render: the canary redacted, Markdown images dropped, outside links made plain text."""
+    return _MD_LINK.sub(r"\1", _MD_IMAGE.sub("", text.replace(_CANARY, "[removed]")))
+
+
+def _redact_canary(deltas: Iterator[str]) -> Iterator[str]:
+    """Stream deltas with the canary removed, holding back a tail that could be the canary's beginning."""
+    pending = ""
+    for delta in deltas:
+        pending = (pending + delta).replace(_CANARY, "[removed]")
+        keep = next((k for k in range(min(len(pending), len(_CANARY) - 1), 0, -1) if _CANARY.startswith(pending[-k:])), 0)
+        if len(pending) > keep:
+            yield pending[: len(pending) - keep]
+            pending = pending[len(pending) - keep:]
+    if pending:
+        yield pending
+
+
 class QuestionError(ValueError):
     """The question cannot be answered as given (empty, too long, not text)."""
 
@@ -333,12 +355,13 @@ class Pipeline:
     def _check(self, state: dict[str, Any]) -> Answer:
         """Check citations and assemble the typed Answer."""
         comp = state["composed"]
-        text: str = comp["text"]
+        leaked = _CANARY in comp["text"]
+        text: str = sanitize(comp["text"])  # before the text is copied into sentences or an abstention
         sources: list[Source] = state["decision"]["sources"]
         abstained = bool(state["decision"]["abstain"]) or ABSTAIN_SENTENCE.lower() in text.lower()
         answer = Answer(question=state["question"], standalone_question=state["condensed"]["standalone"],
                         answer=text, abstained=abstained, answerer=comp["answerer"], sources=sources,
-                        notice=comp.get("notice", ""), paper_ids=state["found"]["ranking"])
+                        notice=comp.get("notice", ""), paper_ids=state["found"]["ranking"], grounded=not leaked)
         if abstained:
             answer.closest_papers = answer.paper_ids[:3]
             answer.answer = text if text.startswith(ABSTAIN_SENTENCE) else self._abstention(state)
@@ -347,9 +370,6 @@ class Pipeline:
         checked = check_citations(text, sources)
         answer.answer, answer.sentences = checked.text, checked.sentences
         answer.removed_citations = checked.removed
-        if _CANARY in answer.answer:
-            answer.answer = answer.answer.replace(_CANARY, "[removed]")
-            answer.grounded = False
         if comp["answerer"] != "extractive" and not checked.grounded:
             answer.grounded = False
             answer.notice = (f"This {comp['answerer']} answer is not backed by its citations: "
@@ -418,9 +438,13 @@ class Pipeline:
         else:
             parts: list[str] = []
             try:
-                for delta in self._llm_stream(state, chosen):
+                def raw() -> Iterator[str]:
+                    for delta in self._llm_stream(state, chosen):
+                        parts.append(delta)
+                        yield delta
+
+                for delta in _redact_canary(raw()):
                     first_token = first_token or time.perf_counter()
-                    parts.append(delta)
                     yield "text", delta
                 composed = {"text": "".join(parts), "answerer": chosen}
             except Exception as exc:

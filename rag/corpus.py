@@ -216,8 +216,10 @@ def read_file(path: Path) -> list[Paper]:
 def finalize(papers: list[Paper], existing: Iterable[Paper] = ()) -> list[Paper]:
     """Fill in missing aliases and ids, derived from all papers so aliases stay distinctive."""
     existing = list(existing)
-    everyone = existing + papers
-    derived = derive_aliases([(p.title, p.abstract) for p in everyone])[len(existing):]
+    # A paper being re-ingested must not compete with its own indexed copy for its names.
+    new_titles, new_ids = {p.title.lower() for p in papers}, {p.id for p in papers if p.id}
+    others = [p for p in existing if p.title.lower() not in new_titles and p.id not in new_ids]
+    derived = derive_aliases([(p.title, p.abstract) for p in others + papers])[len(others):]
     taken = {p.id for p in existing if p.id} | {p.id for p in papers if p.id}
     by_title = {p.title.lower(): p.id for p in existing}
     out: list[Paper] = []

@@ -84,3 +84,12 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def fault_llm() -> Iterator["FaultServer"]:  # noqa: F821 - imported lazily
+    """A scripted, misbehaving OpenAI-compatible endpoint (tests/fault_server.py); `.url` is its base URL."""
+    from fault_server import FaultServer
+
+    with FaultServer() as server:
+        yield server

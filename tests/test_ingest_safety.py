@@ -114,8 +114,6 @@ def test_reingest_derived_ids_stable(settings: Settings, tmp_path: Path) -> None
     assert sorted(before["chunk_ids"]) == sorted(after["chunk_ids"])
 
 
-@pytest.mark.xfail(strict=True, reason="corpus.finalize derives aliases against the existing copy of the same "
-                   "paper, so every alias looks shared and is dropped on re-ingest")
 def test_reingest_keeps_derived_aliases(settings: Settings, tmp_path: Path) -> None:
     papers = pick("seesaw", "2bp", "universal-checkpointing")
     page = tmp_path / "page.txt"
@@ -134,7 +132,7 @@ def test_edited_abstract_replaces_stale_chunks(settings: Settings, tmp_path: Pat
     old_ids = {cid for cid in state(settings)["chunk_ids"] if cid.startswith("2bp:")}
 
     first_sentence = papers[1].abstract.split(". ")[0]
-    new_text = papers[1].abstract.replace(first_sentence, "Backpropagation split into two stages keeps accelerators busy")
+    new_text = papers[1].abstract.replace(first_sentence, "Splitting backpropagation in two keeps accelerators busy")
     new_text += " A follow-up run on the Zanzibar cluster reached a 2.31x throughput gain over 1F1B."
     edited = papers[1].model_copy(update={"abstract": new_text})
     write_jsonl(path, [papers[0], edited, papers[2]])

@@ -151,6 +151,16 @@ def test_concurrent_streams_both_finish(llama_server: LocalServer) -> None:
     assert all(text.strip() for text in answers.values())
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_server_runs_with_the_intended_flags(llama_server: LocalServer) -> None:
+    cmdline = Path(f"/proc/{llama_server.pid}/cmdline").read_bytes().split(b"\0")
+    environ = Path(f"/proc/{llama_server.pid}/environ").read_bytes().split(b"\0")
+    for flag, value in ((b"--model_alias", b"local"), (b"--interrupt_requests", b"False"), (b"--logits_all", b"False")):
+        assert cmdline[cmdline.index(flag) + 1] == value
+    assert cmdline[cmdline.index(b"--n_threads") + 1] == cmdline[cmdline.index(b"--n_threads_batch") + 1]
+    assert any(var.startswith(b"OMP_WAIT_POLICY=") for var in environ)
+
+
 def test_stop_ends_the_process_and_frees_the_port() -> None:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     server = LocalServer(default_gguf(), ctx=512).start()
