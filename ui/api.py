@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from ui import render
 log = logging.getLogger(__name__)
 
 GENERIC_ERROR = "Something went wrong while answering. Please try again."
+EXPORT_MAX_AGE_S = 3600
 
 
 def parse_auth(auth: str | None) -> list[tuple[str, str]] | None:
@@ -34,9 +37,13 @@ def parse_auth(auth: str | None) -> list[tuple[str, str]] | None:
 
 
 def write_export(answer: Answer) -> Path:
-    """Write one answer as Markdown into a fresh temp dir; returns the file path."""
+    """Write one answer as Markdown into a fresh temp dir (Gradio serves its own copy); returns the file path."""
     base = Path(tempfile.gettempdir()) / "paperchat-exports"
     base.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - EXPORT_MAX_AGE_S
+    for old in base.iterdir():  # exports are copied into Gradio's cache at once; drop ours after a while
+        if old.is_dir() and old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
     path = Path(tempfile.mkdtemp(dir=base)) / "paperchat-answer.md"
     path.write_text(render.export_markdown(answer), encoding="utf-8")
     return path

@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from rag.answer import Pipeline, QuestionError, validate_question
+from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, validate_question
 from rag.settings import Settings
 from rag.types import Answer
 from ui import render
@@ -34,7 +34,8 @@ class ChatApp(gr.Blocks):
     def launch(self, **kwargs: Any) -> Any:  # type: ignore[override]
         """Launch with local-only look and safe defaults (no share link, no error details, tiny uploads)."""
         defaults = {"theme": THEME, "css": CSS, "js": JS, "share": False, "show_error": False,
-                    "max_file_size": "1mb", "ssr_mode": False, "mcp_server": False}
+                    "max_file_size": "1mb", "ssr_mode": False, "mcp_server": False, "run_history": False,
+                    "footer_links": ["api", "settings"]}
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
         return super().launch(**kwargs)
@@ -52,10 +53,15 @@ class ChatHandlers:
 
     @staticmethod
     def history(turns: list[Answer]) -> list[dict[str, str]]:
-        """The conversation so far as the pipeline wants it (raw text, not rendered HTML)."""
+        """The conversation so far as the pipeline wants it (raw text, not rendered HTML).
+
+        An abstention is sent as the bare sentinel: its "closest papers" list is a suggestion, not the topic, and
+        would otherwise be carried into the next follow-up's rewrite.
+        """
         out: list[dict[str, str]] = []
         for t in turns:
-            out += [{"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer}]
+            said = ABSTAIN_SENTENCE if t.abstained else t.answer
+            out += [{"role": "user", "content": t.question}, {"role": "assistant", "content": said}]
         return out
 
     def suggestions(self, answer: Answer) -> Any:
@@ -167,8 +173,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         with gr.Row(equal_height=True, elem_id="pc-top"):
             count = f"{len(papers)} research paper{'s' if len(papers) != 1 else ''}"
             gr.HTML(f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {count}. Every claim '
-                    "is cited to the passage it comes from.</div></div>", js_on_load=None, scale=4)
-            with gr.Row(elem_id="pc-tools", scale=1):
+                    "is cited to the passage it comes from.</div></div>", js_on_load=None, elem_id="pc-head")
+            with gr.Row(elem_id="pc-tools"):
                 new_btn = gr.Button("New chat", size="sm", elem_id="pc-new", scale=0, min_width=100)
                 export_btn = gr.DownloadButton("Export answer (.md)", value=None, interactive=False, size="sm",
                                                elem_id="pc-export", scale=0, min_width=170)
@@ -211,8 +217,9 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         outs = [chatbot, turns, sources, question, export_btn, suggest, status]
         ask = [question, chatbot, turns, answerer, k, scope]
         private: dict[str, Any] = {"api_visibility": "private"}
-        question.submit(handlers.respond, ask, outs, **private)
-        ask_btn.click(handlers.respond, ask, outs, **private)
+        # always_last: a question sent while the previous answer is still finishing runs next instead of vanishing
+        question.submit(handlers.respond, ask, outs, trigger_mode="always_last", **private)
+        ask_btn.click(handlers.respond, ask, outs, trigger_mode="always_last", **private)
         chatbot.example_select(_example_text, None, question, **private).then(handlers.respond, ask, outs, **private)
         suggest.click(_suggestion_text, suggest, question, **private).then(handlers.respond, ask, outs, **private)
         compare_btn.click(handlers.compare, [pick, chatbot, turns, answerer, k], outs, **private)
@@ -240,12 +247,13 @@ def launch(settings: Settings | None = None) -> None:
     settings = settings or Settings()
     t0 = time.perf_counter()
     pipeline = Pipeline(settings)
-    count = len(pipeline.papers())  # builds the index on first run
-    pipeline.answer(render.label(pipeline.papers()[0]) + "?")  # loads the embedder and retrievers
+    papers = pipeline.papers()  # builds the index on first run
+    if papers:
+        pipeline.answer(f"What is {render.label(papers[0])}?")  # loads the embedder and retrievers
     demo = build_app(pipeline, settings)
     threading.Thread(target=_warm_examples, args=(pipeline,), daemon=True, name="paperchat-warm").start()
     demo.launch(server_name=settings.host, server_port=settings.port, auth=parse_auth(settings.auth),
                 prevent_thread_lock=True, allowed_paths=[], quiet=True)
-    log.info("paperchat ready in %.1f s (%d papers) at %s", time.perf_counter() - t0, count, demo.local_url)
-    print(f"paperchat: {count} papers, ready in {time.perf_counter() - t0:.1f} s at {demo.local_url}", flush=True)
+    log.info("paperchat ready in %.1f s (%d papers) at %s", time.perf_counter() - t0, len(papers), demo.local_url)
+    print(f"paperchat: {len(papers)} papers, ready in {time.perf_counter() - t0:.1f} s at {demo.local_url}", flush=True)
     demo.block_thread()

@@ -15,8 +15,10 @@ THEME = gr.themes.Default(
 
 CSS = """
 .gradio-container { max-width: 1480px !important; }
-#pc-top { align-items: flex-end; }
-#pc-tools { justify-content: flex-end; align-items: center; flex-wrap: nowrap; gap: 8px; }
+#pc-top { align-items: flex-end; flex-wrap: nowrap !important; }
+#pc-head { flex: 1 1 auto !important; }
+#pc-tools { flex: 0 0 auto !important; width: auto !important; justify-content: flex-end; align-items: center;
+  flex-wrap: nowrap; gap: 8px; }
 #pc-header { padding: 4px 2px 0 2px; }
 #pc-top .prose, #pc-sources .prose { max-width: none !important; }
 #pc-header h1 { font-size: 1.45rem; font-weight: 600; margin: 0; letter-spacing: -0.01em; }
@@ -28,12 +30,13 @@ CSS = """
 #pc-chat td:first-child { min-width: 7rem; }
 #pc-chat .message-content { overflow-x: auto; }
 #pc-compare-pick { max-height: calc(100vh - 330px); overflow-y: auto !important; }
-a.pc-cite, span.pc-cite {
+#pc-chat a[href^="#src-"], span.pc-cite {
   display: inline-block; font-size: 0.78em; font-weight: 600; line-height: 1.2; vertical-align: 0.15em;
   padding: 0 0.3em; margin: 0 0.08em; border-radius: 4px; text-decoration: none !important;
   color: var(--color-accent) !important; background: var(--color-accent-soft); cursor: pointer;
 }
-a.pc-cite:hover { background: var(--color-accent); color: white !important; }
+.dark #pc-chat a[href^="#src-"] { color: #c7d2fe !important; background: rgba(129, 140, 248, 0.28); }
+#pc-chat a[href^="#src-"]:hover { background: var(--color-accent); color: white !important; }
 .pc-caption { display: block; font-size: 0.82rem; color: var(--body-text-color-subdued); margin-bottom: 2px; }
 .pc-notice {
   border-left: 3px solid #d97706; background: rgba(217, 119, 6, 0.08); padding: 6px 10px;
@@ -66,8 +69,8 @@ a.pc-cite:hover { background: var(--color-accent); color: white !important; }
 .pc-src-uncited .pc-n { background: var(--neutral-400); }
 .pc-src-title { font-weight: 600; font-size: 0.95rem; line-height: 1.35; }
 .pc-src-meta { font-size: 0.75rem; color: var(--body-text-color-subdued); margin: 2px 0 6px 0; }
-.pc-passage { font-family: Charter, 'Iowan Old Style', Georgia, 'Liberation Serif', serif; font-size: 0.92rem; line-height: 1.6; white-space: pre-wrap;
-  overflow-wrap: anywhere; }
+.pc-passage { font-family: Charter, 'Iowan Old Style', Georgia, 'Liberation Serif', serif; font-size: 0.92rem;
+  line-height: 1.6; white-space: pre-wrap; overflow-wrap: anywhere; }
 mark.pc-hl { background: #fde68a; color: inherit; padding: 1px 0; border-radius: 2px; }
 .dark mark.pc-hl { background: #854d0e; }
 .pc-rest > summary, .pc-paper > summary { cursor: pointer; font-weight: 600; margin: 6px 0; }
@@ -78,7 +81,6 @@ mark.pc-hl { background: #fde68a; color: inherit; padding: 1px 0; border-radius:
 #pc-status { min-height: 0; }
 #pc-status p { color: #b91c1c; margin: 0; }
 #pc-suggest { margin-top: 0; }
-footer { display: none !important; }
 """
 
 # Citation clicks: show the Sources tab and scroll its card into view (waits for the panel to re-render when the
@@ -104,7 +106,7 @@ JS = """
     go();
   };
   document.addEventListener('click', (ev) => {
-    const a = ev.target && ev.target.closest ? ev.target.closest('a.pc-cite') : null;
+    const a = ev.target && ev.target.closest ? ev.target.closest('#pc-chat a[href^="#src-"]') : null;
     if (!a) return;
     const id = (a.getAttribute('href') || '').replace(/^#/, '');
     if (!/^src-[0-9]+-[0-9]+$/.test(id)) return;

@@ -6,10 +6,12 @@ import html
 import re
 from collections.abc import Iterable
 
+from rag.answer import ABSTAIN_SENTENCE
 from rag.types import Answer, Paper, Source
 
-_IMAGE = re.compile(r"!\[[^\]]*\](\([^)]*\)?|\[[^\]]*\])")
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)?")
+_TARGET = r"\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)?"  # a link target, with one level of nested parentheses
+_IMAGE = re.compile(r"!\[[^\]]*\](" + _TARGET + r"|\[[^\]]*\])")
+_LINK = re.compile(r"\[([^\]]*)\]" + _TARGET)
 _REF_DEF = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
 _SCHEME = re.compile(r"\b(https?|ftp|javascript|data|vbscript|file|mailto)(:)", re.IGNORECASE)
 _WWW = re.compile(r"\bwww\.", re.IGNORECASE)
@@ -43,13 +45,16 @@ def anchor(turn: int, n: int) -> str:
 
 
 def link_citations(text: str, turn: int, known: set[int] | None = None) -> str:
-    """Replace [n] markers in already-escaped text by in-page links to the source cards."""
+    """Replace [n] markers in already-escaped text by in-page Markdown links to the source cards.
+
+    Markdown rather than HTML so a message copied from the chat reads as Markdown: "[[1]](#src-0-1)".
+    """
 
     def repl(m: re.Match[str]) -> str:
         n = int(m.group(1))
         if known is not None and n not in known:
             return m.group(0)
-        return f'<a class="pc-cite" href="#{anchor(turn, n)}" title="Show source {n}">[{n}]</a>'
+        return f"[[{n}]](#{anchor(turn, n)})"
 
     return _CITE.sub(repl, text)
 
@@ -65,15 +70,25 @@ def unsupported(answer: Answer) -> list[str]:
     return [s.text for s in answer.sentences if not s.supported and not _verbatim(s.text, answer.sources)]
 
 
+def _locate(sentence: str, body: str) -> tuple[int, int] | None:
+    """Where a checked sentence sits in the answer text (the check drops citation markers from its copy)."""
+    tokens = sentence.split()
+    if not tokens:
+        return None
+    found = re.search(r"(?:\s|\[\d+\])*".join(re.escape(t) for t in tokens), body)
+    return (found.start(), found.end()) if found else None
+
+
 def answer_markdown(text: str, turn: int, answer: Answer | None = None) -> str:
     """The chat bubble for an answer (partial while streaming, final with support marks when answer is given)."""
     body = clean_model_text(text)
     if answer is not None:
         for sent in unsupported(answer):
-            target = clean_model_text(sent.strip())
-            if target and target in body:
-                body = body.replace(target, f'<span class="pc-unsup" title="Not supported by the cited passage">'
-                                            f'{target}</span><sup class="pc-unsup-flag">unsupported</sup>', 1)
+            found = _locate(clean_model_text(sent), body)
+            if found:
+                a, b = found
+                body = (f'{body[:a]}<span class="pc-unsup" title="Not supported by the cited passage">{body[a:b]}'
+                        f'</span><sup class="pc-unsup-flag">unsupported</sup>{body[b:]}')
     known = {s.n for s in answer.sources} if answer is not None else None
     return link_citations(body, turn, known)
 
@@ -96,7 +111,7 @@ def abstention(answer: Answer, papers: dict[str, Paper]) -> str:
     why = f'<div class="pc-why">Why: {esc(answer.notice)}</div>' if answer.notice else ""
     near = f'<div class="pc-near">Closest papers:</div><ul>{closest}</ul>' if closest else ""
     return (f'<div class="pc-abstain"><div class="pc-abstain-head">{ABSTAIN_HEAD}</div>'
-            f"<div>The papers here do not say.</div>{why}{near}</div>")
+            f"<div>{esc(ABSTAIN_SENTENCE)}</div>{why}{near}</div>")
 
 
 def final_message(answer: Answer, turn: int, papers: dict[str, Paper]) -> str:
