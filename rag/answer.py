@@ -239,13 +239,15 @@ class Pipeline:
         chosen = list(state.get("paper_ids") or [])
         compare_ids = named if len(named) >= 2 else chosen
         is_compare = bool(state.get("compare")) or (len(compare_ids) >= 2 and bool(_COMPARE.search(q)))
+        qvec = retriever.embed(q)  # once per question: retrieval, abstention and sentence scoring share it
         if is_compare and len(compare_ids) >= 2:
             docs: list[Document] = []
             for pid in compare_ids[:5]:
-                docs.extend(retriever.search(q, paper_ids=[pid], k=3))
-            return {"docs": docs, "named": compare_ids[:5], "compare": True, "ranking": self._ranking(docs)}
-        docs = retriever.search(q)
-        return {"docs": docs, "named": named, "compare": False, "ranking": self._ranking(docs)}
+                docs.extend(retriever.search(q, paper_ids=[pid], k=3, qvec=qvec))
+            return {"docs": docs, "named": compare_ids[:5], "compare": True, "ranking": self._ranking(docs),
+                    "qvec": qvec}
+        docs = retriever.search(q, qvec=qvec)
+        return {"docs": docs, "named": named, "compare": False, "ranking": self._ranking(docs), "qvec": qvec}
 
     @staticmethod
     def _ranking(docs: list[Document]) -> list[str]:
@@ -260,8 +262,7 @@ class Pipeline:
         cands = extractive.candidates(sources)
         idf, vocab = self._vocab()
         by_id = {p.id: p for p in self.papers()}
-        qvec = np.asarray(self.index.embedder.embed_query(q), dtype=np.float32)
-        extractive.score_candidates(q, cands, qvec, self._embed_sentences, idf, found["named"], by_id)
+        extractive.score_candidates(q, cands, found["qvec"], self._embed_sentences, idf, found["named"], by_id)
         reason = self._abstain_reason(q, cands, found, vocab, idf, by_id)
         return {"sources": sources, "cands": cands, "abstain": reason}
 

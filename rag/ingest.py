@@ -34,16 +34,24 @@ class IngestReport:
     paper_ids: list[str] = field(default_factory=list)
 
 
+BATCH_PAPERS = 32  # papers written per round trip: embedding and Chroma calls are batched across them
+
+
 def ingest_papers(papers: list[Paper], settings: Settings, store: Store, progress: Progress | None = None) -> IngestReport:
     """Upsert papers' chunks (embedding only new ones) and drop chunks their new text no longer has."""
     t0 = time.perf_counter()
     embedder = get_embeddings(settings)
     report = IngestReport(papers=len(papers))
     order_base = store.papers.count()
-    for i, paper in enumerate(papers):
-        chunks = chunk_paper(paper, settings.chunk_tokens, settings.chunk_overlap)
-        existing = set(store.chunks.get(where={"paper_id": paper.id}, include=[])["ids"])
-        new = [c for c in chunks if c.id not in existing]
+    for b in range(0, len(papers), BATCH_PAPERS):
+        batch = papers[b : b + BATCH_PAPERS]
+        ids = [p.id for p in batch]
+        chunks = {p.id: chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap) for p in batch}
+        got = store.chunks.get(where={"paper_id": {"$in": ids}}, include=["metadatas"])
+        existing = set(got["ids"])
+        new = [c for p in batch for c in chunks[p.id] if c.id not in existing]
+        # Order matters for crash safety: new chunks first, then stale ones removed, then the paper records;
+        # a run killed anywhere leaves a state the next run converges from.
         if new:
             t1 = time.perf_counter()
             vectors = embedder.embed_documents([embedding_text(c) for c in new])
@@ -53,23 +61,25 @@ def ingest_papers(papers: list[Paper], settings: Settings, store: Store, progres
                 metadatas=[{"paper_id": c.paper_id, "title": c.title, "start": c.start, "end": c.end,
                             "index": c.index} for c in new],
             )
-        stale = sorted(existing - {c.id for c in chunks})
+        keep = {c.id for p in batch for c in chunks[p.id]}
+        stale = sorted(existing - keep)
         if stale:
             store.chunks.delete(ids=stale)
-        previous = store.papers.get(ids=[paper.id], include=["metadatas"])
-        order = int(previous["metadatas"][0].get("order", i)) if previous["ids"] else order_base + i  # type: ignore[index]
+        previous = store.papers.get(ids=ids, include=["metadatas"])
+        orders = {pid: int(m.get("order", 0)) for pid, m in zip(previous["ids"], previous["metadatas"] or [], strict=True)}
         store.papers.upsert(
-            ids=[paper.id], documents=[paper.abstract],
-            embeddings=embedder.embed_documents([f"{paper.title}. {', '.join(paper.aliases)}"]),  # type: ignore[arg-type]
-            metadatas=[{"title": paper.title, "aliases": json.dumps(paper.aliases), "source": paper.source,
-                        "order": order, "chunks": len(chunks)}],
+            ids=ids, documents=[p.abstract for p in batch],
+            embeddings=embedder.embed_documents([f"{p.title}. {', '.join(p.aliases)}" for p in batch]),  # type: ignore[arg-type]
+            metadatas=[{"title": p.title, "aliases": json.dumps(p.aliases), "source": p.source,
+                        "order": orders.get(p.id, order_base + b + i), "chunks": len(chunks[p.id])}
+                       for i, p in enumerate(batch)],
         )
         report.added += len(new)
         report.removed += len(stale)
-        report.unchanged += len(chunks) - len(new)
-        report.paper_ids.append(paper.id)
+        report.unchanged += len(keep) - len(new)
+        report.paper_ids.extend(ids)
         if progress:
-            progress(i + 1, len(papers), paper.id)
+            progress(min(b + BATCH_PAPERS, len(papers)), len(papers), batch[-1].id)
     report.seconds = time.perf_counter() - t0
     log.info("ingested %d papers: +%d -%d =%d chunks in %.2fs", len(papers), report.added, report.removed,
              report.unchanged, report.seconds)

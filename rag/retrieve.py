@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import bm25s
 import numpy as np
@@ -17,11 +18,12 @@ from pydantic import ConfigDict
 
 from rag.embeddings import get_embeddings
 from rag.settings import Settings
-from rag.store import Store
+from rag.store import Store, get_all
 from rag.text import STOPWORDS, content_words
 from rag.types import Paper, Source
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
 
 _TITLE_GENERIC = frozenset("model models large language llm llms training inference efficient sharding learning "
                            "data via based neural network networks scale scaling".split())
@@ -51,6 +53,11 @@ class Corpus:
     papers: list[Paper]
     bm25: bm25s.BM25 | None
     count: int
+
+    @cached_property
+    def pos(self) -> dict[str, int]:
+        """Row of each chunk id."""
+        return {cid: i for i, cid in enumerate(self.ids)}
 
     @property
     def paper_by_id(self) -> dict[str, Paper]:
@@ -83,14 +90,26 @@ class Index:
 
     def _load(self, count: int) -> Corpus:
         """Read all chunks and papers from Chroma and index their words with bm25s."""
-        got = self.store.chunks.get(include=["documents", "metadatas"])
-        ids, texts, metas = got["ids"], list(got["documents"] or []), [dict(m) for m in got["metadatas"] or []]
+        got = get_all(self.store.chunks, ["documents", "metadatas"])
+        ids, texts, metas = got["ids"], list(got["documents"]), [dict(m) for m in got["metadatas"]]
         bm25 = None
         if ids:
             bm25 = bm25s.BM25()
             bm25.index(_tokenize([f"{m['title']} {t}" for m, t in zip(metas, texts, strict=True)]),
                        show_progress=False)
         return Corpus(ids=ids, texts=texts, metas=metas, papers=self.store.list_papers(), bm25=bm25, count=count)
+
+
+@lru_cache(maxsize=100_000)
+def _name_pattern(name: str) -> re.Pattern[str]:
+    """A compiled whole-word pattern for one paper name (re's own cache holds only 512)."""
+    return re.compile(rf"(?<![\w-]){re.escape(name.lower())}(?![\w])")
+
+
+@lru_cache(maxsize=100_000)
+def _title_words(title: str) -> frozenset[str]:
+    """A title's distinctive words."""
+    return frozenset(w for w in content_words(title) if w not in _TITLE_GENERIC)
 
 
 def mentioned_papers(question: str, papers: list[Paper]) -> list[str]:
@@ -100,9 +119,8 @@ def mentioned_papers(question: str, papers: list[Paper]) -> list[str]:
     hits: list[tuple[int, str]] = []
     for p in papers:
         names = [*p.aliases, p.id] + ([p.id.replace("-", " ")] if "-" in p.id else [])
-        positions = [m.start() for n in names if len(n) >= 2
-                     for m in [re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w])", q)] if m]
-        title_words = {w for w in content_words(p.title) if w not in _TITLE_GENERIC}
+        positions = [m.start() for n in names if len(n) >= 2 for m in [_name_pattern(n).search(q)] if m]
+        title_words = _title_words(p.title)
         if not positions and len(title_words) >= 2 and len(title_words & q_words) >= max(2, int(0.6 * len(title_words))):
             positions = [len(q)]
         if positions:
@@ -126,7 +144,8 @@ class HybridRetriever(BaseRetriever):
         """Fused, capped passages for the query, best first, each with score, rank and dense similarity."""
         return self.search(query)
 
-    def search(self, query: str, paper_ids: list[str] | None = None, k: int | None = None) -> list[Document]:
+    def search(self, query: str, paper_ids: list[str] | None = None, k: int | None = None,
+               qvec: np.ndarray | None = None) -> list[Document]:
         """The retrieval itself (also callable without LangChain's callback machinery)."""
         corpus = self.index.corpus()
         if not corpus.ids:
@@ -134,7 +153,8 @@ class HybridRetriever(BaseRetriever):
         k = k or self.k
         allowed = set(paper_ids or self.paper_ids or []) or None
         fetch = min(self.settings.fetch_k, len(corpus.ids))
-        qvec = np.array(self.index.embedder.embed_query(query), dtype=np.float32)
+        if qvec is None:
+            qvec = self.embed(query)
         dense = self._dense(qvec, fetch, allowed)
         ranked: dict[str, float] = {}
         for rank, cid in enumerate(dense):
@@ -142,7 +162,7 @@ class HybridRetriever(BaseRetriever):
         if self.mode == "hybrid":
             for rank, cid in enumerate(self._bm25(query, fetch, allowed, corpus)):
                 ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
-        pos = {cid: i for i, cid in enumerate(corpus.ids)}
+        pos = corpus.pos
         order = sorted(ranked, key=lambda c: -ranked[c])
         # Dense mode is the plain-embedding baseline: no keyword ranking and no paper-name guarantee.
         named = [p for p in mentioned_papers(query, corpus.papers) if allowed is None or p in allowed] \
@@ -178,6 +198,10 @@ class HybridRetriever(BaseRetriever):
                         similarity=round(sims.get(cid, 0.0), 4), named=meta["paper_id"] in named)
             docs.append(Document(page_content=corpus.texts[pos[cid]], metadata=meta, id=cid))
         return docs
+
+    def embed(self, query: str) -> np.ndarray:
+        """The query vector (compute it once and pass it to search() for several searches)."""
+        return np.asarray(self.index.embedder.embed_query(query), dtype=np.float32)
 
     def _dense(self, qvec: np.ndarray, fetch: int, allowed: set[str] | None) -> list[str]:
         """Chunk ids by cosine similarity from Chroma's HNSW index."""

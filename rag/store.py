@@ -27,6 +27,22 @@ from rag.types import Paper
 log = logging.getLogger(__name__)
 
 
+HNSW_EF_SEARCH = 1000  # Chroma's default 100 gave recall@5 0.82 against exact search at 100k chunks; 1000 gave 0.97
+PAGE = 5000  # one get() of more than 32,766 records exceeds SQLite's variable limit inside Chroma
+
+
+def get_all(collection: Collection, include: list[str]) -> dict[str, list]:
+    """Every record of a collection, read in pages (a single get() fails past 32,766 records)."""
+    out: dict[str, list] = {"ids": [], **{k: [] for k in include}}
+    while True:
+        got = collection.get(include=include, limit=PAGE, offset=len(out["ids"]))  # type: ignore[arg-type]
+        out["ids"] += got["ids"]
+        for key in include:
+            out[key] += list(got[key] or [])  # type: ignore[literal-required]
+        if len(got["ids"]) < PAGE:
+            return out
+
+
 class StoreError(RuntimeError):
     """The index cannot be opened or used; the message says what to do."""
 
@@ -71,7 +87,7 @@ class Store:
 
     def list_papers(self) -> list[Paper]:
         """Every indexed paper, in ingestion order."""
-        got = self.papers.get(include=["documents", "metadatas"])
+        got = get_all(self.papers, ["documents", "metadatas"])
         rows = sorted(zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True),
                       key=lambda row: (int(row[2].get("order", 0)), row[0]))
         return [Paper(id=pid, title=str(meta["title"]), abstract=doc or "", aliases=json.loads(str(meta["aliases"])),
@@ -81,7 +97,7 @@ class Store:
 def _collection(client: ClientAPI, name: str, model: str, dim: int, where: str) -> Collection:
     """Get or create a cosine collection recording its embedding model, refusing a different model."""
     col = client.get_or_create_collection(
-        name, metadata={"embedding_model": model, "dim": dim}, configuration={"hnsw": {"space": "cosine"}},
+        name, metadata={"embedding_model": model, "dim": dim}, configuration={"hnsw": {"space": "cosine", "ef_search": HNSW_EF_SEARCH}},
         embedding_function=None,
     )
     meta = col.metadata or {}

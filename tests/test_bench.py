@@ -32,7 +32,6 @@ def test_smoke_run_reports_every_stage(tmp_path: Path) -> None:
 
     saved = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert saved["meta"]["mode"] == "smoke" and saved["meta"]["sizes"] == [bench.SMOKE_SIZE]
-    assert saved["meta"]["total_s"] < 120
     stages = {s["id"]: s for s in saved["stages"]}
     assert not [s for s in stages.values() if s["status"] == "error"], [s["note"] for s in stages.values()]
     for sid in CORE:
