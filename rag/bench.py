@@ -931,7 +931,7 @@ def stage_retrieval(ctx: Ctx, rep: Report, size: int | str) -> None:
     ours_load = time.perf_counter() - t
     retriever = make_retriever(index, settings)
     fetch = min(settings.fetch_k, len(corpus.ids))
-    with paged_gets() if paged else contextlib.nullcontext():
+    with paged_gets():  # LangChain's Chroma.get() of every chunk fails past 32,766 rows; ours pages by itself now
         naive = Naive(naive_vs)
     t = time.perf_counter()
     floor = Floor.load(floor_dir)  # type: ignore[arg-type]
