@@ -97,12 +97,9 @@ class Store:
 def _collection(client: ClientAPI, name: str, model: str, dim: int, where: str) -> Collection:
     """Get or create a cosine collection recording its embedding model, refusing a different model."""
     col = client.get_or_create_collection(
-        name, metadata={"embedding_model": model, "dim": dim}, configuration={"hnsw": {"space": "cosine", "ef_search": HNSW_EF_SEARCH}},
-        embedding_function=None,
+        name, metadata={"embedding_model": model, "dim": dim},
+        configuration={"hnsw": {"space": "cosine", "ef_search": HNSW_EF_SEARCH}}, embedding_function=None,
     )
-    hnsw = (col.configuration or {}).get("hnsw") or {}
-    if hnsw.get("ef_search", HNSW_EF_SEARCH) < HNSW_EF_SEARCH:  # an index made before the setting: raise it
-        col.modify(configuration={"hnsw": {"ef_search": HNSW_EF_SEARCH}})
     meta = col.metadata or {}
     built_with, built_dim = meta.get("embedding_model"), meta.get("dim")
     if built_with != model or (dim and built_dim and int(built_dim) != dim):
@@ -111,6 +108,9 @@ def _collection(client: ClientAPI, name: str, model: str, dim: int, where: str) 
             f"RAG_EMBEDDINGS selects {model!r} (dim {dim}). Set RAG_EMBEDDINGS back, or rebuild the index "
             f"with 'paperchat ingest --reset'."
         )
+    hnsw = (col.configuration or {}).get("hnsw") or {}
+    if hnsw.get("ef_search", HNSW_EF_SEARCH) < HNSW_EF_SEARCH:  # an index made before the setting: raise it
+        col.modify(configuration={"hnsw": {"ef_search": HNSW_EF_SEARCH}})
     return col
 
 
