@@ -145,8 +145,7 @@ def ask(
     from rag.answer import Pipeline
 
     settings = _settings(retrieval=retrieval)
-    ans = Pipeline(settings).answer(question, answerer=answerer, paper_ids=paper, k=k,
-                                    compare=bool(paper and len(paper) > 1 and "compar" in question.lower()))
+    ans = Pipeline(settings).answer(question, answerer=answerer, paper_ids=paper, k=k)
     if as_json:
         keys = {"question", "standalone_question", "answer", "abstained", "answerer", "sources", "sentences",
                 "timings_ms", "grounded", "notice", "evidence", "closest_papers"}
