@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 from dataclasses import dataclass
@@ -108,7 +109,9 @@ def _collection(client: ClientAPI, name: str, model: str, dim: int, where: str) 
             f"RAG_EMBEDDINGS selects {model!r} (dim {dim}). Set RAG_EMBEDDINGS back, or rebuild the index "
             f"with 'paperchat ingest --reset'."
         )
-    hnsw = (col.configuration or {}).get("hnsw") or {}
+    with warnings.catch_warnings():  # Chroma warns about its own legacy config format when reading it back
+        warnings.simplefilter("ignore", DeprecationWarning)
+        hnsw = (col.configuration or {}).get("hnsw") or {}
     if hnsw.get("ef_search", HNSW_EF_SEARCH) < HNSW_EF_SEARCH:  # an index made before the setting: raise it
         col.modify(configuration={"hnsw": {"ef_search": HNSW_EF_SEARCH}})
     return col
