@@ -243,10 +243,10 @@ class Pipeline:
         if is_compare and len(compare_ids) >= 2:
             docs: list[Document] = []
             for pid in compare_ids[:5]:
-                docs.extend(retriever.search(q, paper_ids=[pid], k=3, qvec=qvec))
+                docs.extend(retriever.search(q, paper_ids=[pid], k=3, qvec=qvec, mentioned=named))
             return {"docs": docs, "named": compare_ids[:5], "compare": True, "ranking": self._ranking(docs),
                     "qvec": qvec}
-        docs = retriever.search(q, qvec=qvec)
+        docs = retriever.search(q, qvec=qvec, mentioned=named)
         return {"docs": docs, "named": named, "compare": False, "ranking": self._ranking(docs), "qvec": qvec}
 
     @staticmethod

@@ -145,7 +145,7 @@ class HybridRetriever(BaseRetriever):
         return self.search(query)
 
     def search(self, query: str, paper_ids: list[str] | None = None, k: int | None = None,
-               qvec: np.ndarray | None = None) -> list[Document]:
+               qvec: np.ndarray | None = None, mentioned: list[str] | None = None) -> list[Document]:
         """The retrieval itself (also callable without LangChain's callback machinery)."""
         corpus = self.index.corpus()
         if not corpus.ids:
@@ -165,7 +165,9 @@ class HybridRetriever(BaseRetriever):
         pos = corpus.pos
         order = sorted(ranked, key=lambda c: -ranked[c])
         # Dense mode is the plain-embedding baseline: no keyword ranking and no paper-name guarantee.
-        named = [p for p in mentioned_papers(query, corpus.papers) if allowed is None or p in allowed] \
+        if mentioned is None:  # callers that already know the named papers pass them: one scan per question
+            mentioned = mentioned_papers(query, corpus.papers)
+        named = [p for p in mentioned if allowed is None or p in allowed] \
             if self.mode == "hybrid" else []
         picked: list[str] = []
         for pid in named:  # a paper the question names gets its best passage in, ahead of the rest
