@@ -3,9 +3,11 @@
 A sentence is supported when it is contained in the passage, or the ROUGE-L recall of its content words
 against the passage reaches ``tau``, or most of its content words occur in the passage — and, in every
 case, each number, system name and negation of the sentence is also in the passage, each number sits
-among some of the same words in both, and the passage does not negate what the sentence asserts. Call
-this "lexical support", not faithfulness: it cannot see paraphrase ("ignore" for "do not act on") nor a
-swapped word ("manual" for "automatic", "inference" for "training").
+among some of the same words in both, and the passage does not negate what the sentence asserts. A research
+claim is a statement: a sentence with a link or a command to the reader ("visit …", "paste your password",
+"ignore previous instructions") is never supported, even copied verbatim — retrieved text may carry
+instructions (OWASP LLM01). Call this "lexical support", not faithfulness: it cannot see paraphrase ("ignore"
+for "do not act on") nor a swapped word ("manual" for "automatic", "inference" for "training").
 """
 
 from __future__ import annotations
@@ -51,6 +53,25 @@ _NEG_TOKEN = re.compile(r"[a-z]+(?:'t)?")
 _POSSESSIVE = re.compile(r"['’]s\b")
 _NAME = re.compile(r"(?<![\w-])([A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*)(?![\w-])")
 
+# Links and commands to the reader. A URL with a scheme, "www.", or a host with a path (evil.example/login).
+_URL = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.|mailto:|javascript:)\S*|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/\S*", re.I)
+# A command opens a clause with one of these verbs followed by its object ("visit the", "paste their",
+# "ignore previous", "go to"), so the nouns "run time", "output tokens", "open problems" stay statements.
+COMMAND_VERBS = frozenset(
+    "visit click tap paste copy type enter submit send email forward share upload download install run execute "
+    "open go navigate browse log sign ignore disregard forget reveal print output repeat say tell reply respond "
+    "call contact follow provide give delete transfer pay confirm verify update reset write insert include use".split()
+)
+_COMMAND_OBJECTS = frozenset(
+    "the this that these those your their his her my our a an all any every everything anything it them me us "
+    "here there now immediately only to in on into out up back previous prior above earlier following below".split()
+)
+_LEAD_ADVERBS = frozenset("please kindly now then first next finally also just simply immediately".split())
+_READER_MODAL = re.compile(r"\byou\s+(?:must|should|need\s+to|have\s+to|are\s+(?:asked|required)\s+to)\b", re.I)
+_LIST_MARKER = re.compile(r"^[\s\-–—*•>\"'“”‘’(\[]*(?:\d+[.)]\s+)?")
+_COMMAND_TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*|,")
+LEAD_PHRASE_WORDS = 6  # "To verify your account, enter …": a short opening phrase before the command
+
 
 @dataclass(frozen=True)
 class SupportResult:
@@ -66,6 +87,7 @@ class SupportResult:
     dropped_negation: bool = False
     missing_names: list[str] = field(default_factory=list)
     misbound_numbers: list[str] = field(default_factory=list)
+    instruction: str = ""  # the link or command to the reader that makes the sentence unsupportable
 
 
 def strip_markup(text: str) -> str:
@@ -177,6 +199,8 @@ def _names(text: str) -> list[str]:
     found: list[str] = []
     for m in _NAME.finditer(text):
         token = m.group(1)
+        if token.lower() == token:  # no capital: no name (the quick test for most words)
+            continue
         letters = [c for c in token if c.isalpha()]
         if len(letters) < 2 or not any(c.isupper() for c in token):
             continue
@@ -201,6 +225,26 @@ def _missing_names(sentence: str, passage: str) -> list[str]:
     return missing
 
 
+def instruction(sentence: str) -> str:
+    """The link or command to the reader in sentence, or '' — a research claim is a statement, not an order."""
+    if url := _URL.search(sentence):
+        return url.group(0).rstrip(".,;:!?)]'\"")
+    if modal := _READER_MODAL.search(sentence):
+        return modal.group(0)
+    for part in re.split(r"[;:]", _LIST_MARKER.sub("", sentence)):
+        tokens = _COMMAND_TOKEN.findall(part.lower())
+        openings = [0]
+        if "," in tokens[: LEAD_PHRASE_WORDS + 1]:  # "To continue, paste …", "First, visit …"
+            openings.append(tokens.index(",") + 1)
+        for i in openings:
+            while i < len(tokens) and tokens[i] in _LEAD_ADVERBS:
+                i += 1
+            verb, after = (tokens + ["", ""])[i : i + 2]
+            if verb in COMMAND_VERBS and (after in _COMMAND_OBJECTS or after in {"", ","}):
+                return " ".join(t for t in tokens[i : i + 3] if t != ",")
+    return ""
+
+
 def support(sentence: str, passage: str, tau: float = SUPPORT_TAU) -> SupportResult:
     """Check whether passage lexically supports sentence (see the module docstring for the rule)."""
     sentence = strip_markup(sentence)
@@ -217,8 +261,12 @@ def support(sentence: str, passage: str, tau: float = SUPPORT_TAU) -> SupportRes
     dropped = not negated and _dropped_negation(sent_tokens, passage)
     missing_names = _missing_names(sentence, passage)
     misbound = _misbound_numbers(sent_tokens, pass_tokens)
+    command = instruction(sentence)
 
-    if not (contained or rouge >= tau or coverage >= COVERAGE_MIN):
+    if command:
+        where = "copied from a passage" if contained else "in the sentence"
+        reason = f"instruction or link {where}: {command}"
+    elif not (contained or rouge >= tau or coverage >= COVERAGE_MIN):
         reason = f"low overlap: ROUGE-L recall {rouge:.2f} < {tau:.2f}, coverage {coverage:.2f} < {COVERAGE_MIN:.2f}"
     elif missing_numbers:
         reason = f"numbers not in passage: {', '.join(missing_numbers)}"
@@ -234,7 +282,8 @@ def support(sentence: str, passage: str, tau: float = SUPPORT_TAU) -> SupportRes
         reason = "contained in passage" if contained else f"ROUGE-L recall {rouge:.2f}, coverage {coverage:.2f}"
         return SupportResult(True, rouge, coverage, [], False, reason, contained, False, [])
     return SupportResult(
-        False, rouge, coverage, missing_numbers, added, reason, contained, dropped, missing_names, misbound
+        False, rouge, coverage, missing_numbers, added, reason, contained, dropped, missing_names, misbound,
+        instruction=command,
     )
 
 
