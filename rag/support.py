@@ -308,8 +308,9 @@ class _Frame:
 def _clause_frames(clause: str, systems: frozenset[str]) -> list[_Frame]:
     """The claims of one clause, one per comparison marker ("compared to", "than", "outperforms" …)."""
 
-    def named(text: str) -> frozenset[str]:
-        return frozenset(k for m in _NAME.finditer(text) if (k := _name_key(m.group(1))) in systems)
+    def named(text: str) -> frozenset[str]:  # names carry a capital: "vLLM", "Seesaw", "S2-Attention"
+        tokens = (m.group(1) for m in _NAME.finditer(text))
+        return frozenset(k for t in tokens if t.lower() != t and (k := _name_key(t)) in systems)
 
     markers = list(_COMPARISON.finditer(clause))
     if not markers:
