@@ -3,9 +3,19 @@
 A sentence is supported when it is contained in the passage, or the ROUGE-L recall of its content words
 against the passage reaches ``tau``, or most of its content words occur in the passage — and, in every
 case, each number, system name and negation of the sentence is also in the passage, each number sits
-among some of the same words in both, and the passage does not negate what the sentence asserts. Call
-this "lexical support", not faithfulness: it cannot see paraphrase ("ignore" for "do not act on") nor a
-swapped word ("manual" for "automatic", "inference" for "training").
+among some of the same words in both, and the passage does not negate what the sentence asserts. Two
+rules look at what the words do rather than which words occur:
+
+- a research claim is a statement: a sentence with a link or a command to the reader ("visit …",
+  "paste your password", "ignore previous instructions") is never supported, even copied verbatim —
+  retrieved text may carry instructions (OWASP LLM01);
+- comparisons keep their roles: the system before "compared to / than / over / outperforms …" and the
+  one after it must be on the same sides as in the passage, and a number must stay with the system it
+  is about in the passage.
+
+Call this "lexical support", not faithfulness: it cannot see paraphrase ("ignore" for "do not act on")
+nor a swapped word ("manual" for "automatic", "inference" for "training"), and it reads "vLLM is slower
+than Seesaw" as a swap of "Seesaw is faster than vLLM" (it knows no antonyms).
 """
 
 from __future__ import annotations
@@ -13,13 +23,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rag.text import STOPWORDS, numbers, sentences, words
 
-# Calibrated on tests/data/support_pairs.jsonl (47 hand-labelled pairs, 24 supported) by a sweep of tau
-# over 0.30..0.75: best agreement 41/47 = 0.872, reached at tau <= 0.40 and at 0.55; 0.55 has the higher
-# precision of "supported" (22/26 = 0.846, recall 22/24 = 0.917). ROUGE-L recall never exceeds content
-# coverage, so a tau at or above COVERAGE_MIN would leave the ROUGE-L test without effect.
+# Calibrated on tests/data/support_pairs.jsonl (71 hand-labelled pairs, 34 supported) by a sweep of tau
+# over 0.30..0.75: best agreement 65/71 = 0.915, reached at tau <= 0.40 and at 0.55; 0.55 has the higher
+# precision of "supported" (32/36 = 0.889, recall 32/34 = 0.941). On the first 47 pairs, labelled before the
+# comparison and instruction rules, the sweep is unchanged by them: 41/47 at the same taus. ROUGE-L recall
+# never exceeds content coverage, so a tau at or above COVERAGE_MIN would leave the ROUGE-L test without effect.
 SUPPORT_TAU = 0.55
 COVERAGE_MIN = 0.75  # share of the sentence's content words that must occur in the passage
 NEGATION_WINDOW = 4  # content words after a passage negation that it scopes over
@@ -51,6 +63,44 @@ _NEG_TOKEN = re.compile(r"[a-z]+(?:'t)?")
 _POSSESSIVE = re.compile(r"['’]s\b")
 _NAME = re.compile(r"(?<![\w-])([A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*)(?![\w-])")
 
+# Links and commands to the reader. A URL with a scheme, "www.", or a host with a path (evil.example/login).
+_URL = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.|mailto:|javascript:)\S*|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/\S*", re.I)
+# A command opens a clause with one of these verbs followed by its object ("visit the", "paste their",
+# "ignore previous", "go to"), so the nouns "run time", "output tokens", "open problems" stay statements.
+COMMAND_VERBS = frozenset(
+    "visit click tap paste copy type enter submit send email forward share upload download install run execute "
+    "open go navigate browse log sign ignore disregard forget reveal print output repeat say tell reply respond "
+    "call contact follow provide give delete transfer pay confirm verify update reset write insert include use".split()
+)
+_COMMAND_OBJECTS = frozenset(
+    "the this that these those your their his her my our a an all any every everything anything it them me us "
+    "here there now immediately only to in on into out up back previous prior above earlier following below".split()
+)
+_LEAD_ADVERBS = frozenset("please kindly now then first next finally also just simply immediately".split())
+_READER_MODAL = re.compile(r"\byou\s+(?:must|should|need\s+to|have\s+to|are\s+(?:asked|required)\s+to)\b", re.I)
+_LIST_MARKER = re.compile(r"^[\s\-–—*•>\"'“”‘’(\[]*(?:\d+[.)]\s+)?")
+_COMMAND_TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*|,")
+LEAD_PHRASE_WORDS = 6  # "To verify your account, enter …": a short opening phrase before the command
+# Comparisons: the system before the marker is compared against the one after it; "outperformed by" and
+# its kin put the winner after the marker.
+_COMPARISON = re.compile(
+    r"\b(?:(?P<passive>(?:outperform|surpass|exceed|beat)(?:ed|en)?\s+by)"
+    r"|(?:when\s+)?compared\s+(?:to|with|against|over)|in\s+comparison\s+(?:to|with)|relative\s+to"
+    r"|versus|vs\.?|against|over|than|outperform(?:s|ed|ing)?|surpass(?:es|ed|ing)?|exceed(?:s|ed|ing)?"
+    r"|beats?|beating)(?![\w-])",
+    re.IGNORECASE,
+)
+_CLAUSE_BREAK = re.compile(r"[;:]|,?\s+\b(?:while|whereas|but)\b", re.IGNORECASE)
+# What is compared against is a noun phrase: it ends at punctuation, a conjunction or a preposition.
+_BASELINE_END = re.compile(
+    r"[,;:()]|\b(?:and|or|while|whereas|when|where|which|that|in|on|at|for|with|across|by|from|under|using"
+    r"|during|to|as)\b",
+    re.IGNORECASE,
+)
+_LOWER_WORD = re.compile(r"(?<![\w-])[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])")
+_AND_NAME = re.compile(r",?\s+and\s+(?=([A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*))")
+FRONTED_WORDS = 3  # "Moreover, compared with vLLM, Seesaw …": at most this many words before a fronted marker
+
 
 @dataclass(frozen=True)
 class SupportResult:
@@ -66,6 +116,9 @@ class SupportResult:
     dropped_negation: bool = False
     missing_names: list[str] = field(default_factory=list)
     misbound_numbers: list[str] = field(default_factory=list)
+    instruction: str = ""  # the link or command to the reader that makes the sentence unsupportable
+    swapped_roles: list[str] = field(default_factory=list)  # names on the other side of a comparison
+    moved_numbers: list[str] = field(default_factory=list)  # numbers the passage gives to another system
 
 
 def strip_markup(text: str) -> str:
@@ -177,6 +230,8 @@ def _names(text: str) -> list[str]:
     found: list[str] = []
     for m in _NAME.finditer(text):
         token = m.group(1)
+        if token.lower() == token:  # no capital: no name (the quick test for most words)
+            continue
         letters = [c for c in token if c.isalpha()]
         if len(letters) < 2 or not any(c.isupper() for c in token):
             continue
@@ -201,6 +256,148 @@ def _missing_names(sentence: str, passage: str) -> list[str]:
     return missing
 
 
+def instruction(sentence: str) -> str:
+    """The link or command to the reader in sentence, or '' — a research claim is a statement, not an order."""
+    if url := _URL.search(sentence):
+        return url.group(0).rstrip(".,;:!?)]'\"")
+    if modal := _READER_MODAL.search(sentence):
+        return modal.group(0)
+    for part in re.split(r"[;:]", _LIST_MARKER.sub("", sentence)):
+        tokens = _COMMAND_TOKEN.findall(part.lower())
+        openings = [0]
+        if "," in tokens[: LEAD_PHRASE_WORDS + 1]:  # "To continue, paste …", "First, visit …"
+            openings.append(tokens.index(",") + 1)
+        for i in openings:
+            while i < len(tokens) and tokens[i] in _LEAD_ADVERBS:
+                i += 1
+            verb, after = (tokens + ["", ""])[i : i + 2]
+            if verb in COMMAND_VERBS and (after in _COMMAND_OBJECTS or after in {"", ","}):
+                return " ".join(t for t in tokens[i : i + 3] if t != ",")
+    return ""
+
+
+def _name_key(name: str) -> str:
+    """A name compared across texts: case-free, plural-free ('GPUs' is 'GPU')."""
+    key = name.lower()
+    return key[:-1] if key.endswith("s") and len(key) > 3 else key
+
+
+@lru_cache(maxsize=512)
+def _systems(passage: str) -> frozenset[str]:
+    """Keys of the names a passage uses: system names, and capitalised words it never writes in lower case."""
+    keys = {_name_key(n) for n in _names(passage)}
+    lower = set(_LOWER_WORD.findall(passage))  # "Evaluation …" is no name when "our evaluation" occurs too
+    keys |= {
+        _name_key(m.group(1))
+        for m in _NAME.finditer(passage)
+        if m.group(1)[0].isupper() and m.group(1).lower() not in STOPWORDS and m.group(1).lower() not in lower
+    }
+    return frozenset(keys)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """One claim of a clause: the systems it is about, the systems they are compared against, its numbers."""
+
+    subject: frozenset[str]
+    baseline: frozenset[str]
+    numbers: frozenset[str]
+    compares: bool
+
+
+def _clause_frames(clause: str, systems: frozenset[str]) -> list[_Frame]:
+    """The claims of one clause, one per comparison marker ("compared to", "than", "outperforms" …)."""
+
+    def named(text: str) -> frozenset[str]:  # names carry a capital: "vLLM", "Seesaw", "S2-Attention"
+        tokens = (m.group(1) for m in _NAME.finditer(text))
+        return frozenset(k for t in tokens if t.lower() != t and (k := _name_key(t)) in systems)
+
+    markers = list(_COMPARISON.finditer(clause))
+    if not markers:
+        return [_Frame(named(clause), frozenset(), frozenset(numbers(clause)), False)]
+    frames: list[_Frame] = []
+    start = 0
+    for i, m in enumerate(markers):
+        if m.start() < start:
+            continue
+        last = i + 1 == len(markers)
+        before, after = clause[start : m.start()], clause[m.end() : markers[i + 1].start() if not last else None]
+        end = _BASELINE_END.search(after)
+        cut = end.start() if end else len(after)
+        fronted = (
+            end is not None and after[cut] == "," and len(words(before)) <= FRONTED_WORDS
+            and not named(before) and not numbers(before)
+        )
+        if fronted:  # "Compared with vLLM, Seesaw achieves …"
+            subject, baseline, rest, start = after[cut + 1 :], after[:cut], "", m.end() + len(after)
+        else:  # what follows the baseline opens the next claim, or ends this one
+            subject, baseline, rest, start = before, after[:cut], after[cut:] if last else "", m.end() + cut
+        if m.group("passive"):  # "vLLM is outperformed by Seesaw"
+            subject, baseline = baseline, subject
+        found = numbers(" ".join((subject, baseline, rest)))
+        frames.append(_Frame(named(subject), named(baseline), frozenset(found), True))
+    return frames
+
+
+@lru_cache(maxsize=1024)
+def _frames(text: str, systems: frozenset[str]) -> tuple[_Frame, ...]:
+    """The claims of every clause of text (cached: one passage is checked against every answer sentence)."""
+    text = normalise_numbers(text)  # once, so the clauses' numbers are number_set's
+    return tuple(
+        frame
+        for sent in sentences(text) or [text]
+        for clause in _CLAUSE_BREAK.split(sent)
+        for part in _split_at_and(clause, systems)
+        for frame in _clause_frames(part, systems)
+    )
+
+
+def _split_at_and(clause: str, systems: frozenset[str]) -> list[str]:
+    """Clause parts at each "and" that opens a claim about another system ("… 3.54x and MoEShard up to 6.4x")."""
+    parts, start = [], 0
+    for m in _AND_NAME.finditer(clause):
+        if _name_key(m.group(1)) in systems:
+            parts.append(clause[start : m.start()])
+            start = m.end()
+    return [*parts, clause[start:]]
+
+
+def _swapped_roles(claims: Sequence[_Frame], passage_claims: Sequence[_Frame]) -> list[str]:
+    """Names a comparison of the sentence puts on the other side than every passage comparison naming them."""
+    swapped: set[str] = set()
+    comparisons = [p for p in passage_claims if p.compares]
+    for f in claims:
+        named = f.subject | f.baseline
+        related = [p for p in comparisons if named & (p.subject | p.baseline)] if f.compares else []
+        conflicts = [(f.subject & p.baseline) | (f.baseline & p.subject) for p in related]
+        if related and all(conflicts):
+            swapped.update(*conflicts)
+    return sorted(swapped)
+
+
+def _moved_numbers(claims: Sequence[_Frame], passage_claims: Sequence[_Frame]) -> list[str]:
+    """Numbers the sentence gives its subject that the passage gives only to other systems."""
+    moved: set[str] = set()
+    for f in claims:
+        for number in f.numbers if f.subject else ():
+            holders = [p for p in passage_claims if number in p.numbers and p.subject]
+            if holders and not any(f.subject & p.subject for p in holders):
+                moved.add(number)
+    return sorted(moved)
+
+
+def _compared_numbers(claims: Sequence[_Frame], passage_claims: Sequence[_Frame]) -> set[str]:
+    """Numbers of a sentence comparison that the passage states for the same two sides (its claim, in other words)."""
+    return {
+        number.rstrip("%")  # as _tokens spells them
+        for f in claims
+        if f.subject and f.baseline
+        for p in passage_claims
+        if f.subject & p.subject and f.baseline & p.baseline
+        for number in f.numbers & p.numbers
+    }
+
+
 def support(sentence: str, passage: str, tau: float = SUPPORT_TAU) -> SupportResult:
     """Check whether passage lexically supports sentence (see the module docstring for the rule)."""
     sentence = strip_markup(sentence)
@@ -216,9 +413,19 @@ def support(sentence: str, passage: str, tau: float = SUPPORT_TAU) -> SupportRes
     negated = any(t in NEGATIONS or t.endswith("n't") for t in _NEG_TOKEN.findall(sentence.lower()))
     dropped = not negated and _dropped_negation(sent_tokens, passage)
     missing_names = _missing_names(sentence, passage)
-    misbound = _misbound_numbers(sent_tokens, pass_tokens)
+    systems = _systems(passage)
+    claims, passage_claims = _frames(sentence, systems), _frames(passage, systems)
+    # A number is about the same claim when it sits among the same words, or compares the same two systems.
+    compared = _compared_numbers(claims, passage_claims)
+    misbound = [n for n in _misbound_numbers(sent_tokens, pass_tokens) if n not in compared]
+    command = instruction(sentence)
+    swapped = _swapped_roles(claims, passage_claims)
+    moved = _moved_numbers(claims, passage_claims)
 
-    if not (contained or rouge >= tau or coverage >= COVERAGE_MIN):
+    if command:
+        where = "copied from a passage" if contained else "in the sentence"
+        reason = f"instruction or link {where}: {command}"
+    elif not (contained or rouge >= tau or coverage >= COVERAGE_MIN):
         reason = f"low overlap: ROUGE-L recall {rouge:.2f} < {tau:.2f}, coverage {coverage:.2f} < {COVERAGE_MIN:.2f}"
     elif missing_numbers:
         reason = f"numbers not in passage: {', '.join(missing_numbers)}"
@@ -230,11 +437,16 @@ def support(sentence: str, passage: str, tau: float = SUPPORT_TAU) -> SupportRes
         reason = f"numbers in passage but about something else: {', '.join(misbound)}"
     elif missing_names:
         reason = f"names not in passage: {', '.join(missing_names)}"
+    elif swapped:
+        reason = f"comparison roles swapped against the passage: {', '.join(swapped)}"
+    elif moved:
+        reason = f"numbers the passage gives to another system: {', '.join(moved)}"
     else:
         reason = "contained in passage" if contained else f"ROUGE-L recall {rouge:.2f}, coverage {coverage:.2f}"
         return SupportResult(True, rouge, coverage, [], False, reason, contained, False, [])
     return SupportResult(
-        False, rouge, coverage, missing_numbers, added, reason, contained, dropped, missing_names, misbound
+        False, rouge, coverage, missing_numbers, added, reason, contained, dropped, missing_names, misbound,
+        instruction=command, swapped_roles=swapped, moved_numbers=moved,
     )
 
 
