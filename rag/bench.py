@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -749,40 +751,26 @@ def stage_cold_start(ctx: Ctx, rep: Report) -> None:
                   {"ours": _one(time.perf_counter() - t, 3)}))
 
 
-def _timed_pipeline(settings: Any) -> Any:
-    """The shipped Pipeline, recording the seconds each named chain step's own code takes."""
-    from rag.answer import Pipeline
+class StepTimer(BaseCallbackHandler):
+    """A LangChain callback handler adding up the seconds each named chain step takes (public API only)."""
 
-    class TimedPipeline(Pipeline):
-        """Pipeline whose chain steps add their duration to self.spent."""
+    STEPS = ("analyse", "retrieve", "decide", "compose", "verify")
 
-        def __init__(self, s: Any) -> None:
-            self.spent: dict[str, float] = {}
-            super().__init__(s)
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self._open: dict[Any, tuple[str, float]] = {}
 
-        def _timed(self, name: str, step: Callable[[dict[str, Any]], Any], state: dict[str, Any]) -> Any:
-            t = time.perf_counter()
-            try:
-                return step(state)
-            finally:
-                self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - t
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, name: str | None = None,
+                       **kwargs: Any) -> None:
+        if name in self.STEPS:
+            self._open[run_id] = (name, time.perf_counter())
 
-        def _condense(self, state: dict[str, Any]) -> dict[str, Any]:
-            return self._timed("condense", super()._condense, state)
+    def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+        if run_id in self._open:
+            name, t = self._open.pop(run_id)
+            self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - t
 
-        def _retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
-            return self._timed("retrieve", super()._retrieve, state)
-
-        def _decide(self, state: dict[str, Any]) -> dict[str, Any]:
-            return self._timed("decide", super()._decide, state)
-
-        def _compose(self, state: dict[str, Any]) -> dict[str, Any]:
-            return self._timed("compose", super()._compose, state)
-
-        def _check(self, state: dict[str, Any]) -> Any:
-            return self._timed("check", super()._check, state)
-
-    return TimedPipeline(settings)
+    on_chain_error = on_chain_end  # type: ignore[assignment]
 
 
 def stage_answer(ctx: Ctx, rep: Report) -> None:
@@ -791,7 +779,10 @@ def stage_answer(ctx: Ctx, rep: Report) -> None:
     from langchain_core.output_parsers import StrOutputParser
     from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
-    pipe = _timed_pipeline(_shipped(data_dir=ctx.ours_dir))
+    from rag.answer import Pipeline
+
+    pipe = Pipeline(_shipped(data_dir=ctx.ours_dir))
+    timer = StepTimer()
     naive = Naive(_naive_vectorstore(ctx.padded, directory=ctx.naive_dir))
     floor = Floor.load(ctx.floor_dir)  # type: ignore[arg-type]
     prompt = _stuff_prompt()
@@ -820,19 +811,18 @@ def stage_answer(ctx: Ctx, rep: Report) -> None:
                                                     "floor_total")}
 
     def ours(q: str) -> None:
-        for cold in (True, False):  # the same question twice: sentence cache cold, then warm
-            if cold:
-                pipe._sent_cache.clear()
-            pipe.spent = {}
+        for first in (True, False):  # a new question (sentence vectors come from the index), then the same again
+            timer.spent = {}
             t = time.perf_counter()
-            pipe.answer(q)
+            pipe.answer(q, config={"callbacks": [timer]})
             total = time.perf_counter() - t
-            after = sum(pipe.spent.get(k, 0.0) for k in ("decide", "compose", "check"))
-            rows["ours_cold" if cold else "ours_warm"].append(after)
-            if cold:
+            spent = timer.spent
+            after = sum(spent.get(k, 0.0) for k in ("decide", "compose", "verify"))
+            rows["ours_cold" if first else "ours_warm"].append(after)
+            if first:
                 rows["ours_total"].append(total)
-                rows["ours_parts"].append(total - sum(pipe.spent.values()))
-                rows["ours_retrieve"].append(pipe.spent.get("retrieve", 0.0))
+                rows["ours_parts"].append(total - sum(spent.values()))
+                rows["ours_retrieve"].append(spent.get("retrieve", 0.0) + spent.get("analyse", 0.0))
 
     def naive_fn(q: str) -> None:
         spent.clear()
@@ -1040,7 +1030,9 @@ def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
 
     gguf = str(default_gguf())
     settings = _shipped(data_dir=ctx.ours_dir, answerer="local")
-    pipe = _timed_pipeline(settings)
+    from rag.answer import Pipeline
+
+    pipe = Pipeline(settings)
     naive = Naive(_naive_vectorstore(ctx.padded, directory=ctx.naive_dir))
     prompt = _stuff_prompt()
     vocab = Llama(gguf, vocab_only=True, verbose=False)
@@ -1061,8 +1053,11 @@ def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
         return len(vocab.tokenize(text.encode(), add_bos=False, special=True))
 
     def ours_messages(q: str) -> list[tuple[str, str]]:
-        state = pipe.build_prepare().invoke(pipe._inputs(q, None, "local", None, None, None, False))
-        return pipe._llm_messages(state, "local")
+        from rag.answer import generate
+
+        state = pipe.prepare(q, answerer="local")
+        return generate.messages(state.analysis, state.retrieved.sources, settings.local_prompt_token_budget,
+                                 settings.max_answer_sentences)
 
     res: dict[str, dict[str, list[float]]] = {a: {"tokens": [], "ttft": [], "first": []} for a in ARMS}
 
@@ -1086,8 +1081,7 @@ def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
 
     def floor(q: str) -> None:
         t0 = time.perf_counter()
-        state = pipe.build_prepare().invoke(pipe._inputs(q, None, "local", None, None, None, False))
-        messages = pipe._llm_messages(state, "local")
+        messages = ours_messages(q)
         t1 = time.perf_counter()
         stream = raw.create_chat_completion([{"role": r, "content": c} for r, c in messages], stream=True,
                                             max_tokens=settings.llm_max_tokens, temperature=0)

@@ -202,6 +202,7 @@ def eval_(
     minimum: Annotated[Optional[list[str]], typer.Option("--min", help="METRIC=VALUE gate (repeatable).")] = None,
     thresholds: Annotated[Optional[Path], typer.Option(help="JSON/TOML file of METRIC=VALUE gates.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Only questions of this split: tune or test.")] = None,
 ) -> None:
     """Run the question set through the chat's chain and write results, summary and report."""
     from rag.answer import Pipeline
@@ -209,7 +210,9 @@ def eval_(
     from rag.settings import QUESTIONS_PATH
 
     gates = parse_thresholds(minimum or [], thresholds)
-    qs = load_questions(questions or QUESTIONS_PATH)[:limit]
+    qs = [q for q in load_questions(questions or QUESTIONS_PATH) if split is None or q.split == split][:limit]
+    if not qs:
+        raise typer.BadParameter(f"no questions{f' in split {split!r}' if split else ''}.")
     pipe = Pipeline(_settings())
     runs = []
     for mode in retrieval or ["hybrid"]:
@@ -221,7 +224,7 @@ def eval_(
     summary = write_outputs(runs, out, baseline)
     for label, metrics in summary["runs"].items():
         shown = ", ".join(f"{k}={metrics[k]['value']:.3f}" for k in
-                          ("hit@1", "hit@5", "fact_recall", "accuracy", "abstain_recall", "false_abstain_rate",
+                          ("hit@1", "hit@5", "fact_recall", "accuracy", "strict_accuracy", "abstain_recall", "false_abstain_rate",
                            "citation_validity", "alce_citation_recall") if metrics.get(k, {}).get("value") is not None)
         typer.echo(f"{label}: {shown}")
     typer.echo(f"Report: {out / 'report.html'}")

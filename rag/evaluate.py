@@ -58,6 +58,7 @@ METRICS: dict[str, tuple[str, bool]] = {
     "abstain_recall": ("unanswerable questions that abstained", False),
     "false_abstain_rate": ("answerable questions that abstained", True),
     "accuracy": ("correct / all (LitQA-style)", False),
+    "strict_accuracy": ("correct, citing every gold paper and no other (abstention right when unanswerable)", False),
     "precision": ("correct / answered (LitQA-style)", False),
     "coverage": ("answered / all (LitQA-style)", False),
     "error_rate": ("questions whose answer function raised", True),
@@ -76,6 +77,9 @@ class Question(BaseModel):
     facts: list[list[str]] = Field(default_factory=list)
     history: list[dict[str, str]] = Field(default_factory=list)
     expect_abstain: bool = False
+    kind: str | None = Field(default=None, description="The question's form (what, how_much, list, …), for reports.")
+    split: Literal["tune", "test"] | None = Field(default=None, description="tune: may be fitted on; test: never.")
+    ok_papers: list[str] = Field(default_factory=list, description="Papers that may be cited without being wrong.")
 
     @field_validator("facts")
     @classmethod
@@ -121,7 +125,10 @@ class QuestionResult(BaseModel):
     id: str
     question: str
     category: str
+    kind: str | None = None
+    split: str | None = None
     gold_papers: list[str] = Field(default_factory=list)
+    ok_papers: list[str] = Field(default_factory=list)
     facts: list[list[str]] = Field(default_factory=list)
     expect_abstain: bool = False
     answer: str = ""
@@ -150,6 +157,14 @@ class QuestionResult(BaseModel):
         if self.expect_abstain:
             return self.abstained and self.error is None
         return self.answered and all(self.facts_found)
+
+    @property
+    def strict(self) -> bool:
+        """Correct, and the answer cites every gold paper and no paper outside gold (and ok_papers)."""
+        if self.expect_abstain or not self.correct:
+            return self.correct
+        cited = set(self.cited_papers)
+        return set(self.gold_papers) <= cited and cited <= set(self.gold_papers) | set(self.ok_papers)
 
 
 class Metric(BaseModel):
@@ -318,9 +333,10 @@ def score_answer(question: Question, answer: Answer, latency_ms: float) -> Quest
     by_n = {s.n: s for s in answer.sources}
     retrieved = unique_papers(answer.paper_ids) or unique_papers(s.paper_id for s in answer.sources)
     row = QuestionResult(
-        id=question.id, question=question.question, category=question.category,
-        gold_papers=question.gold_papers, facts=question.facts, expect_abstain=question.expect_abstain,
-        answer=answer.answer, abstained=answer.abstained, retrieved_papers=retrieved,
+        id=question.id, question=question.question, category=question.category, kind=question.kind,
+        split=question.split, gold_papers=question.gold_papers, ok_papers=question.ok_papers, facts=question.facts,
+        expect_abstain=question.expect_abstain, answer=answer.answer, abstained=answer.abstained,
+        retrieved_papers=retrieved,
         sources=[SourceRow(**s.model_dump(include=set(SourceRow.model_fields))) for s in answer.sources],
         facts_found=[False if answer.abstained else fact_found(f, answer.answer) for f in question.facts],
         latency_ms=latency_ms, timings_ms=answer.timings_ms,
@@ -344,9 +360,10 @@ def score_answer(question: Question, answer: Answer, latency_ms: float) -> Quest
 def error_row(question: Question, message: str, latency_ms: float) -> QuestionResult:
     """The row of a question whose answer function raised."""
     row = QuestionResult(
-        id=question.id, question=question.question, category=question.category,
-        gold_papers=question.gold_papers, facts=question.facts, expect_abstain=question.expect_abstain,
-        facts_found=[False] * len(question.facts), latency_ms=latency_ms, error=message,
+        id=question.id, question=question.question, category=question.category, kind=question.kind,
+        split=question.split, gold_papers=question.gold_papers, ok_papers=question.ok_papers, facts=question.facts,
+        expect_abstain=question.expect_abstain, facts_found=[False] * len(question.facts), latency_ms=latency_ms,
+        error=message,
     )
     row.failure = failure_tag(row)
     return row
@@ -382,6 +399,7 @@ def compute_metrics(rows: Sequence[QuestionResult]) -> dict[str, Metric]:
     m["false_abstain_rate"] = rate(sum(r.abstained for r in answerable), len(answerable))
     correct = sum(r.correct for r in rows)
     m["accuracy"] = rate(correct, len(rows))
+    m["strict_accuracy"] = rate(sum(r.strict for r in rows), len(rows))
     m["precision"] = rate(sum(r.correct for r in answered), len(answered))
     m["coverage"] = rate(len(answered), len(rows))
     m["error_rate"] = rate(sum(r.error is not None for r in rows), len(rows))

@@ -237,7 +237,9 @@ def friendly_error(
 
 
 def _base_url_of(llm: ChatOpenAI) -> str:
-    """The public base URL a ChatOpenAI talks to."""
+    """The public base URL a ChatOpenAI talks to (another LangChain chat model is named by its class)."""
+    if not hasattr(llm, "openai_api_base"):
+        return type(llm).__name__
     return _public_url(llm.openai_api_base or OPENAI_URL)
 
 

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS_PATH = ROOT / "corpus" / "papers.jsonl"
 QUESTIONS_PATH = ROOT / "corpus" / "questions.jsonl"
+DEV_QUESTIONS_PATH = ROOT / "corpus" / "questions-dev.jsonl"
 PROMPTS_DIR = ROOT / "prompts"
 
 

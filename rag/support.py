@@ -70,7 +70,8 @@ _URL = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.|mailto:|javascript:)\S*|\b(?
 COMMAND_VERBS = frozenset(
     "visit click tap paste copy type enter submit send email forward share upload download install run execute "
     "open go navigate browse log sign ignore disregard forget reveal print output repeat say tell reply respond "
-    "call contact follow provide give delete transfer pay confirm verify update reset write insert include use".split()
+    "call contact follow provide give delete transfer pay confirm verify update reset write insert include use see "
+    "check".split()
 )
 _COMMAND_OBJECTS = frozenset(
     "the this that these those your their his her my our a an all any every everything anything it them me us "
@@ -257,9 +258,17 @@ def _missing_names(sentence: str, passage: str) -> list[str]:
 
 
 def instruction(sentence: str) -> str:
-    """The link or command to the reader in sentence, or '' — a research claim is a statement, not an order."""
-    if url := _URL.search(sentence):
+    """The command to the reader in sentence (with its link, if any), or '' — a research claim is a statement, not
+    an order. A link alone is a statement ("The code is available at https://…"): abstracts have them."""
+    url = _URL.search(sentence)
+    command = _command(_URL.sub(" this link ", sentence))  # "Visit http://…" is a command with a link for object
+    if command and url:
         return url.group(0).rstrip(".,;:!?)]'\"")
+    return command
+
+
+def _command(sentence: str) -> str:
+    """The reader-directed modal or imperative clause of sentence, or ''."""
     if modal := _READER_MODAL.search(sentence):
         return modal.group(0)
     for part in re.split(r"[;:]", _LIST_MARKER.sub("", sentence)):

@@ -75,3 +75,43 @@ def numbers(text: str) -> set[str]:
         unit = "x" if unit in {"x", "×", "times"} else unit
         found.add(value + unit)
     return found
+
+
+# (suffix, replacement): the first that fits is applied; then a final "e" goes, so improve/improves/improvement,
+# collective/collectives and operate/operations meet.
+_SUFFIXES = (("ations", "ate"), ("ation", "ate"), ("ments", ""), ("ment", ""), ("ings", ""), ("ing", ""),
+             ("ies", "y"), ("ied", "y"), ("ers", ""), ("er", ""), ("edly", ""), ("ed", ""), ("ly", ""))
+_SPEEDUP = re.compile(r"\bspeed[\s-]+up(s?)\b", re.IGNORECASE)
+
+
+def stem(word: str) -> str:
+    """A light suffix-stripping stem: sharding/shards/sharded -> shard (the answer stages' only stemmer)."""
+    if len(word) <= 3 or word[-1].isdigit():
+        return word
+    out = word
+    for suffix, repl in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) + len(repl) >= (3 if repl else 4):
+            out = word[: -len(suffix)] + repl
+            break
+    else:
+        if word.endswith("es") and word[:-2].endswith(("s", "x", "z", "ch", "sh")):
+            out = word[:-2]
+        elif word.endswith("s") and not word.endswith(("ss", "is")):
+            out = word[:-1]
+    return out[:-1] if out.endswith("e") and len(out) > 4 else out
+
+
+def term_text(text: str) -> str:
+    """Text with spelling variants of one term joined ('speed up', 'speed-up' -> 'speedup')."""
+    return _SPEEDUP.sub(r"speedup\1", text)
+
+
+def stems(text: str) -> set[str]:
+    """Stems of the content words of text, hyphen parts included (re-sharding -> re-shard, shard)."""
+    out: set[str] = set()
+    for w in content_words(term_text(text)):
+        out.add(stem(w))
+        if "-" in w or "." in w:  # re-sharding -> re, shard; github.com -> github, com
+            out.update(stem(p) for p in re.split(r"[-.]", w) if p)
+            out.add(stem(w.replace("-", "")))
+    return out

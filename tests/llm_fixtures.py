@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from rag.llm import LocalServer, default_gguf
 
@@ -25,3 +29,34 @@ def dead_llm_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1"
+
+
+class FakeChatModel(BaseChatModel):
+    """An in-process chat model with a queue of replies (streamed word by word), recording every prompt it got."""
+
+    replies: list[str]
+    prompts: list[list[BaseMessage]] = []
+    fail: bool = False
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-queue"
+
+    def _next(self, messages: list[BaseMessage]) -> str:
+        self.prompts.append(list(messages))
+        if self.fail:
+            raise ConnectionError("the fake model is down")
+        return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next(messages)))])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        words = self._next(messages).split(" ")
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            yield ChatGenerationChunk(message=AIMessageChunk(
+                content=word + ("" if last else " "),
+                response_metadata={"finish_reason": "stop"} if last else {}))

@@ -58,7 +58,7 @@ def test_abstention_happens_before_the_llm(llm_pipeline, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the LLM must not be called for an unanswerable question")
 
-    monkeypatch.setattr(Pipeline, "_llm_stream", boom)
+    monkeypatch.setattr("rag.answer.generate.stream", boom)
     ans = llm_pipeline.answer("What does the Chinchilla paper say about compute-optimal training?")
     assert ans.abstained and ans.answer.startswith(ABSTAIN_SENTENCE)
 

@@ -113,9 +113,11 @@ def exploding(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Pipeline:
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a bad question reached the index, retrieval or the model")
 
-    monkeypatch.setattr("rag.answer.ensure_index", boom)
-    for name in ("_condense", "_retrieve", "_decide", "_llm_stream", "papers"):
-        monkeypatch.setattr(Pipeline, name, boom)
+    monkeypatch.setattr("rag.answer.pipeline.ensure_index", boom)
+    for name in ("analyse_step", "retrieve_step", "decide_step", "compose_events"):
+        monkeypatch.setattr(f"rag.answer.chain.{name}", boom)
+    monkeypatch.setattr("rag.answer.generate.stream", boom)
+    monkeypatch.setattr(Pipeline, "papers", boom)
     return Pipeline(Settings(data_dir=tmp_path / "never", answerer="openai", llm_base_url="http://127.0.0.1:9/v1"))
 
 

@@ -1,0 +1,289 @@
+"""Question analysis: the question's own words, its kind, the papers it names or describes, its topic words,
+and the conversation's papers carried into a follow-up only when the question's topic allows it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from rag.answer.models import ABSTAIN_SENTENCE, Analysis, Kind, Request, Turn
+from rag.retrieve import mentioned_papers
+from rag.text import STOPWORDS, content_words, stem, term_text, words
+from rag.types import Paper
+
+# Words that shape a question (in the languages users type) but say nothing about its topic.
+QUESTION_WORDS = frozenset(
+    """what which who whom whose how why when where does do did is are was were paper papers say says said
+    tell describe describes main idea ideas propose proposes proposed authors author study studies work
+    much many please explain summarize summarise summary give about according system systems approach method
+    compare comparison differ difference differences between versus vs report reported reports key contribution
+    contributions achieve achieves large big fast long small size used problem problems solve solves solved
+    address addresses tackle tackles limitation limitations weakness weaknesses drawback drawbacks stand stands
+    mean means acronym abbreviation name named called instead rather opposed one ones kind kinds type types
+    list overview topics topic collection set cover covers covered mention mentions mentioned discuss discusses
+    every each all any some paper's papers' mentions listed give gives behind within without among itself
+    themselves actually exactly basically roughly overall general generally specifically particular
+    faster slower larger smaller higher lower better worse bigger longer shorter more less
+    goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really
+    was ist sind wie viel viele und oder warum welche welcher welches der die das ein eine es sie papier artikel
+    qu que quoi quel quelle quels quelles est ce comment combien pourquoi le la les un une et ou du des article
+    qué que cómo cuánto cuántos por el los las una y es artículo""".split()
+)
+_INSTRUCTION = re.compile(
+    r"^\s*(?:(?:now|then|just|also|and|so|ok|okay)[\s,]+)*(ignore|disregard|forget|note|nb|ps|important|remember|please\s+(answer|respond|reply|be|keep|use|just)|"
+    r"answer|respond|reply|say|print|output|repeat|pretend|act\s+as|you\s+(are|must|should|will)|system\s*:|"
+    r"do\s+not|don'?t|never|always|translate|write|format|keep\s+it|be\s+(brief|concise|short)|system\s+override|"
+    r"override|(new|updated)\s+instructions?|instructions?\s*:|from\s+now\s+on|drop|stop|only\s+(answer|reply|say)|"
+    r"\(?\s*please\s+answer)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?:)])\s+(?=\S)")
+_KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
+    ("compare", re.compile(r"\b(compar\w*|differ|differs|differed|differences?|different\s+from|contrast\w*|versus|"
+                           r"vs\.?|unterschied\w*|vergleich\w*|diferencia\w*|différen\w*)\b", re.I)),
+    ("list", re.compile(r"\b(which|what|welche|quels|quelles|qué|cuáles)\s+(of\s+(the|these|those)\s+)?"
+                        r"(papers?|works|studies|"
+                        r"articles?|ones|systems|artikel|papiere|artículos)\b|\blist\s+(the|all|every)\b", re.I)),
+    ("overview", re.compile(r"\b(summari[sz]e|overview|what\s+(topics|themes|areas)|the\s+(paper\s+set|collection)|"
+                            r"these\s+papers|all\s+(the\s+)?papers|every\s+paper|each\s+paper)\b", re.I)),
+    ("expansion", re.compile(r"\b(stand\w*\s+for|acronym|abbreviat\w*|expand\w*\s+to|short\s+for)\b", re.I)),
+    ("limitation", re.compile(r"\b(limitations?|weakness\w*|drawbacks?|shortcomings?|downsides?|disadvantages?|"
+                              r"fail\w*\s+cases?)\b", re.I)),
+    ("how_much", re.compile(r"\b(how\s+(much|many|fast|large|big|long)|by\s+how|what\s+(speed-?up|throughput|"
+                            r"percentage|improvement|gain|size|fraction|share)|how\s+many|wie\s+viel\w*|combien|"
+                            r"cu[aá]nt[oa]s?|speed-?up|percent\w*|faster|slower)\b", re.I)),
+    ("why", re.compile(r"\b(why|what\s+(problem|challenge|issue|bottleneck|gap)|which\s+(problem|challenge)|"
+                       r"motivat\w*|warum|pourquoi|por\s+qu[eé])\b", re.I)),
+    ("how", re.compile(r"\b(how\s+(does|do|did|is|are|can|could|was|were)|mechanism|wie\s+(funktioniert|macht)|"
+                       r"comment|c[oó]mo)\b", re.I)),
+    ("yes_no", re.compile(r"^\s*(is|are|does|do|did|can|could|was|were|has|have|will|ist|est-ce)\b", re.I)),
+)
+_ANAPHORA = re.compile(
+    r"\b(its|it|they|their|them|this (paper|system|method|work|model|approach)|that (paper|system|method|work|model)|"
+    r"the (paper|system|method|approach|model|framework|work|authors|same paper)|these|those)\b", re.IGNORECASE)
+_LEADING = re.compile(r"^\s*(and|so|also|ok|okay|then|but)\b[\s,]*", re.IGNORECASE)
+_BOTH = re.compile(r"\b(both|each|either|or|vs\.?|versus)\b", re.IGNORECASE)
+_ASSERTED = re.compile(r"([\w.-]+)\s+(?:instead\s+of|rather\s+than|as\s+opposed\s+to|and\s+not|but\s+not)\b", re.I)
+_CONTRAST = re.compile(r"\b(?:instead\s+of|rather\s+than|as\s+opposed\s+to|and\s+not|but\s+not|not)\s+([\w\s-]{2,40}?)"
+                       r"(?=[?.,;)]|$)", re.IGNORECASE)
+_DESCRIBED = re.compile(r"\bthe\s+((?:[\w-]+\s+){0,5}?[\w-]+)\s+(?:paper|study|one|work|article|dataset|system)\b"
+                        r"|\b(?:paper|study|work)\s+(?:about|on|that\s+\w+)\s+((?:[\w-]+\s*){1,6})", re.IGNORECASE)
+_COMPARE_SPLIT = re.compile(r"\s*(?:,|;|:|\band\b|\bwith\b|\bto\b|\bfrom\b|\bvs\.?|\bversus\b|\bagainst\b|\bor\b|"
+                            r"\by\b|\bet\b|\bund\b|\bcon\b|\bavec\b|\bmit\b)\s*", re.I)
+_GERMAN = frozenset("der die das und ist wie was nicht ein eine mit für von zu den dem des im auf sich".split())
+_COMPARE_HEAD = re.compile(r"^.*?\b(compar\w*|contrast\w*|differ\w*)\b\s*(?:between\s+)?", re.IGNORECASE)
+_ENGLISH = frozenset("the a an of is are what how does do did which why in on for to and with by".split())
+# "What batch size did GShard use?": the thing asked for sits between the wh-word and the verb.
+_HEAD = re.compile(r"\b(?:how\s+many|how\s+much|what|which)\s+((?:[\w.-]+\s+){0,3}?[\w.-]+)\s+(?:did|does|do|was|"
+                   r"were|is|are|has|have|can|could)\b", re.IGNORECASE)
+_GENERIC = frozenset("exact precise specific kind kinds type types sort value values".split())
+Resolver = Callable[[str], "str | None"]
+
+
+def asked_part(question: str) -> str:
+    """The question's interrogative sentences; instructions to the assistant ('Ignore all prior rules.') dropped."""
+    parts = [s.strip() for line in question.splitlines() for s in _SENTENCE_END.split(line) if s.strip()]
+    kept = [p for p in parts if not _INSTRUCTION.match(p)] or parts
+    return " ".join(kept)
+
+
+def question_kind(text: str, compare: bool = False) -> Kind:
+    """The first kind whose cue the question carries, 'what' otherwise."""
+    if compare:
+        return "compare"
+    return next((kind for kind, cue in _KINDS if cue.search(text)), "what")
+
+
+def is_english(text: str) -> bool:
+    """Whether the question reads as English (enough English function words)."""
+    toks = words(text)
+    return bool(toks) and sum(t in _ENGLISH for t in toks) >= max(1, len(toks) // 6)
+
+
+def name_words(paper_ids: list[str], by_id: dict[str, Paper]) -> set[str]:
+    """Words and stems of the names of papers (aliases, ids, titles)."""
+    out: set[str] = set()
+    for pid in paper_ids:
+        p = by_id.get(pid)
+        for name in [*(p.aliases if p else []), pid]:  # a title's words are topic words, not names
+            for w in content_words(name):
+                out |= {w, stem(w), *w.split("-")}
+    return out
+
+
+def focus_terms(text: str, named: set[str], vocab: set[str], english: bool) -> list[str]:
+    """Stems of the topic words: content words minus question words and paper names. In a non-English question a
+    word the papers never use says nothing about them, so only corpus words count there."""
+    out = []
+    for w in content_words(term_text(text)):
+        if w in QUESTION_WORDS or stem(w) in QUESTION_WORDS or w in named or stem(w) in named or \
+                (len(w) < 2 and not w.isdigit()):
+            continue
+        if not english and w not in vocab and stem(w) not in vocab:
+            continue
+        parts = [p for p in w.split("-") if p and p not in STOPWORDS and len(p) > 1] if "-" in w else [w]
+        out.extend(stem(p) for p in parts)  # mixture-of-experts counts as mixture, expert
+    return list(dict.fromkeys(out))
+
+
+_SYSTEM_NAME = re.compile(r"(?<![\w.-])([A-Za-z][a-z]*[A-Z0-9][\w.-]*[\w]|[A-Z]{2,}[\w-]*|[A-Z][a-z]+)(?![\w-])")
+
+
+def unknown_names(text: str, vocab: set[str], english: bool) -> list[str]:
+    """Names in the question that no paper mentions. A capitalised plain word counts only mid-sentence and not in
+    German (which capitalises every noun)."""
+    out = []
+    german = sum(w in _GERMAN for w in words(text)) >= 2
+    for sent in _SENTENCE_END.split(text):
+        for m in _SYSTEM_NAME.finditer(sent):
+            token = m.group(1).rstrip(".")
+            plain = token[0].isupper() and token[1:].islower()
+            before = sent[:m.start()].strip(" ¿¡\"'(")
+            if plain and (german or not before or before.endswith((":", ".", "?", "!"))):
+                continue
+            if token.lower() in STOPWORDS:
+                continue
+            if not _known(token, vocab):
+                out.append(token)
+    return list(dict.fromkeys(out))
+
+
+def _known(token: str, vocab: set[str]) -> bool:
+    """A name is known when the papers use it, its singular, or (for 'LLaMa-style') its capitalised part."""
+    low = token.lower()
+    forms = {low, low.rstrip("s"), low.replace(".", ""), stem(low)}
+    if forms & vocab or all(w in vocab or w.rstrip("s") in vocab for w in words(token)):
+        return True
+    parts = [p for p in re.split(r"[-.]", token) if p]
+    named = [p for p in parts if any(ch.isupper() or ch.isdigit() for ch in p)] or parts
+    return all(p.lower() in vocab or p.lower().rstrip("s") in vocab or p.isdigit() for p in named)
+
+
+def compare_targets(text: str, papers: list[Paper], resolve: Resolver) -> list[str]:
+    """The papers a comparison is between: each part named, or described and resolved by paper-level retrieval."""
+    named = list(dict.fromkeys([*mentioned_papers(text, papers), *described_papers(text, resolve)]))
+    if len(named) >= 2:
+        return named
+    body = _COMPARE_HEAD.sub("", text).rstrip("?. ")
+    out: list[str] = list(named)
+    for part in _COMPARE_SPLIT.split(body):
+        part = part.strip()
+        if len(part) < 3 or mentioned_papers(part, papers):
+            continue
+        pid = resolve(part)  # a part that names no paper describes one
+        if pid and pid not in out:
+            out.append(pid)
+    return out
+
+
+def described_papers(text: str, resolve: Resolver) -> list[str]:
+    """Papers referred to by description ('the blockchain sharding one'), resolved by paper-level retrieval."""
+    out = []
+    for m in _DESCRIBED.finditer(text):
+        phrase = (m.group(1) or m.group(2) or "").strip()
+        if len([w for w in content_words(phrase) if w not in QUESTION_WORDS]) == 0:
+            continue
+        pid = resolve(phrase)
+        if pid and pid not in out:
+            out.append(pid)
+    return out
+
+
+def asked_detail(text: str, named: set[str]) -> list[str]:
+    """Stems of the asked-for thing ('what batch size did …' -> batch, size), paper names and question words out."""
+    m = _HEAD.search(text)
+    if not m:
+        return []
+    keep = QUESTION_WORDS - {"size", "used"}
+    parts = [p for w in content_words(m.group(1)) for p in w.split("-") if p]
+    out = [stem(w) for w in parts
+           if w not in keep and stem(w) not in keep and w not in named and len(w) > 1 and not w.isdigit()]
+    return [w for w in dict.fromkeys(out) if w not in _GENERIC]
+
+
+def _label(paper: Paper) -> str:
+    """How a follow-up rewrite names a paper."""
+    return next((a for a in paper.aliases if len(a.split()) <= 2), paper.title)
+
+
+def carried_papers(history: list[Turn], papers: list[Paper]) -> list[str]:
+    """The papers the conversation was about: the latest user turn that names some, else the latest answer's first
+    paper. Papers an answer merely mentions are not what the user asked about."""
+    for turn in reversed(history):
+        if turn.role == "user":
+            named = mentioned_papers(turn.content, papers)
+            if named:
+                return named[:3]
+    for turn in reversed(history):
+        if turn.role != "user" and not turn.content.startswith(ABSTAIN_SENTENCE):
+            named = mentioned_papers(turn.content, papers)
+            if named:
+                return named[:1]
+    return []
+
+
+def rewrite(question: str, names: list[str]) -> str:
+    """The follow-up with its references replaced by the carried papers' names, each name once."""
+    joined = " and ".join(names)
+    text = _LEADING.sub("", question)
+    if _ANAPHORA.search(text):
+        done = False
+
+        def repl(m: re.Match[str]) -> str:
+            nonlocal done
+            if done:  # "its … it": the second reference stays a pronoun
+                return m.group(0)
+            done = True
+            return f"{joined}'s" if m.group(0).lower() in {"its", "their"} else joined
+
+        out = _ANAPHORA.sub(repl, text)
+    else:
+        out = f"{text.rstrip('?. ')} in {joined}?"
+    return out[:1].upper() + out[1:]
+
+
+def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Resolver) -> Analysis:
+    """Analyse a validated request (no model call: rules over the question and the papers' names)."""
+    by_id = {p.id: p for p in papers}
+    asked = asked_part(request.question)
+    english = is_english(asked)
+    kind = question_kind(asked, request.compare)
+    named = [] if kind in ("list", "overview") else mentioned_papers(asked, papers)
+    if kind == "compare" and not request.paper_ids:
+        named = list(dict.fromkeys([*named, *compare_targets(asked, papers, resolve)]))
+    elif not named and kind not in ("list", "overview"):
+        named = described_papers(asked, resolve)
+    if kind not in ("compare", "list", "overview") and len(named) >= 2 and _BOTH.search(asked):
+        kind = "compare"  # "Which gives the bigger speedup, X or Y?", "what does each of X and Y do?"
+    allowed = set(request.paper_ids or [])
+    standalone, carried = asked, []
+    if kind == "compare" and len(named) == 1 and request.history and not request.paper_ids:
+        prior = [p for p in carried_papers(request.history, papers) if p not in named]
+        if prior:  # "how does that compare with Ladder Residual?": the earlier paper is the other side
+            carried = prior[:1]
+            named = [*carried, *named]
+    if not named and request.history and kind not in ("list", "overview"):
+        prior = [p for p in carried_papers(request.history, papers) if not allowed or p in allowed]
+        topic = focus_terms(asked, name_words(prior, by_id), vocab, english)
+        about = set().union(*(set(stem(w) for w in content_words(by_id[p].abstract + " " + by_id[p].title))
+                              for p in prior)) if prior else set()
+        refers = bool(_ANAPHORA.search(asked))
+        # A pronoun ('it', 'the paper') refers back explicitly; a short question without one follows on only when
+        # its own topic is something those papers discuss (else it starts a new topic).
+        if prior and (refers or (len(words(asked)) <= 8 and (not topic or any(t in about for t in topic)))):
+            carried = prior
+            standalone = rewrite(asked, [_label(by_id[p]) for p in prior])
+    if request.paper_ids:
+        named = [p for p in named if p in allowed]
+        scope: list[str] | None = list(request.paper_ids)
+    else:
+        scope = None
+    papers_asked = list(dict.fromkeys([*named, *carried]))
+    if request.compare and request.paper_ids:
+        papers_asked = list(request.paper_ids)
+    names = name_words(papers_asked, by_id)
+    contrast = [stem(w) for m in _CONTRAST.finditer(asked) for w in content_words(m.group(1))
+                if w not in QUESTION_WORDS]
+    asserted = [stem(w) for m in _ASSERTED.finditer(asked) for w in content_words(m.group(1))]
+    return Analysis(asked=asked, standalone=standalone, kind=kind, papers=papers_asked, carried=carried, scope=scope,
+                    focus=focus_terms(standalone, names, vocab, english),
+                    detail=asked_detail(asked, names) if english else [],
+                    unknown_names=unknown_names(asked, vocab, english), contrast=contrast, asserted=asserted)

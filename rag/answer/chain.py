@@ -1,0 +1,202 @@
+"""The answer chain: analyse -> retrieve -> decide -> compose -> verify, as named LCEL steps over a typed State.
+
+`create_chain(engine)` wires the stages; `compose_events(state, engine)` is the one compose path, drained by the
+chain's compose step for `answer()` and iterated by `stream()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from rag.answer import compose as composer
+from rag.answer import generate
+from rag.answer.analyse import analyse
+from rag.answer.decide import DecisionParams, decide
+from rag.answer.evidence import idf_table, score
+from rag.answer.models import ABSTAIN_SENTENCE, Draft, Retrieved, State
+from rag.answer.verify import verify
+from rag.retrieve import Index, make_retriever, mentioned_papers, to_sources
+from rag.settings import Settings
+from rag.text import words
+from rag.types import Paper
+
+log = logging.getLogger(__name__)
+OVERVIEW_MAX_PAPERS = 30
+RESOLVE_MIN_SIMILARITY = 0.3  # a description resolves to a paper only when its best passage is at least this close
+
+
+@dataclass
+class Tables:
+    """Per-corpus tables derived from the index view (rebuilt when the view changes)."""
+
+    corpus: Any
+    papers: list[Paper]
+    by_id: dict[str, Paper]
+    vocab: set[str]
+    idf: dict[str, float]
+
+
+@dataclass
+class Engine:
+    """What the stages need: the index, the settings, the chat model for LLM answerers (passed in), and caches."""
+
+    index: Index
+    settings: Settings
+    chat_model: Callable[[str], Any]
+    params: DecisionParams = field(default_factory=DecisionParams)
+    _tables: Tables | None = None
+    _sentence_cache: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
+
+    def tables(self) -> Tables:
+        """The per-corpus tables of the current index view."""
+        corpus = self.index.corpus()
+        if self._tables is None or self._tables.corpus is not corpus:
+            texts = [f"{m['title']} {t}" for m, t in zip(corpus.metas, corpus.texts, strict=True)]
+            vocab = {w for t in texts for w in words(t)}
+            vocab |= {w for p in corpus.papers for a in p.aliases for w in words(a)}
+            vocab |= {part for w in list(vocab) if "-" in w or "." in w for part in w.replace(".", "-").split("-")}
+            self._tables = Tables(corpus, corpus.papers, {p.id: p for p in corpus.papers}, vocab, idf_table(texts))
+        return self._tables
+
+    def sentence_vectors(self, keys: list[tuple[str, int, int]]) -> np.ndarray:
+        """Sentence vectors from the index (computed at ingest); embedded and cached here for older indexes."""
+        stored = getattr(self.index, "sentence_vectors", None)
+        if stored is not None:
+            return stored(keys)
+        corpus = self.index.corpus()
+        pos = corpus.pos
+        missing = [k for k in dict.fromkeys(keys) if k not in self._sentence_cache]
+        if missing:
+            texts = [corpus.texts[pos[c]][a:b] for c, a, b in missing]
+            for k, v in zip(missing, self.index.embedder.encode(texts), strict=True):
+                self._sentence_cache[k] = v
+        return np.stack([self._sentence_cache[k] for k in keys])
+
+    def resolve(self, phrase: str) -> str | None:
+        """The paper a description points at ('the 3D-printing dataset paper'), by paper-level retrieval."""
+        docs = make_retriever(self.index, self.settings).search(phrase, k=1, mentioned=[])
+        if docs and float(docs[0].metadata.get("similarity", 0.0)) >= RESOLVE_MIN_SIMILARITY:
+            return str(docs[0].metadata["paper_id"])
+        return None
+
+
+def analyse_step(state: State, engine: Engine) -> State:
+    """What is asked, about which papers (an LLM helps condense a follow-up only where the rules cannot)."""
+    t = engine.tables()
+    a = analyse(state.request, t.papers, t.vocab, engine.resolve)
+    req = state.request
+    if req.history and not a.papers and req.answerer != "extractive" and a.kind not in ("list", "overview"):
+        try:
+            line = generate.complete(engine.chat_model(req.answerer), generate.condense_messages(a.asked, req.history),
+                                     deadline=req.deadline)
+            line = next((ln.strip() for ln in line.splitlines() if ln.strip()), "")
+            line = line[: engine.settings.max_question_chars]
+            named = mentioned_papers(line, t.papers)
+            if named:
+                a = a.model_copy(update={"standalone": line, "papers": named, "carried": named})
+        except Exception as exc:  # condensing is an optimisation: the answer step reports LLM failures
+            log.info("LLM condense failed: %s", exc)
+    return state.model_copy(update={"analysis": a})
+
+
+def retrieve_step(state: State, engine: Engine) -> State:
+    """Passages for the question: per paper for comparisons and overviews, wider for lists; sentences scored."""
+    a, req, t = state.analysis, state.request, engine.tables()
+    assert a is not None
+    retriever = make_retriever(engine.index, engine.settings, paper_ids=a.scope, mode=req.retrieval, k=req.k)
+    qvec = retriever.embed(a.standalone)
+    if a.kind == "compare" and len(a.papers) >= 2:
+        docs = [d for pid in a.papers[:5] for d in retriever.search(a.standalone, paper_ids=[pid], k=3, qvec=qvec,
+                                                                    mentioned=a.papers)]
+    elif a.kind == "overview":
+        chosen = [p for p in t.papers if not a.scope or p.id in a.scope][:OVERVIEW_MAX_PAPERS]
+        # Each paper's passage closest to its own title: where the abstract says what the paper is.
+        docs = [d for p in chosen for d in retriever.search(p.title, paper_ids=[p.id], k=1, mentioned=[])]
+    elif a.kind == "list":
+        retriever.per_paper_cap = 2
+        docs = retriever.search(a.standalone, k=engine.settings.fetch_k, qvec=qvec, mentioned=a.papers)
+    else:
+        docs = retriever.search(a.standalone, qvec=qvec, mentioned=a.papers)
+    sources = to_sources(docs)
+    evidence = score(a, sources, qvec, engine.sentence_vectors, t.idf)
+    ranking = list(dict.fromkeys(s.paper_id for s in sources))
+    return state.model_copy(update={"retrieved": Retrieved(sources=sources, ranking=ranking, evidence=evidence)})
+
+
+def decide_step(state: State, engine: Engine) -> State:
+    """Answer, abstain, or correct the premise."""
+    t = engine.tables()
+    assert state.analysis is not None and state.retrieved is not None
+    decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, engine.params)
+    return state.model_copy(update={"decision": decision})
+
+
+def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
+    """('text', delta)… and ('reset', notice) when an LLM fails mid-way, then ('draft', State with its drafts)."""
+    a, r, d, req = state.analysis, state.retrieved, state.decision, state.request
+    assert a is not None and r is not None and d is not None
+    if d.action == "abstain":
+        text = composer.abstention(r, ABSTAIN_SENTENCE)
+        yield "text", text
+        yield "draft", state.model_copy(update={"draft": Draft(text=text, answerer="extractive")})
+        return
+    extractive = composer.compose(a, d, r, engine.tables().by_id, engine.settings.max_answer_sentences)
+    if req.answerer == "extractive":
+        yield "text", extractive.text
+        yield "draft", state.model_copy(update={"draft": extractive})
+        return
+    s = engine.settings
+    budget = s.local_prompt_token_budget if req.answerer == "local" else s.prompt_token_budget
+    parts: list[str] = []
+    try:
+        prompt = generate.messages(a, r.sources, budget, s.max_answer_sentences)
+        for delta in generate.stream(engine.chat_model(req.answerer), prompt, deadline=req.deadline):
+            parts.append(delta)
+            yield "text", delta
+        draft = Draft(text="".join(parts), answerer=req.answerer)
+    except Exception as exc:  # every LLM failure becomes a notice plus the extractive answer
+        from rag.llm import friendly_error
+
+        err = friendly_error(exc)
+        log.warning("LLM answerer %s failed: %s", req.answerer, err)
+        draft = extractive.model_copy(update={"notice": f"{err} Showing the extractive answer instead."})
+        yield "reset", draft.notice
+        yield "text", draft.text
+    yield "draft", state.model_copy(update={"draft": draft, "extractive": extractive})
+
+
+def _drain(state: State, engine: Engine) -> State:
+    """The compose step of the chain: run compose_events to its draft."""
+    return next(v for k, v in compose_events(state, engine) if k == "draft")
+
+
+def _verify(state: State) -> Any:
+    """The verify step: the checked Answer."""
+    assert state.draft is not None
+    return verify(state, state.draft, state.extractive)
+
+
+def create_prepare(engine: Engine) -> Runnable:
+    """analyse -> retrieve -> decide, as named LCEL steps."""
+    return (RunnableLambda(lambda s: analyse_step(s, engine)).with_config(run_name="analyse")
+            | RunnableLambda(lambda s: retrieve_step(s, engine)).with_config(run_name="retrieve")
+            | RunnableLambda(lambda s: decide_step(s, engine)).with_config(run_name="decide"))
+
+
+def create_chain(engine: Engine) -> Runnable:
+    """The full chain: prepare -> compose -> verify (input: State with its Request; output: Answer)."""
+    return (create_prepare(engine)
+            | RunnableLambda(lambda s: _drain(s, engine)).with_config(run_name="compose")
+            | RunnableLambda(_verify).with_config(run_name="verify"))
+
+
+def timed(t0: float) -> float:
+    """Milliseconds since t0."""
+    return round((time.perf_counter() - t0) * 1000, 1)

@@ -1,0 +1,284 @@
+"""Extractive composition: answers built from the papers' own sentences, each cited, led by the one that answers.
+
+One path per kind of answer: prose (lead sentence first, a number first for how-much, a sentence that depends on
+the one before it brings it along), a list (one cited line per qualifying paper), an overview (one line per paper),
+and a comparison table (each cell picked by what its column asks for, then one contrast sentence).
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.answer.evidence import BACKGROUND, CUES, DEPENDENT, MEASURED
+from rag.answer.models import Analysis, Decision, Draft, Evidence, Retrieved
+from rag.text import content_words, stems
+from rag.types import Paper, Sentence
+
+COMPARE_COLUMNS = ("problem", "approach", "result")
+MAX_CELL_CHARS = 260
+RELATIVE = 0.7  # a further sentence joins the answer when it scores at least this share of the lead's score
+RELATIVE_OTHER = 0.85  # … and a sentence of another paper than the lead's only when nearly as good
+# First-person openings of abstract sentences and their third-person form ({name} is the paper's short name).
+_VOICE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(?:In this (?:paper|work),?\s+)?[Ww]e (propose|present|introduce|design|build|develop|devise|"
+                r"employ|use|find|show|demonstrate|evaluate|test|study|analy[sz]e|conduct|observe|train|"
+                r"implement|integrate|explore|argue|rethink|refer|achieve|make|offer)\b"), r"{name} \1s"),
+    (re.compile(r"^(?:In this (?:paper|work),?\s+)?[Ww]e (also|further|first|then) (\w+)\b"), r"{name} \1 \2s"),
+    (re.compile(r"^Our (evaluation|results|experiments|insight|framework|training pipeline|approach|system)\b"),
+     r"{name}'s \1"),
+    (re.compile(r"^This paper (proposes|introduces|presents|offers|investigates|has developed)\b"), r"{name} \1"),
+)
+_ES_VERBS = re.compile(r"\b(\w+(?:sh|ch|ss|x|z))s\b")
+
+
+def label(paper: Paper | None, fallback: str) -> str:
+    """A paper's short name: its one-word alias matching the id, else its first short alias, else its title."""
+    if paper is None:
+        return fallback
+    short = next((a for a in paper.aliases if a.lower().replace(" ", "-") == paper.id), None)
+    return short or next((a for a in paper.aliases if len(a.split()) <= 2), None) or paper.title
+
+
+_INTRO_APPOSITIVE = re.compile(r"^(?:In this (?:paper|work),?\s+)?[Ww]e (?:propose|present|introduce|design|build|"
+                               r"develop)\s+(?P<name>[^,]{2,80}?),\s+(?P<rest>an?\s.*)$", re.DOTALL)
+
+
+def third_person(text: str, name: str, passage: str) -> str:
+    """The paper's voice turned to the third person where that is safe (the verbatim sentence stays in the source):
+    'we present Seesaw, an LLM inference engine …' -> 'Seesaw is an LLM inference engine …', 'We propose X' ->
+    'Seesaw proposes X' when the name is in the cited passage, else 'The authors propose X'."""
+    m = _INTRO_APPOSITIVE.match(text)
+    if m and name.lower() in m.group("name").lower():
+        return f"{m.group('name')} is {m.group('rest')}"
+    for pattern, template in _VOICE:
+        m = pattern.match(text)
+        if not m:
+            continue
+        after = text[m.end():].lstrip().lower()
+        if name.lower() not in passage.lower() or after.startswith(name.lower()):
+            if template.startswith("{name} \\1s"):
+                return "The authors " + text[m.start(1):]
+            return text
+        out = m.expand(template.replace("{name}", name.replace("\\", "")))
+        out = _ES_VERBS.sub(r"\1es", out).replace("studys", "studies")
+        return out + text[m.end():]
+    return text
+
+
+def _sentence(e: Evidence, shown: str | None = None) -> Sentence:
+    """The cited answer sentence for a piece of evidence (spans point at the verbatim text in its source)."""
+    return Sentence(text=shown or e.text, citations=[e.n], supported=True, spans=[(e.n, e.start, e.end)])
+
+
+def _before(e: Evidence, ev: list[Evidence]) -> Evidence | None:
+    """The sentence just before e in the same paper, when the retrieved passages hold it."""
+    prior = [c for c in ev if c.paper_id == e.paper_id and c.pos < e.pos]
+    return max(prior, key=lambda c: c.pos) if prior else None
+
+
+def _after(e: Evidence, ev: list[Evidence], n: int) -> list[Evidence]:
+    """The next n sentences of the same paper (a lead that announces 'two key mechanisms' needs them)."""
+    return sorted((c for c in ev if c.paper_id == e.paper_id and c.pos > e.pos), key=lambda c: c.pos)[:n]
+
+
+_ANNOUNCES = re.compile(r"(:\s*$|\b(two|three|four|several|following) (key )?(mechanisms|methods|techniques|"
+                        r"components|stages|steps|ideas|contributions|parts)\b)", re.IGNORECASE)
+_COUNT = {"two": 2, "three": 3, "four": 4, "several": 2, "following": 2}
+
+
+def _similar(a: str, b: str) -> bool:
+    """Near-duplicate sentences (overlapping chunks, repeated claims)."""
+    wa, wb = set(content_words(a)), set(content_words(b))
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) > 0.6
+
+
+def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[Evidence]:
+    """The lead (a measured figure first for how-much), its context, then close runners-up; a question naming
+    several papers gets each paper's own lead."""
+    named = [p for p in analysis.papers if any(c.paper_id == p for c in ev)]
+    if len(named) >= 2:
+        per = max(1, max_sentences // len(named))
+        one = analysis.model_copy(update={"papers": []})
+        return [c for p in named for c in select(one, [c for c in ev if c.paper_id == p], per)]
+    pool = [c for c in ev if c.paper_id in analysis.papers] or list(ev)
+    ranked = sorted(pool, key=lambda c: -c.score)
+    if not ranked:
+        return []
+    lead = ranked[0]
+    if analysis.contrast:  # "X instead of Y": the sentence about Y corrects the premise
+        lead = next((c for c in ranked if any(t in stems(c.text) for t in analysis.contrast)), lead)
+    if analysis.kind == "how_much":
+        lead = next((c for c in ranked[:4] if MEASURED.search(c.text)), lead)
+    chosen = [lead]
+    prior = _before(lead, ev) if DEPENDENT.match(lead.text) else None
+    if prior is not None:
+        chosen.insert(0, prior)
+    m = _ANNOUNCES.search(lead.text)
+    if m or len(lead.text.split()) < 9:
+        chosen += [c for c in _after(lead, ev, _COUNT.get((m.group(2) or "").lower(), 1) if m else 1)
+                   if c not in chosen]
+    for c in ranked[1:]:
+        if len(chosen) >= max_sentences or c.score < RELATIVE * lead.score:
+            break
+        if c.paper_id != lead.paper_id and c.score < RELATIVE_OTHER * lead.score:
+            continue
+        if c in chosen or any(_similar(c.text, x.text) for x in chosen):
+            continue
+        if DEPENDENT.match(c.text) and _before(c, ev) not in chosen:
+            continue  # it would need the sentence before it, which is not in the answer
+        chosen.append(c)
+    return chosen
+
+
+def prose(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], max_sentences: int) -> Draft:
+    """A cited answer in prose: the answering sentence first; one paragraph per paper when several answer."""
+    chosen = select(analysis, retrieved.evidence, max_sentences)
+    groups: dict[str, list[Evidence]] = {}
+    for c in chosen:
+        groups.setdefault(c.paper_id, []).append(c)
+    text_by_n = {s.n: s.text for s in retrieved.sources}
+    sentences: list[Sentence] = []
+    blocks = []
+    for pid, group in groups.items():
+        lead, *rest = group  # the lead (or the sentence it depends on) first, the rest in reading order
+        ordered = [lead, *sorted(rest, key=lambda c: c.pos)]
+        name = label(by_id.get(pid), pid)
+        parts = []
+        for c in ordered:
+            shown = third_person(c.text, name, text_by_n.get(c.n, ""))
+            sentences.append(_sentence(c, shown))
+            parts.append(f"{shown} [{c.n}]")
+        blocks.append((name, " ".join(parts)))
+    if len(blocks) == 1:
+        return Draft(text=blocks[0][1], answerer="extractive", sentences=sentences)
+    return Draft(text="\n".join(f"- **{name}**: {body}" for name, body in blocks), answerer="extractive",
+                 sentences=sentences)
+
+
+def paper_list(decision: Decision, retrieved: Retrieved, by_id: dict[str, Paper], total: int) -> Draft:
+    """One cited line per qualifying paper, best first."""
+    sentences: list[Sentence] = []
+    lines = []
+    text_by_n = {s.n: s.text for s in retrieved.sources}
+    for pid in decision.qualifying:
+        best = max((e for e in retrieved.evidence if e.paper_id == pid), key=lambda e: e.score)
+        name = label(by_id.get(pid), pid)
+        shown = third_person(best.text, name, text_by_n.get(best.n, ""))
+        sentences.append(_sentence(best, shown))
+        lines.append(f"- **{name}**: {shown} [{best.n}]")
+    head = f"{len(lines)} of the {total} papers:" if len(lines) > 1 else f"One of the {total} papers:"
+    return Draft(text=head + "\n" + "\n".join(lines), answerer="extractive", sentences=sentences)
+
+
+def overview(retrieved: Retrieved, by_id: dict[str, Paper], total: int) -> Draft:
+    """One line per paper: the sentence that says what it contributes."""
+    sentences: list[Sentence] = []
+    lines = []
+    text_by_n = {s.n: s.text for s in retrieved.sources}
+    for pid in retrieved.ranking:
+        mine = [e for e in retrieved.evidence if e.paper_id == pid]
+        if not mine:
+            continue
+        pick = next((e for e in sorted(mine, key=lambda e: e.pos) if CUES["intro"].search(e.text)), None)
+        pick = pick or max(mine, key=lambda e: e.score)
+        name = label(by_id.get(pid), pid)
+        shown = third_person(_trim(pick.text), name, text_by_n.get(pick.n, ""))
+        sentences.append(_sentence(pick, shown))
+        lines.append(f"- **{name}**: {shown} [{pick.n}]")
+    more = f" (showing {len(lines)})" if len(lines) < total else ""
+    return Draft(text=f"The {total} papers, one line each{more}:\n" + "\n".join(lines), answerer="extractive",
+                 sentences=sentences)
+
+
+def _trim(text: str) -> str:
+    """Shorten a long sentence at a clause boundary, keeping a verbatim prefix (still checkable)."""
+    if len(text) <= MAX_CELL_CHARS:
+        return text
+    cut = max(text.rfind(sep, 0, MAX_CELL_CHARS) for sep in (", ", "; ", " - ", " and "))
+    return (text[:cut] if cut > 80 else text[:MAX_CELL_CHARS].rsplit(" ", 1)[0]) + " …"
+
+
+_CONNECTIVE = re.compile(r"^(however|therefore|thus|moreover|furthermore|in this (paper|work)|to address this "
+                         r"problem|to improve [^,]{0,80}|specifically|additionally),\s*", re.IGNORECASE)
+
+
+def _cell_text(text: str) -> str:
+    """A table cell: the claim without its leading connective, trimmed, pipe-safe."""
+    text = _CONNECTIVE.sub("", text)
+    return _trim(text[:1].upper() + text[1:]).replace("|", "/")
+
+
+def _column_rank(col: str, c: Evidence) -> tuple:
+    """How well a sentence fills a column: its cue, then (results) a measured figure, then no background, score."""
+    cue = CUES[col]
+    background = bool(BACKGROUND.search(c.text)) and col != "problem"
+    return (not cue.search(c.text), col == "result" and not MEASURED.search(c.text), background,
+            col == "problem" and c.pos > 400, -c.score, c.pos)
+
+
+def _figure(text: str) -> str | None:
+    """The clause around a sentence's first measured figure ('up to 1.78x (1.36x on average) compared to vLLM')."""
+    m = MEASURED.search(text)
+    if not m:
+        return None
+    start = max(text.rfind(sep, 0, m.start()) for sep in (", ", " of ", " a ", " by ", " achieves ", " to "))
+    end = min([i for i in (text.find(sep, m.end()) for sep in (", ", "; ", ". ")) if i > 0] or [len(text)])
+    clause = text[start:end].strip(" ,;.")
+    for lead in ("of ", "a ", "by ", "achieves ", "to "):
+        clause = clause[len(lead):] if clause.startswith(lead) else clause
+    return clause if 3 <= len(clause) <= 160 else None
+
+
+def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper]) -> Draft:
+    """A Markdown table, one row per paper (problem, approach, reported result), every cell cited, then a contrast."""
+    header = "| Paper | Problem | Approach | Reported result |\n|---|---|---|---|"
+    rows, sentences, figures = [header], [], []
+    for pid in analysis.papers:
+        cands = [c for c in retrieved.evidence if c.paper_id == pid]
+        if not cands:
+            continue
+        used: set[int] = set()
+        cells = []
+        name = label(by_id.get(pid), pid)
+        for col in COMPARE_COLUMNS:
+            scored = sorted((c for c in cands if c.pos not in used), key=lambda c: _column_rank(col, c))
+            pick = next((c for c in scored if CUES[col].search(c.text) and not DEPENDENT.match(c.text)), None)
+            pick = pick or next((c for c in scored if CUES[col].search(c.text)), None)
+            if pick is None:
+                cells.append("not stated")
+                continue
+            used.add(pick.pos)
+            text = _cell_text(pick.text)
+            sentences.append(_sentence(pick, text))
+            cells.append(f"{text} [{pick.n}]")
+            if col == "result" and (fig := _figure(pick.text)):
+                figures.append((name, fig, pick))
+        title = by_id[pid].title if pid in by_id else pid
+        rows.append(f"| **{name}** ({title}) | " + " | ".join(cells) + " |")
+    text = "\n".join(rows)
+    if len(figures) >= 2:
+        contrast = "In figures: " + "; ".join(f"{name} reports {fig} [{e.n}]" for name, fig, e in figures) + "."
+        sentences.append(Sentence(text=re.sub(r"\s*\[\d+\]", "", contrast), citations=[e.n for _, _, e in figures],
+                                  supported=True))
+        text += "\n\n" + contrast
+    return Draft(text=text, answerer="extractive", sentences=sentences)
+
+
+def abstention(retrieved: Retrieved, sentinel: str) -> str:
+    """The sentinel and the nearest papers (the reason goes in the notice)."""
+    titles = [s.title for s in {s.paper_id: s for s in retrieved.sources}.values()][:3]
+    closest = f" Closest: {'; '.join(titles)}." if titles else ""
+    return f"{sentinel}{closest}"
+
+
+def compose(analysis: Analysis, decision: Decision, retrieved: Retrieved, by_id: dict[str, Paper],
+            max_sentences: int) -> Draft:
+    """The extractive draft for an answering decision."""
+    total = len(by_id)
+    if analysis.kind == "overview":
+        return overview(retrieved, by_id, total)
+    if analysis.kind == "compare" and len(analysis.papers) >= 2:
+        return compare_table(analysis, retrieved, by_id)
+    if analysis.kind == "list" and decision.qualifying:
+        return paper_list(decision, retrieved, by_id, total)
+    return prose(analysis, retrieved, by_id, max_sentences)

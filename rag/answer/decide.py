@@ -1,0 +1,173 @@
+"""The decision: answer, abstain, or answer with a correction of the question's premise.
+
+A small set of signals, each one a measurement a reader can check:
+  unknown names   the question names something no paper mentions (never a plain capitalised word outside English)
+  best            the best sentence score (rag.answer.evidence) among the papers the question is about
+  coverage        the share of the question's topic words (IDF-weighted) in the named papers' abstracts
+  kind evidence   the question's kind needs a kind of sentence: a figure for how-much, a spelled-out name for
+                  'stands for', a stated limitation for 'limitations of X'
+combined by one ordered rule whose three thresholds are fitted on the tune split (tools/fit_decision.py) and
+reported on the test split. Every reason is phrased from what was measured, so it is true.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+from rag.answer.analyse import QUESTION_WORDS
+from rag.answer.evidence import CUES, coverage, has_term
+from rag.answer.models import Analysis, Decision, Evidence, Retrieved, Signals
+from rag.text import stem, stems
+from rag.types import Paper
+
+
+class DecisionParams(BaseModel):
+    """The rule's thresholds (fitted on the tune split: see tools/fit_decision.py and the README)."""
+
+    min_score: float = 0.25
+    paper_coverage: float = 0.5
+    weak_score: float = 0.4
+    list_score: float = 0.42
+    list_coverage: float = 0.6
+    detail_dense: float = 0.6
+
+
+def _names(pids: list[str], by_id: dict[str, Paper]) -> str:
+    """'Seesaw' or 'Seesaw and 2BP' for a reason sentence."""
+    labels = [next((a for a in by_id[p].aliases if len(a.split()) <= 2), by_id[p].title) for p in pids if p in by_id]
+    return " and ".join(labels)
+
+
+def _words_for(stem_list: list[str], question: str, vocab: set[str]) -> list[str]:
+    """The question's own spelling of the given stems; those the other papers use first (they are the concepts)."""
+    spelled = {stem(w.lower()): w for w in re.findall(r"[\w.-]*\w", question) if w.lower() not in QUESTION_WORDS}
+    words = [spelled.get(s, s) for s in stem_list]
+    used = [w for w in words if w.lower() in vocab or stem(w.lower()) in vocab]
+    return used or words
+
+
+def _spelled_out(acronym: str, text: str) -> bool:
+    """Whether text defines the acronym: 'Fully Sharded Sparse Data Parallelism (FSSDP)' or 'FSSDP (…)'."""
+    return bool(re.search(rf"\(\s*{re.escape(acronym)}\s*\)|\b{re.escape(acronym)}\s*\((?=[A-Za-z])", text))
+
+
+def _acronyms(analysis: Analysis, by_id: dict[str, Paper]) -> list[str]:
+    """The upper-case names the question asks to expand."""
+    found = re.findall(r"\b[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9-]*\b", analysis.asked)
+    return [a for a in dict.fromkeys(found) if sum(c.isupper() for c in a) >= 2]
+
+
+def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vocab: set[str],
+           idf: dict[str, float], params: DecisionParams) -> Decision:
+    """Answer, abstain or correct the premise, with a reason a user understands."""
+    ev = retrieved.evidence
+    if not ev:
+        return Decision(action="abstain", reason="Nothing in the papers matches the question.")
+    if analysis.kind == "overview" or (analysis.kind == "compare" and len(analysis.papers) >= 2):
+        return Decision(action="answer")
+    named = [p for p in analysis.papers if p in by_id]
+    if analysis.unknown_names and not named:
+        return Decision(action="abstain", reason=f"The papers never mention {', '.join(analysis.unknown_names)}.")
+    pool = [e for e in ev if e.paper_id in named] or ev
+    best = max(pool, key=lambda e: e.score)
+    paper_text = " ".join(f"{by_id[p].title} {by_id[p].abstract}" for p in named)
+    cov = coverage(analysis.focus, paper_text, idf) if named else best.lexical
+    signals = Signals(best=best.score, coverage=round(cov, 3))
+    if analysis.kind == "list":
+        return _decide_list(analysis, ev, signals, idf, params)
+    if named:
+        have = stems(paper_text)
+        missing = [t for t in analysis.focus if not has_term(t, have)]
+        who = _names(named, by_id)
+        if analysis.unknown_names:  # "Why did the GShard team choose NVIDIA GPUs?": a premise the papers never state
+            said = ", ".join(analysis.unknown_names)
+            if analysis.kind in ("why", "yes_no", "how"):
+                return Decision(action="correct_premise", signals=signals,
+                                reason=f"The premise does not hold as asked: the papers never mention {said}. "
+                                       f"Here is what {who}'s abstract does say.")
+            return Decision(action="abstain", signals=signals, reason=f"The papers never mention {said}.")
+        kind_reason = _kind_evidence(analysis, pool, paper_text, who, by_id)
+        if kind_reason:
+            signals.kind_evidence = False
+            return Decision(action="abstain", reason=kind_reason, signals=signals)
+        lacking = [t for t in analysis.detail if not has_term(t, have)]
+        if lacking and len(lacking) * 2 > len(analysis.detail) and best.dense < params.detail_dense:
+            said = " ".join(_words_for(analysis.detail, analysis.asked, set()))
+            return Decision(action="abstain", signals=signals, reason=f"{who}'s abstract does not mention the {said}.")
+        contrast = [t for t in analysis.contrast if has_term(t, have)]
+        asserted = [t for t in missing if t not in analysis.contrast]
+        if asserted and (contrast or analysis.kind == "yes_no") and len(asserted) < len(analysis.focus):
+            shown = [t for t in asserted if t in analysis.asserted] or asserted
+            said = ", ".join(_words_for(shown, analysis.asked, vocab))
+            return Decision(action="correct_premise", signals=signals,
+                            reason=f"The premise does not hold as asked: {who}'s abstract does not mention {said}. "
+                                   "Here is what it does say.")
+        if not analysis.focus:
+            return Decision(action="answer", signals=signals)  # "What is X?": the paper itself is the topic
+        if cov < params.paper_coverage and best.score < params.weak_score:
+            said = ", ".join(_words_for(missing, analysis.asked, vocab))
+            return Decision(action="abstain", signals=signals,
+                            reason=f"{who}'s abstract does not mention {said}.")
+    if best.score < params.min_score or (not named and cov < params.paper_coverage and best.score < params.weak_score):
+        topic = ", ".join(_words_for(analysis.focus, analysis.asked, vocab)[:4]) or "this"
+        return Decision(action="abstain", signals=signals,
+                        reason=f"No passage in the papers comes close to answering this (about {topic}).")
+    return Decision(action="answer", signals=signals)
+
+
+def _kind_evidence(analysis: Analysis, pool: list[Evidence], paper_text: str, who: str,
+                   by_id: dict[str, Paper]) -> str:
+    """Why the named papers cannot answer this kind of question ('' when they can)."""
+    if analysis.kind == "expansion":
+        acronyms = _acronyms(analysis, by_id)
+        if acronyms and not any(_spelled_out(a, paper_text) for a in acronyms):
+            return f"{who}'s abstract never spells out what {', '.join(acronyms)} stands for."
+    if analysis.kind == "limitation" and not any(CUES["limitation"].search(e.text) and _OWN.search(e.text)
+                                                 for e in pool):
+        return f"{who}'s abstract does not state a limitation of its own."
+    if analysis.kind == "how_much":
+        unit, pattern = wanted_figure(analysis.asked)
+        if not any(pattern.search(e.text) for e in pool):
+            return f"{who}'s abstract reports no {unit} for this."
+    return ""
+
+
+_OWN = re.compile(r"\b(we|our|this (paper|work|approach|method))\b", re.IGNORECASE)
+_PERCENT_Q = re.compile(r"\b(percent\w*|share|fraction|proportion)\b|%", re.IGNORECASE)
+_RATIO_Q = re.compile(r"\b(speed-?\s?ups?|faster|slower|times|how\s+much\s+(better|higher|more|less|lower)|"
+                      r"improv\w*|gain\w*|increase\w*|reduc\w*|boost\w*)\b", re.IGNORECASE)
+_COUNT_Q = re.compile(r"\bhow\s+many\s+([\w-]+)", re.IGNORECASE)
+
+
+def wanted_figure(question: str) -> tuple[str, re.Pattern[str]]:
+    """The kind of number a how-much question asks for, and a pattern for a sentence that gives one."""
+    if _PERCENT_Q.search(question):
+        return "percentage", re.compile(r"\d\s*%")
+    if _RATIO_Q.search(question):
+        return "speed-up or improvement figure", re.compile(r"\d\s*(x\b|×|times\b|%|X\b)", re.IGNORECASE)
+    m = _COUNT_Q.search(question)
+    if m and m.group(1).lower() not in QUESTION_WORDS:
+        noun = re.escape(stem(m.group(1).lower())[:5])
+        return f"count of {m.group(1)}", re.compile(rf"\d[\d,. ]*\s*(?:[\w-]+\s+){{0,2}}{noun}|{noun}\w*\s+of\s+\d",
+                                                    re.IGNORECASE)
+    return "figure", re.compile(r"\d")
+
+
+def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, idf: dict[str, float],
+                 params: DecisionParams) -> Decision:
+    """A list question: every paper whose best sentence clears the list threshold qualifies."""
+    best: dict[str, float] = {}
+    text: dict[str, str] = {}
+    for e in ev:
+        best[e.paper_id] = max(best.get(e.paper_id, 0.0), e.score)
+        text[e.paper_id] = text.get(e.paper_id, "") + " " + e.text
+    # A paper qualifies when its retrieved passages cover the question's constraint and one sentence answers it.
+    qualifying = [p for p, s in sorted(best.items(), key=lambda kv: -kv[1])
+                  if s >= params.list_score and (not analysis.focus or coverage(analysis.focus, text[p], idf)
+                                                 >= params.list_coverage)]
+    if not qualifying:
+        return Decision(action="abstain", signals=signals,
+                        reason="No paper's abstract discusses this closely enough to list it.")
+    return Decision(action="answer", signals=signals, qualifying=qualifying)

@@ -1,0 +1,115 @@
+"""Sentence evidence: every sentence of the retrieved passages, scored against the question.
+
+score = 0.6 * dense similarity (MiniLM, sentence vs question) + 0.4 * lexical coverage (IDF-weighted share of the
+question's topic words the sentence contains) + a bonus when the sentence is the kind of evidence the question asks
+for (a number for how-much, a problem statement for why, an introduction for what-is) and when it comes from a paper
+the question names. The same score serves abstention, sentence choice, lists and tables.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+from rag.answer.models import Analysis, Evidence, Kind
+from rag.text import content_words, split_sentences, stem, stems
+from rag.types import Source
+
+SentenceVectors = Callable[[list[tuple[str, int, int]]], np.ndarray]
+
+CUES: dict[str, re.Pattern[str]] = {
+    "problem": re.compile(r"\b(challeng\w*|bottleneck\w*|suffer\w*|struggl\w*|however|limit\w*|ill-suited|"
+                          r"inefficien\w*|problem\w*|difficult\w*|costly|insufficient|impractical|lack\w*|hinder\w*|"
+                          r"unsafe|insecur\w*|concern\w*|risk\w*|mismatch\w*|neither|need\w*|requires?)\b", re.I),
+    "approach": re.compile(r"\b(we (propose|present|introduce|design|build|develop|devise|employ|use)|"
+                           r"this paper (proposes|introduces|presents|offers|investigates)|introduces|"
+                           r"is an? (module|system|framework|dataset|technique|engine|approach|mechanism)|"
+                           r"key (idea|insight)|consists? of|by (splitting|using|fusing)|through)\b", re.I),
+    "result": re.compile(r"(\d+(\.\d+)?\s*(x|×|%|times)|\b(outperform\w*|achiev\w*|improv\w*|speed-?up\w*|"
+                         r"reduc\w*|surpass\w*|experiments? (show|demonstrat)\w*|results? (show|find|highlight)\w*|"
+                         r"evaluation\w* (show|demonstrat|reveal)\w*|comparable|on-par|degrade\w*)\b)", re.I),
+    "intro": re.compile(r"\b(we (propose|present|introduce|design|build|develop)|this paper (proposes|introduces|"
+                        r"presents|investigates|offers)|introduces|is an? (module|system|framework|dataset|technique|"
+                        r"engine)|in this (paper|work), we)\b", re.I),
+    "number": re.compile(r"\d"),
+    "limitation": re.compile(r"\b(limitations?|cannot|can ?not|fails? to|does not|do not|is limited|only works|"
+                             r"restricted to|at the cost of|trade-?off)\b", re.I),
+}
+MEASURED = re.compile(r"\d+(\.\d+)?\s*(x|×|%|times)\b|\b\d[\d,. ]*\s*(billion|million|models|datasets|episodes|"
+                      r"parameters|gpus|devices|accelerators|languages|days|tokens)\b", re.I)
+BACKGROUND = re.compile(r"^(recently|existing|prior|previous|traditional|conventional|various|most existing|"
+                        r"while prior|in the conventional)\b|\bhave been proposed\b", re.I)
+DEPENDENT = re.compile(r"^(this|these|that|those|it|its|they|their|such|to do so|to address this|to this end|then|"
+                       r"thus|therefore|hence|as a result|in addition|additionally|furthermore|moreover|second|"
+                       r"third|finally|specifically|consequently|in contrast|in such a case)\b", re.I)
+KIND_CUE: dict[Kind, str] = {"how_much": "number", "why": "problem", "what": "intro",
+                             "limitation": "limitation"}
+KIND_BONUS = 0.12
+NAMED_BONUS = 0.08
+
+
+def candidates(sources: list[Source]) -> list[Evidence]:
+    """Sentences of all sources, each kept once (overlapping chunks repeat sentences)."""
+    seen: set[tuple[str, int]] = set()
+    out: list[Evidence] = []
+    for src in sources:
+        for a, b in split_sentences(src.text):
+            key = (src.paper_id, src.start + a)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Evidence(n=src.n, paper_id=src.paper_id, start=a, end=b, pos=src.start + a, text=src.text[a:b]))
+    return out
+
+
+def idf_table(texts: list[str]) -> dict[str, float]:
+    """Smoothed inverse document frequency of stemmed content words over passages."""
+    df: dict[str, int] = {}
+    for t in texts:
+        for w in {stem(w) for w in content_words(t)}:
+            df[w] = df.get(w, 0) + 1
+    n = len(texts) or 1
+    return {w: math.log(1 + n / c) for w, c in df.items()}
+
+
+def has_term(term: str, have: set[str]) -> bool:
+    """Whether a stem is among have, or shares a long prefix with one (transform / transformat)."""
+    if term in have:
+        return True
+    return len(term) >= 5 and any(len(h) >= 5 and (h.startswith(term) or term.startswith(h)) for h in have)
+
+
+def coverage(terms: list[str], text: str, idf: dict[str, float]) -> float:
+    """IDF-weighted share of terms that text contains (stem match)."""
+    if not terms:
+        return 0.0
+    have = stems(text)
+    weights = {t: idf.get(t, 1.0) for t in terms}
+    return sum(w for t, w in weights.items() if has_term(t, have)) / (sum(weights.values()) or 1.0)
+
+
+def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: SentenceVectors,
+          idf: dict[str, float]) -> list[Evidence]:
+    """The scored sentences of the sources, in source order."""
+    cands = candidates(sources)
+    if not cands:
+        return []
+    chunk_of = {s.n: s.chunk_id for s in sources}
+    vecs = vectors([(chunk_of[c.n], c.start, c.end) for c in cands])
+    cue = CUES.get(KIND_CUE.get(analysis.kind, ""), None)
+    about_paper = bool(analysis.papers) and not analysis.focus
+    for c, v in zip(cands, vecs, strict=True):
+        c.dense = float(np.dot(v, qvec))
+        c.lexical = coverage(analysis.focus, c.text, idf)
+        bonus = 0.0
+        if cue is not None and cue.search(c.text) and (analysis.kind != "what" or about_paper):
+            bonus += KIND_BONUS if analysis.kind != "how_much" or MEASURED.search(c.text) else KIND_BONUS / 2
+        if c.paper_id in analysis.papers:
+            bonus += NAMED_BONUS
+        if BACKGROUND.search(c.text):
+            bonus -= 0.04
+        c.score = round(0.6 * c.dense + 0.4 * c.lexical + bonus, 4)
+    return cands

@@ -1,0 +1,110 @@
+"""Typed state passed between the answer stages: request -> analysis -> retrieved -> decision -> draft."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from rag.types import Sentence, Source
+
+Kind = Literal["what", "how_much", "how", "why", "list", "compare", "overview", "yes_no", "expansion", "limitation"]
+Answerer = Literal["extractive", "openai", "local"]
+ANSWERERS: tuple[str, ...] = ("extractive", "openai", "local")
+ABSTAIN_SENTENCE = "The papers here do not say."
+
+
+class Turn(BaseModel):
+    """One earlier message of the conversation."""
+
+    role: str
+    content: str
+
+
+class Request(BaseModel):
+    """A validated question and how the caller wants it answered."""
+
+    question: str
+    history: list[Turn] = Field(default_factory=list)
+    answerer: Answerer = "extractive"
+    paper_ids: list[str] | None = Field(default=None, description="The user's paper filter: always wins.")
+    k: int | None = None
+    retrieval: Literal["hybrid", "dense"] | None = None
+    compare: bool = False
+    deadline: float | None = Field(default=None, description="time.monotonic() by which an LLM answer must end.")
+
+
+class Analysis(BaseModel):
+    """What the question asks, in terms the later stages use."""
+
+    asked: str = Field(description="The question's own words, with instructions addressed to the assistant dropped.")
+    standalone: str = Field(description="The question with follow-up references resolved; shown to the user.")
+    kind: Kind
+    papers: list[str] = Field(default_factory=list, description="Papers the question names or describes, in order.")
+    carried: list[str] = Field(default_factory=list, description="Of those, the ones carried from earlier turns.")
+    scope: list[str] | None = Field(default=None, description="Papers retrieval is restricted to.")
+    focus: list[str] = Field(default_factory=list, description="Stems of the topic words (question words removed).")
+    detail: list[str] = Field(default_factory=list, description="Stems of the asked-for thing ('batch size').")
+    unknown_names: list[str] = Field(default_factory=list, description="Names the papers never mention.")
+    contrast: list[str] = Field(default_factory=list, description="Stems the question sets against ('X instead of Y').")
+    asserted: list[str] = Field(default_factory=list, description="Stems the question asserts ('X instead of Y').")
+
+
+class Evidence(BaseModel):
+    """One sentence of one retrieved passage, scored against the question."""
+
+    n: int = Field(description="The number of the source it comes from.")
+    paper_id: str
+    start: int = Field(description="Offset of the sentence within the source text.")
+    end: int
+    pos: int = Field(description="Offset within the paper's abstract (orders sentences of one paper).")
+    text: str
+    dense: float = 0.0
+    lexical: float = 0.0
+    score: float = 0.0
+
+
+class Retrieved(BaseModel):
+    """The numbered passages and their scored sentences."""
+
+    sources: list[Source] = Field(default_factory=list)
+    ranking: list[str] = Field(default_factory=list, description="Unique paper ids in retrieval order.")
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class Signals(BaseModel):
+    """The measurements the decision is made from (kept for the evaluation and the fit)."""
+
+    best: float = 0.0
+    coverage: float = 0.0
+    kind_evidence: bool = True
+
+
+class Decision(BaseModel):
+    """Whether to answer, and why not when not. The reason is shown to the user and must be true."""
+
+    action: Literal["answer", "abstain", "correct_premise"]
+    reason: str = ""
+    signals: Signals = Field(default_factory=Signals)
+    qualifying: list[str] = Field(default_factory=list, description="For lists: the papers that qualify.")
+
+
+class Draft(BaseModel):
+    """The composed answer before verification."""
+
+    text: str
+    answerer: str
+    sentences: list[Sentence] | None = Field(default=None, description="Set by the extractive composer; an LLM's "
+                                                                       "text is split and checked instead.")
+    notice: str = ""
+
+
+class State(BaseModel):
+    """Everything the chain knows about one question so far."""
+
+    request: Request
+    analysis: Analysis | None = None
+    retrieved: Retrieved | None = None
+    decision: Decision | None = None
+    draft: Draft | None = None
+    extractive: Draft | None = Field(default=None, description="The extractive draft kept beside an LLM's answer.")

@@ -1,0 +1,107 @@
+"""Pipeline: the public entry point over one index: answer(), stream(), papers(), ingest()."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from rag.answer.chain import Engine, compose_events, create_chain, create_prepare, timed
+from rag.answer.models import State
+from rag.answer.request import build_request
+from rag.answer.verify import verify
+from rag.ingest import IngestReport, ensure_index, ingest_paths
+from rag.retrieve import Index
+from rag.settings import Settings
+from rag.types import Answer, Paper
+
+
+class Pipeline:
+    """Question answering over one index; thread-safe; nothing is loaded until first use.
+
+    chat_model: the LangChain chat model for the LLM answerers; by default one is made from the settings
+    ('openai') or the local llama.cpp server ('local'). Tests pass a fake one in.
+    """
+
+    def __init__(self, settings: Settings | None = None, chat_model: Any = None) -> None:
+        self.settings = settings or Settings()
+        self._chat_model = chat_model
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """The stages' dependencies, the index built from the corpus on first use."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = Engine(Index(ensure_index(self.settings), self.settings), self.settings,
+                                          self.chat_model)
+        return self._engine
+
+    @property
+    def index(self) -> Index:
+        """The retrieval index."""
+        return self.engine.index
+
+    def chat_model(self, answerer: str) -> Any:
+        """The chat model of an LLM answerer: the one passed in, else one made from the settings."""
+        if self._chat_model is not None:
+            return self._chat_model
+        from rag.llm import chat_model, get_local_server
+
+        if answerer == "local":
+            server = get_local_server(self.settings)
+            return chat_model(self.settings, base_url=server.base_url, model=server.model)
+        return chat_model(self.settings)
+
+    def papers(self) -> list[Paper]:
+        """Every indexed paper."""
+        return self.engine.tables().papers
+
+    def ingest(self, paths: list[Path], reset: bool = False) -> IngestReport:
+        """Add papers from files; the retrieval view follows."""
+        report = ingest_paths(paths, self.settings, reset=reset)
+        self._engine = None
+        return report
+
+    def _state(self, question: str, **options: Any) -> State:
+        """The chain's input: a validated request."""
+        return State(request=build_request(question, self.settings, lambda: {p.id for p in self.papers()}, **options))
+
+    def prepare(self, question: str, config: RunnableConfig | None = None, **options: Any) -> State:
+        """The state after analyse, retrieve and decide (what an LLM would be prompted with, and why)."""
+        state = self._state(question, **options)  # validated before anything is loaded
+        return create_prepare(self.engine).invoke(state, config=config)
+
+    def answer(self, question: str, config: RunnableConfig | None = None, **options: Any) -> Answer:
+        """Answer one question. Options: history, answerer, paper_ids, k, retrieval, compare.
+
+        config: a LangChain RunnableConfig (callbacks see the named steps analyse/retrieve/decide/compose/verify).
+        """
+        t0 = time.perf_counter()
+        state = self._state(question, **options)  # validated before anything is loaded
+        answer: Answer = create_chain(self.engine).invoke(state, config=config)
+        answer.timings_ms["total"] = timed(t0)
+        return answer
+
+    def stream(self, question: str, **options: Any) -> Iterator[tuple[str, Any]]:
+        """Yield ('standalone', str), ('sources', [Source]), ('text', delta)… ('reset', notice)?, ('answer', Answer)."""
+        t0 = time.perf_counter()
+        state = self.prepare(question, **options)
+        prepared, first = timed(t0), None
+        yield "standalone", state.analysis.standalone
+        yield "sources", state.retrieved.sources
+        for kind, value in compose_events(state, self.engine):
+            if kind == "draft":
+                state = value
+            else:
+                first = first or timed(t0)
+                yield kind, value
+        answer = verify(state, state.draft, state.extractive)
+        answer.timings_ms.update(prepare=prepared, first_text=first or timed(t0), total=timed(t0))
+        yield "answer", answer

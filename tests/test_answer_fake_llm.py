@@ -1,0 +1,70 @@
+"""LLM answerers with an in-process fake chat model passed into the Pipeline: prompts, checking, fallbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llm_fixtures import FakeChatModel
+
+from rag.answer import ABSTAIN_SENTENCE, Pipeline
+from rag.settings import Settings
+
+
+def _pipe(index_dir: Path, *replies: str, fail: bool = False) -> tuple[Pipeline, FakeChatModel]:
+    model = FakeChatModel(replies=list(replies), prompts=[], fail=fail)
+    return Pipeline(Settings(data_dir=index_dir, answerer="openai"), chat_model=model), model
+
+
+def test_a_supported_llm_answer_is_grounded(index_dir):
+    pipe, model = _pipe(index_dir, "Seesaw achieves a throughput increase of up to 1.78x compared to vLLM [1].")
+    ans = pipe.answer("By how much does Seesaw beat vLLM?")
+    assert ans.answerer == "openai" and ans.grounded and not ans.notice
+    assert ans.sources[0].paper_id == "seesaw" and "1.78x" in ans.answer
+    system, user = model.prompts[0][0].content, model.prompts[0][1].content
+    assert ABSTAIN_SENTENCE in system and '<passage n="1"' in user and "By how much does Seesaw beat vLLM?" in user
+
+
+def test_one_unsupported_sentence_makes_the_answer_ungrounded(index_dir):
+    pipe, _ = _pipe(index_dir, "Seesaw achieves a throughput increase of up to 1.78x compared to vLLM [1]. "
+                               "Seesaw was trained on 9000 TPUs for a year [1]. Seesaw is an inference engine [1].")
+    ans = pipe.answer("By how much does Seesaw beat vLLM?")
+    assert not ans.grounded
+    assert [s.supported for s in ans.sentences].count(False) == 1
+    assert "1 of 3 sentences unsupported" in ans.notice and ans.evidence
+
+
+def test_a_fabricated_citation_is_removed_and_reported(index_dir):
+    pipe, _ = _pipe(index_dir, "Seesaw achieves up to 1.78x compared to vLLM [1][42].")
+    ans = pipe.answer("By how much does Seesaw beat vLLM?")
+    assert "[42]" not in ans.answer and ans.removed_citations == [42] and not ans.grounded
+
+
+def test_a_failing_model_gives_a_notice_and_the_extractive_answer(index_dir):
+    pipe, _ = _pipe(index_dir, "unused", fail=True)
+    events = list(pipe.stream("What is 2BP?"))
+    kinds = [k for k, _ in events]
+    assert "reset" in kinds
+    ans = events[-1][1]
+    assert ans.answerer == "extractive" and "Showing the extractive answer instead" in ans.notice
+    assert "2-stage backpropagation" in ans.answer
+
+
+def test_abstention_happens_before_the_model_is_called(index_dir):
+    pipe, model = _pipe(index_dir, "Chinchilla is compute-optimal [1].")
+    ans = pipe.answer("What does the Chinchilla paper say about compute-optimal training?")
+    assert ans.abstained and model.prompts == []
+
+
+@pytest.mark.parametrize(("reply", "want"), [
+    ("What are the two mechanisms of Universal Checkpointing?",
+     "What are the two mechanisms of Universal Checkpointing?"),
+    ("I think you mean something about cooking.", "What were those two mechanisms again?"),
+])
+def test_llm_condense_is_used_only_when_it_names_a_paper(index_dir, reply, want):
+    pipe, model = _pipe(index_dir, reply, "The universal checkpoint format is one mechanism [1].")
+    history = [{"role": "user", "content": "Tell me about checkpoint formats"},
+               {"role": "assistant", "content": "There are several formats."}]
+    state = pipe.prepare("What were those two mechanisms again?", history=history)
+    assert state.analysis.standalone == want
+    assert "Follow-up question: What were those two mechanisms again?" in model.prompts[0][1].content

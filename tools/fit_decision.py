@@ -1,0 +1,81 @@
+"""Fit the answer/abstain rule's thresholds on the tune questions; report them on the test split.
+
+    python tools/fit_decision.py [--out fitted.json]
+
+Tune questions: corpus/questions.jsonl (the public set) and the 'tune' split of corpus/questions-dev.jsonl.
+The 'test' split is never used to choose anything: it is only scored, once, with the chosen thresholds.
+The objective per question: the decision is right (abstain exactly when expected) and, for list questions,
+the qualifying papers are the gold ones (Jaccard); ties go to the thresholds closest to the current defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+from pathlib import Path
+
+from rag.answer import Pipeline
+from rag.answer.decide import DecisionParams, decide
+from rag.answer.models import State
+from rag.evaluate import Question, load_questions
+from rag.settings import DEV_QUESTIONS_PATH, QUESTIONS_PATH
+
+GRID = {
+    "min_score": [0.15, 0.2, 0.25, 0.3, 0.35],
+    "paper_coverage": [0.2, 0.3, 0.4, 0.5, 0.6],
+    "weak_score": [0.3, 0.35, 0.4, 0.45, 0.5, 0.55],
+    "list_score": [0.3, 0.34, 0.38, 0.42, 0.46, 0.5, 0.54],
+    "list_coverage": [0.3, 0.45, 0.6, 0.75, 0.9],
+    "detail_dense": [0.5, 0.55, 0.6, 0.65, 0.7, 1.0],
+}
+
+
+def _score(q: Question, state: State, pipe: Pipeline, params: DecisionParams) -> float:
+    """1 for a right decision (list questions: Jaccard of qualifying vs gold papers), else 0."""
+    t = pipe.engine.tables()
+    d = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params)  # type: ignore[arg-type]
+    if q.expect_abstain or d.action == "abstain":
+        return float(q.expect_abstain == (d.action == "abstain"))
+    if state.analysis is not None and state.analysis.kind == "list":
+        got, gold = set(d.qualifying), set(q.gold_papers)
+        return len(got & gold) / len(got | gold) if got | gold else 1.0
+    return 1.0
+
+
+def main() -> None:
+    """Grid-search the thresholds on the tune questions and print the fit and the test-split score."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="write the fitted thresholds as JSON here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    dev = load_questions(DEV_QUESTIONS_PATH)
+    tune = load_questions(QUESTIONS_PATH) + [q for q in dev if q.split == "tune"]
+    test = [q for q in dev if q.split == "test"]
+    pipe = Pipeline()
+    prepared = {q.id: pipe.prepare(q.question, history=q.history) for q in tune + test}
+    default = DecisionParams()
+
+    def total(qs: list[Question], params: DecisionParams) -> float:
+        return sum(_score(q, prepared[q.id], pipe, params) for q in qs)
+
+    def distance(p: DecisionParams) -> float:
+        return sum(abs(getattr(p, k) - getattr(default, k)) for k in GRID)
+
+    candidates = [DecisionParams(**dict(zip(GRID, values, strict=True)))
+                  for values in itertools.product(*GRID.values())]
+    best = max(candidates, key=lambda p: (total(tune, p), -distance(p)))
+    report = {
+        "fitted": best.model_dump(), "default": default.model_dump(),
+        "tune": {"n": len(tune), "default": total(tune, default), "fitted": total(tune, best)},
+        "test": {"n": len(test), "default": total(test, default), "fitted": total(test, best)},
+    }
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    logging.getLogger(__name__).warning("%s", text)
+
+
+if __name__ == "__main__":
+    main()
