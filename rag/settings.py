@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=30.0, gt=0, description="Seconds before an LLM request times out.")
     llm_max_retries: int = Field(default=2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
     llm_max_tokens: int = Field(default=300, ge=16, description="Max tokens an LLM may generate.")
+    answer_timeout: float = Field(
+        default=60.0, gt=0, description="Overall seconds an answer may take from the LLM (condense + answer, streaming)."
+    )
+    llm_max_chars: int = Field(
+        default=20_000, ge=100, description="Characters of an LLM reply read before it is cut (enforced by us)."
+    )
     local_model: Path | None = Field(default=None, description="GGUF file for the local answerer (default SmolLM2).")
     local_threads: int | None = Field(default=None, description="llama.cpp threads (default: all cores).")
     local_ctx: int = Field(default=2048, ge=256, description="llama.cpp context length.")
