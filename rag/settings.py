@@ -67,7 +67,15 @@ class Settings(BaseSettings):
     auth: str | None = Field(default=None, description="Chat login as 'user:password' (several comma-separated).")
     share: bool = Field(default=False, description="Create a public Gradio share link (off by default).")
     queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy'.")
-    concurrency: int = Field(default=4, ge=1, description="Chat requests answered at once.")
+    concurrency: int = Field(default=4, ge=1, description="Answers computed at once, across every event and API.")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest HTTP request body accepted (bytes).")
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed to call the chat from a browser (none by default)."
+    )
+    login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords per client before back-off.")
+    login_backoff: float = Field(
+        default=1.0, gt=0, description="Seconds of the first login lock-out; each further wrong password doubles it."
+    )
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from rag.types import Answer
 from ui import render
 from ui.api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
 from ui.assets import CSS, JS, THEME
+from ui.guard import GuardConfig, guarded_app
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,18 @@ PENDING = '<span class="pc-caption">Searching the papers…</span>'
 class ChatApp(gr.Blocks):
     """Blocks whose launch() defaults to paperchat's safe settings, theme, CSS and script."""
 
+    guard = GuardConfig()
+
     def launch(self, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Launch with local-only look and safe defaults (no share link, no error details, tiny uploads)."""
+        """Launch with local-only look and safe defaults (no share link, no error details, tiny uploads), behind
+        ui.guard (body limit, security headers, no CORS, every route behind the login if there is one)."""
         defaults = {"theme": THEME, "css": CSS, "js": JS, "share": False, "show_error": False,
                     "max_file_size": "1mb", "ssr_mode": False, "mcp_server": False, "run_history": False,
                     "footer_links": ["api", "settings"]}
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
+        # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
+        kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth")))))
         return super().launch(**kwargs)
 
 
@@ -169,6 +176,10 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     papers = pipeline.papers()
     choices = [(render.choice(p), p.id) for p in papers]
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        demo.guard = GuardConfig(max_body_bytes=settings.max_body_bytes,
+                                 cors_origins=frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",")
+                                                        if o.strip()),
+                                 login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff)
         turns = gr.State([])
         with gr.Row(equal_height=True, elem_id="pc-top"):
             count = f"{len(papers)} research paper{'s' if len(papers) != 1 else ''}"

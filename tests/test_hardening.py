@@ -1,0 +1,141 @@
+"""Web hardening of the chat server over HTTP (httpx, gradio_client): security headers, CORS, body limits, every
+route behind the login, login back-off."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from conftest import free_port
+from rag.answer import Pipeline
+from rag.settings import Settings
+from ui.api import parse_auth
+from ui.app import build_app
+
+pytestmark = pytest.mark.slow
+PARTNER = "https://partner.example"
+FOREIGN = ["http://localhost:9999", "http://127.0.0.1:1", "https://evil.example", "null"]
+USER, PASSWORD = "alice", "s3cret"
+
+
+def serve(pipeline: Pipeline, settings: Settings, auth: str | None = None) -> Iterator[str]:
+    demo = build_app(pipeline, settings)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                auth=parse_auth(auth))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def url(pipeline: Pipeline) -> Iterator[str]:
+    """The app without a login, one partner origin allowed."""
+    yield from serve(pipeline, pipeline.settings.model_copy(update={"cors_origins": PARTNER}))
+
+
+@pytest.fixture(scope="module")
+def auth_url(pipeline: Pipeline) -> Iterator[str]:
+    """The app with a login."""
+    yield from serve(pipeline, pipeline.settings, auth=f"{USER}:{PASSWORD}")
+
+
+def _login(base: str, password: str, client: httpx.Client | None = None) -> httpx.Response:
+    return (client or httpx).post(f"{base}/login", data={"username": USER, "password": password}, timeout=10)
+
+
+# -- headers and CORS -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/"), ("GET", "/config"), ("GET", "/gradio_api/info"), ("GET", "/no/such/page"),
+    ("POST", "/gradio_api/queue/join"), ("GET", "/theme.css"),
+])
+def test_security_headers_on_every_response(url: str, method: str, path: str) -> None:
+    response = httpx.request(method, url + path, timeout=10, json={} if method == "POST" else None)
+    headers = response.headers
+    assert "frame-ancestors 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] in {"no-referrer", "strict-origin-when-cross-origin"}
+
+
+@pytest.mark.parametrize("origin", FOREIGN)
+def test_cors_not_reflected_for_other_origins(url: str, origin: str) -> None:
+    simple = httpx.get(f"{url}/config", headers={"Origin": origin}, timeout=10)
+    preflight = httpx.options(f"{url}/gradio_api/queue/join", timeout=10, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    for response in (simple, preflight):
+        assert "access-control-allow-origin" not in response.headers, dict(response.headers)
+        assert "access-control-allow-credentials" not in response.headers
+
+
+def test_cors_for_a_configured_origin(url: str) -> None:
+    preflight = httpx.options(f"{url}/gradio_api/queue/join", timeout=10, headers={
+        "Origin": PARTNER, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == PARTNER
+    simple = httpx.get(f"{url}/config", headers={"Origin": PARTNER}, timeout=10)
+    assert simple.headers["access-control-allow-origin"] == PARTNER
+
+
+# -- request size ----------------------------------------------------------------------------------------------
+def test_oversized_body_is_refused_and_the_server_keeps_serving(url: str, pipeline: Pipeline) -> None:
+    limit = pipeline.settings.max_body_bytes
+    payload = json.dumps({"data": ["What is 2BP?", [{"role": "user", "content": "x" * (2 * limit)}]]}).encode()
+    sized = httpx.post(f"{url}/gradio_api/call/ask", content=payload, timeout=30,
+                       headers={"content-type": "application/json"})
+    chunked = httpx.post(f"{url}/gradio_api/call/ask", timeout=30, headers={"content-type": "application/json"},
+                         content=(payload[i:i + 65536] for i in range(0, len(payload), 65536)))
+    for response in (sized, chunked):
+        assert response.status_code == 413, (response.status_code, response.text[:200])
+        assert "too large" in response.json()["detail"]
+    assert httpx.get(f"{url}/config", timeout=10).status_code == 200
+    assert Client(url + "/", verbose=False).predict("What is 2BP?", api_name="/ask")["answer"]
+
+
+# -- login ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/gradio_api/cancel", {"session_hash": "x", "fn_index": 0, "event_id": "y"}),
+    ("POST", "/gradio_api/reset", {"event_id": "y"}),
+    ("GET", "/gradio_api/heartbeat/x", None),
+    ("POST", "/gradio_api/queue/join", {}),
+    ("GET", "/gradio_api/queue/data?session_hash=x", None),
+    ("POST", "/gradio_api/call/ask", {"data": ["What is 2BP?"]}),
+    ("POST", "/gradio_api/call/papers", {"data": []}),
+    ("GET", "/gradio_api/info", None),
+    ("GET", "/config", None),
+])
+def test_every_route_needs_the_login(auth_url: str, method: str, path: str, body: Any) -> None:
+    response = httpx.request(method, auth_url + path, json=body, timeout=10)
+    assert response.status_code == 401, (path, response.status_code, response.text[:200])
+    with httpx.Client() as client:
+        assert _login(auth_url, PASSWORD, client).status_code == 200
+        with client.stream(method, auth_url + path, json=body, timeout=10) as logged_in:  # heartbeat never ends
+            assert logged_in.status_code != 401
+
+
+def test_login_page_still_public(auth_url: str) -> None:
+    page = httpx.get(auth_url + "/", timeout=10)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_wrong_passwords_back_off_and_the_right_one_still_works(auth_url: str) -> None:
+    started = time.monotonic()
+    codes = [_login(auth_url, "wrong").status_code for _ in range(40)]
+    elapsed = time.monotonic() - started
+    assert codes[:5] == [400] * 5, codes
+    assert codes.count(429) >= 30 and codes.count(400) <= 7, (codes, elapsed)
+    refused = _login(auth_url, PASSWORD)
+    if refused.status_code == 429:  # still locked: the right password waits like any other
+        time.sleep(int(refused.headers["retry-after"]) + 0.2)
+    assert _login(auth_url, PASSWORD).status_code == 200
+    assert _login(auth_url, "wrong").status_code == 400  # a success forgets the failures
+
+
+def test_gradio_client_logs_in(auth_url: str) -> None:
+    assert Client(auth_url + "/", auth=(USER, PASSWORD), verbose=False).predict(api_name="/papers")
