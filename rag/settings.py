@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy'.")
     concurrency: int = Field(default=4, ge=1, description="Answers computed at once, across every event and API.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest HTTP request body accepted (bytes).")
+    max_history_turns: int = Field(default=20, ge=0, description="Most history messages accepted by the /ask API.")
+    max_history_chars: int = Field(default=8000, ge=100, description="Longest history message accepted.")
+    max_history_total_chars: int = Field(default=40_000, ge=100, description="Most history characters in all.")
     cors_origins: str = Field(
         default="", description="Comma-separated origins allowed to call the chat from a browser (none by default)."
     )

@@ -1,22 +1,24 @@
-"""Web hardening of the chat server over HTTP (httpx, gradio_client): security headers, CORS, body limits, every
-route behind the login, login back-off."""
+"""Web hardening of the chat server over HTTP (httpx, gradio_client): security headers, CORS, body and history
+limits, every route behind the login, login back-off, one concurrency pool, throttled rendering, fresh pickers."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from conftest import free_port
 from rag.answer import Pipeline
 from rag.settings import Settings
 from ui.api import parse_auth
-from ui.app import build_app
+from ui.app import ANSWERING, ChatHandlers, build_app
 
 pytestmark = pytest.mark.slow
 PARTNER = "https://partner.example"
@@ -98,6 +100,17 @@ def test_oversized_body_is_refused_and_the_server_keeps_serving(url: str, pipeli
     assert Client(url + "/", verbose=False).predict("What is 2BP?", api_name="/ask")["answer"]
 
 
+@pytest.mark.parametrize(("history", "message"), [
+    ([{"role": "user", "content": "hi"}] * 21, "at most 20"),
+    ([{"role": "user", "content": "x" * 9000}], "at most 8,000"),
+    ([{"role": "user", "content": "x" * 7000}] * 6, "in all; at most 40,000"),
+])
+def test_history_caps(url: str, history: list[dict[str, str]], message: str) -> None:
+    client = Client(url + "/", verbose=False)
+    with pytest.raises(AppError, match=message):
+        client.predict("What is 2BP?", history=history, api_name="/ask")
+
+
 # -- login ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("method", "path", "body"), [
     ("POST", "/gradio_api/cancel", {"session_hash": "x", "fn_index": 0, "event_id": "y"}),
@@ -139,3 +152,55 @@ def test_wrong_passwords_back_off_and_the_right_one_still_works(auth_url: str) -
 
 def test_gradio_client_logs_in(auth_url: str) -> None:
     assert Client(auth_url + "/", auth=(USER, PASSWORD), verbose=False).predict(api_name="/papers")
+
+
+# -- the app's own limits -----------------------------------------------------------------------------------------
+def test_every_answering_event_shares_one_concurrency_pool(pipeline: Pipeline) -> None:
+    settings = pipeline.settings.model_copy(update={"concurrency": 3})
+    demo = build_app(pipeline, settings)
+    fns = list(demo.fns.values()) if isinstance(demo.fns, dict) else list(demo.fns)
+    names = {getattr(f.fn, "__name__", ""): f for f in fns}
+    answering = [f for f in fns if getattr(f.fn, "__name__", "") in {"respond", "compare", "ask"}]
+    assert len(answering) >= 6, sorted(names)  # Enter, Ask, example, suggestion, compare, /ask
+    assert {f.concurrency_id for f in answering} == {ANSWERING}
+    assert {f.concurrency_limit for f in answering} == {3}
+
+
+class _Flood:
+    """A pipeline stand-in whose answer streams 500 KB in 100-character pieces."""
+
+    settings = Settings()
+
+    def papers(self) -> list[Any]:
+        return []
+
+    def stream(self, question: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        yield "sources", []
+        for _ in range(5_000):
+            yield "text", "word " * 20
+
+
+def test_streaming_render_is_throttled() -> None:
+    handlers = ChatHandlers(_Flood(), Settings())  # type: ignore[arg-type]
+    started, renders = time.monotonic(), 0
+    for update in handlers.respond("What is 2BP?", [], [], "extractive", 6, None):
+        renders += 1
+        assert renders < 300, "re-rendered per fragment"
+    assert time.monotonic() - started < 20
+
+
+def test_pickers_refresh_on_page_load(tmp_path: Path) -> None:
+    pipe = Pipeline(Settings(data_dir=tmp_path / "data"))
+    first = tmp_path / "first.md"
+    first.write_text("# Alpha: A First Paper\n\nAlpha is a system that schedules GPU jobs by their memory use.\n")
+    pipe.ingest([first])
+    demo = build_app(pipe, pipe.settings)
+    fns = list(demo.fns.values()) if isinstance(demo.fns, dict) else list(demo.fns)
+    loads = [f for f in fns if any(t[1] == "load" for t in f.targets)]
+    assert loads, "nothing refreshes on page load"
+    second = tmp_path / "second.md"
+    second.write_text("# Beta: A Second Paper\n\nBeta is a system that compresses model checkpoints on disk.\n")
+    pipe.ingest([second])
+    scope, pick, head, papers = loads[0].fn()
+    assert {c[1] for c in scope.choices} == {c[1] for c in pick.choices} == {"alpha", "beta"}
+    assert "2 research papers" in head and "Beta" in papers
