@@ -29,7 +29,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from rag import llm_guard
-from rag.llm_guard import Deadline as Deadline  # re-exported: callers build deadlines with Deadline.after(s)
+from rag.llm_guard import Deadline  # noqa: F401 - re-exported: callers build deadlines with Deadline.after(s)
 from rag.llm_guard import Watch, watching
 from rag.settings import Settings
 
@@ -351,7 +351,9 @@ def stream_text(llm: ChatOpenAI, messages: LanguageModelInput, *, deadline: floa
                 if (error := _limit_error(watch, url, limit, "".join(kept))) is not None:
                     raise error from exc
                 if said and not isinstance(exc, openai.APIStatusError):
-                    raise LLMError(f"The language model at {url} stopped sending before the answer was complete.") from exc
+                    raise LLMError(
+                        f"The language model at {url} stopped sending before the answer was complete."
+                    ) from exc
                 raise friendly_error(exc, base_url=url) from exc
             finished = finished or bool(chunk.response_metadata.get("finish_reason"))
             text = chunk.text if isinstance(chunk.text, str) else str(chunk.content)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Self
 
 try:  # the httpcore that the installed openai client's httpx speaks
     import httpcore2 as _core
@@ -30,13 +30,13 @@ class Deadline(float):
 
     seconds: float | None
 
-    def __new__(cls, at: float, seconds: float | None = None) -> Deadline:
+    def __new__(cls, at: float, seconds: float | None = None) -> Self:
         deadline = super().__new__(cls, at)
         deadline.seconds = seconds
         return deadline
 
     @classmethod
-    def after(cls, seconds: float) -> Deadline:
+    def after(cls, seconds: float) -> Self:
         """The instant `seconds` from now."""
         return cls(time.monotonic() + seconds, seconds)
 

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
     llm_max_tokens: int = Field(default=300, ge=16, description="Max tokens an LLM may generate.")
     answer_timeout: float = Field(
-        default=60.0, gt=0, description="Overall seconds an answer may take from the LLM (condense + answer, streaming)."
+        default=60.0, gt=0, description="Overall seconds the LLM may take for one answer (condense + answer, streamed)."
     )
     llm_max_chars: int = Field(
         default=20_000, ge=100, description="Characters of an LLM reply read before it is cut (enforced by us)."

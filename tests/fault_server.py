@@ -225,7 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _trickle(self, b: Trickle, stream: bool, owner: FaultServer) -> None:
         self.close_connection = True
         if stream:
-            events = b"".join(_chunk(piece) for piece in _pieces(b.text, 3)) + _chunk(None, "stop") + b"data: [DONE]\n\n"
+            events = b"".join(_chunk(piece) for piece in _pieces(b.text, 3))
+            events += _chunk(None, "stop") + b"data: [DONE]\n\n"
             head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
         else:
             events = _completion(b.text)

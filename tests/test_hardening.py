@@ -182,9 +182,8 @@ class _Flood:
 
 def test_streaming_render_is_throttled() -> None:
     handlers = ChatHandlers(_Flood(), Settings())  # type: ignore[arg-type]
-    started, renders = time.monotonic(), 0
-    for update in handlers.respond("What is 2BP?", [], [], "extractive", 6, None):
-        renders += 1
+    started = time.monotonic()
+    for renders, _ in enumerate(handlers.respond("What is 2BP?", [], [], "extractive", 6, None), start=1):
         assert renders < 300, "re-rendered per fragment"
     assert time.monotonic() - started < 20
 

@@ -393,8 +393,7 @@ def test_stream_flood_stops_at_the_cap(fault: FaultServer, one_event: bool) -> N
     received: list[str] = []
     started = time.monotonic()
     with pytest.raises(LLMTruncated) as info:
-        for piece in stream_text(_model(fault), QUESTION, max_chars=cap):
-            received.append(piece)
+        received.extend(stream_text(_model(fault), QUESTION, max_chars=cap))
     text = "".join(received)
     assert len(text) <= cap and text == info.value.text
     if not one_event:

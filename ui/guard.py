@@ -113,7 +113,8 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any] | str, headers: Iterable[tuple[str, str]] = ()) -> None:
+async def _respond(send: Send, status: int, body: dict[str, Any] | str,
+                   headers: Iterable[tuple[str, str]] = ()) -> None:
     """A small complete response (JSON for a dict)."""
     data = (json.dumps(body) if isinstance(body, dict) else body).encode()
     kind = "application/json" if isinstance(body, dict) else "text/plain; charset=utf-8"
@@ -132,6 +133,9 @@ class Guard:
                                                   config.login_backoff_max_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.config.auth_required and not self._logged_in(scope, _headers(scope)):
+            await send({"type": "websocket.close", "code": 1008})  # policy violation: not logged in
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
