@@ -15,7 +15,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from conftest import free_port
-from rag.answer import Pipeline
+from rag.answer import Pipeline, QuestionError
 from rag.settings import Settings
 from ui.api import parse_auth
 from ui.app import ANSWERING, ChatHandlers, build_app
@@ -203,3 +203,52 @@ def test_pickers_refresh_on_page_load(tmp_path: Path) -> None:
     scope, pick, head, papers = loads[0].fn()
     assert {c[1] for c in scope.choices} == {c[1] for c in pick.choices} == {"alpha", "beta"}
     assert "2 research papers" in head and "Beta" in papers
+
+
+class _Slow:
+    """A pipeline stand-in whose answers take `seconds`; it records when each one started."""
+
+    settings = Settings()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.started = seconds, {}
+
+    def papers(self) -> list[Any]:
+        return []
+
+    def stream(self, question: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        self.started[question] = time.monotonic()
+        time.sleep(self.seconds)
+        raise RuntimeError("slow answer done")
+        yield  # pragma: no cover
+
+    def answer(self, question: str, **kwargs: Any) -> Any:
+        self.started[question] = time.monotonic()
+        raise QuestionError("fast")
+
+
+def test_slow_answers_on_one_event_hold_the_slots_of_every_event() -> None:
+    """RAG_CONCURRENCY=2: two slow answers on the Enter event make an /ask call wait for a slot, then run."""
+    slow = _Slow(3.0)
+    settings = Settings(concurrency=2)
+    demo = build_app(slow, settings)  # type: ignore[arg-type]
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        enter = next(i for i, d in enumerate(client.config["dependencies"])
+                     if any(t[1] == "submit" for t in d.get("targets", [])))
+        client.endpoints[enter].is_valid = True  # the page's own event: private to scripts, not to the queue
+        t0 = time.monotonic()
+        jobs = [client.submit(f"slow question {i}?", [], "extractive", 6, [], fn_index=enter) for i in range(2)]
+        time.sleep(0.8)
+        asked = client.submit("fast question?", api_name="/ask")
+        with pytest.raises(AppError, match="fast"):
+            asked.result(timeout=60)
+        for job in jobs:
+            job.result(timeout=60)
+    finally:
+        demo.close()
+    assert {"slow question 0?", "slow question 1?", "fast question?"} <= set(slow.started)
+    waited = slow.started["fast question?"] - t0
+    assert waited >= 2.5, f"/ask started after {waited:.1f} s, beside two running answers"
