@@ -66,7 +66,10 @@ class LLMError(RuntimeError):
 
 
 class LLMDeadlineExceeded(LLMError):
-    """The answer deadline passed before the model finished (stream_text has yielded what came before)."""
+    """The answer deadline passed before the model finished (stream_text has yielded what came before).
+
+    `seconds`: the budget of a `Deadline`, else how long this call ran.
+    """
 
     def __init__(self, message: str, seconds: float) -> None:
         super().__init__(message)
@@ -281,8 +284,11 @@ def _base_url_of(llm: ChatOpenAI) -> str:
 
 
 def _deadline_error(watch: Watch, url: str) -> LLMDeadlineExceeded:
-    """The notice for a call whose deadline passed."""
-    seconds = llm_guard.budget_of(watch.deadline or 0.0, watch.started)
+    """The notice for a call whose deadline passed (a plain float deadline does not say how long it allowed)."""
+    seconds = getattr(watch.deadline, "seconds", None)
+    if seconds is None:
+        return LLMDeadlineExceeded(f"The language model at {url} did not finish before the answer deadline.",
+                                   time.monotonic() - watch.started)
     return LLMDeadlineExceeded(f"The language model at {url} did not finish within {_seconds(round(seconds, 1))} s.",
                                seconds)
 

@@ -41,12 +41,6 @@ class Deadline(float):
         return cls(time.monotonic() + seconds, seconds)
 
 
-def budget_of(deadline: float, started: float) -> float:
-    """The seconds a deadline allowed: its own budget if it is a Deadline, else the time since `started`."""
-    seconds = getattr(deadline, "seconds", None)
-    return seconds if seconds is not None else max(0.0, deadline - started)
-
-
 class ReplyTooLarge(Exception):
     """The server sent more bytes than the call's budget; raised from a socket read, so the connection closes."""
 

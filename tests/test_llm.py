@@ -373,8 +373,9 @@ def test_plain_float_deadline_and_a_reply_in_time(fault: FaultServer) -> None:
     llm = _model(fault)
     assert "".join(stream_text(llm, QUESTION, deadline=time.monotonic() + 10)) == "Fine [1]."
     assert complete(llm, QUESTION, deadline=time.monotonic() + 10) == "Fine [1]."
-    with pytest.raises(LLMDeadlineExceeded, match=r"did not finish within \d"):
+    with pytest.raises(LLMDeadlineExceeded, match=r"did not finish before the answer deadline\.$"):
         complete(llm, QUESTION, deadline=time.monotonic() - 1)
+    assert len(fault.requests) == 2  # a deadline already passed sends nothing
 
 
 def test_retry_after_past_the_deadline_is_not_slept(fault: FaultServer) -> None:
