@@ -28,6 +28,9 @@ from langchain_core.language_models import LanguageModelInput
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+from rag import llm_guard
+from rag.llm_guard import Deadline  # noqa: F401 - re-exported: callers build deadlines with Deadline.after(s)
+from rag.llm_guard import Watch, watching
 from rag.settings import Settings
 
 try:  # langchain-core>=1.3 marks prompts longer than the context window
@@ -51,10 +54,34 @@ START_TIMEOUT = 120.0
 LOG_TAIL_LINES = 20
 _ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/models")
 _KEY_PATTERN = re.compile(r"sk-[\w\-*.]+")
+DEFAULT_MAX_CHARS: int = Settings.model_fields["llm_max_chars"].default
+# Bytes a reply may take on the wire per character kept: JSON escapes (\uXXXX) in a completion, and the
+# ~150-300 bytes of envelope around every few characters of an SSE stream; plus slack for headers and usage.
+_JSON_BYTES_PER_CHAR, _SSE_BYTES_PER_CHAR, _SLACK_BYTES = 6, 400, 1 << 20
+_RETRY_BACKOFF = 2.0  # the openai client's back-off before a retry without Retry-After, at most (2 retries)
 
 
 class LLMError(RuntimeError):
     """The language model cannot be reached or gave no usable answer; the message says why, without secrets."""
+
+
+class LLMDeadlineExceeded(LLMError):
+    """The answer deadline passed before the model finished (stream_text has yielded what came before).
+
+    `seconds`: the budget of a `Deadline`, else how long this call ran.
+    """
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class LLMTruncated(LLMError):
+    """The reply reached the character cap; `text` is what was kept (stream_text has already yielded it all)."""
+
+    def __init__(self, limit: int, text: str) -> None:
+        super().__init__(f"The model's reply was cut at {limit:,} characters.")
+        self.limit, self.text = limit, text
 
 
 def _httpx_errors(name: str) -> tuple[type[BaseException], ...]:
@@ -79,11 +106,26 @@ class _FinalTimeoutTransport(_http.HTTPTransport):  # type: ignore[misc]
     (1 + llm_max_retries) x llm_timeout. 5xx, 429 and connection errors fail fast and are still retried.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        llm_guard.install(self)  # sockets obey the deadline and byte budget of the call that uses them
+
     def handle_request(self, request: Any) -> Any:
+        watch = llm_guard.current()
+        if watch is not None:
+            if watch.expired():  # e.g. before a retry: openai errors are never retried
+                raise openai.APITimeoutError(request=request)
+            llm_guard.clamp_timeouts(request.extensions, watch)
         try:
-            return super().handle_request(request)
+            response = super().handle_request(request)
         except _http.TimeoutException as exc:
             raise openai.APITimeoutError(request=request) from exc
+        if watch is not None and response.status_code >= 400:
+            # A retry that cannot start before the deadline would only sleep past it: tell openai not to.
+            left, delay = watch.remaining(), llm_guard.retry_delay(response.headers)
+            if left is not None and left <= (delay if delay is not None else _RETRY_BACKOFF):
+                response.headers["x-should-retry"] = "false"
+        return response
 
 
 @functools.lru_cache(maxsize=1)
@@ -243,35 +285,103 @@ def _base_url_of(llm: ChatOpenAI) -> str:
     return _public_url(llm.openai_api_base or OPENAI_URL)
 
 
-def complete(llm: ChatOpenAI, messages: LanguageModelInput) -> str:
-    """The model's whole answer; LLMError on any failure or an empty answer."""
+def _deadline_error(watch: Watch, url: str) -> LLMDeadlineExceeded:
+    """The notice for a call whose deadline passed (a plain float deadline does not say how long it allowed)."""
+    seconds = getattr(watch.deadline, "seconds", None)
+    if seconds is None:
+        return LLMDeadlineExceeded(f"The language model at {url} did not finish before the answer deadline.",
+                                   time.monotonic() - watch.started)
+    return LLMDeadlineExceeded(f"The language model at {url} did not finish within {_seconds(round(seconds, 1))} s.",
+                               seconds)
+
+
+def _limit_error(watch: Watch, url: str, limit: int, kept: str) -> LLMError | None:
+    """The error for a call stopped by its own limits (byte budget, deadline), if that is what stopped it."""
+    if watch.overflowed:
+        return LLMTruncated(limit, kept)
+    return _deadline_error(watch, url) if watch.expired() else None
+
+
+def complete(llm: ChatOpenAI, messages: LanguageModelInput, *, deadline: float | None = None,
+             max_chars: int | None = None) -> str:
+    """The model's whole answer; LLMError on any failure or an empty answer.
+
+    deadline: a time.monotonic() instant (a `Deadline` names its budget in the message) after which the call stops
+    within a second, LLMDeadlineExceeded; one deadline can span several calls. max_chars (default
+    Settings.llm_max_chars): a longer answer raises LLMTruncated carrying its first max_chars characters; a body
+    too large to hold that many is not read past its byte budget (LLMTruncated with empty text).
+    """
     url = _base_url_of(llm)
+    limit = max_chars if max_chars is not None else DEFAULT_MAX_CHARS
+    watch = Watch(deadline, max_bytes=_SLACK_BYTES + _JSON_BYTES_PER_CHAR * limit)
+    if (error := _limit_error(watch, url, limit, "")) is not None:
+        raise error
     try:
-        reply = llm.invoke(messages)
+        with watching(watch):
+            reply = llm.invoke(messages)
     except Exception as exc:
-        raise friendly_error(exc, base_url=url) from exc
+        raise (_limit_error(watch, url, limit, "") or friendly_error(exc, base_url=url)) from exc
     text = reply.text if isinstance(reply.text, str) else str(reply.content)
     if not text.strip():
         raise LLMError(f"The language model at {url} returned an empty answer.")
+    if len(text) > limit:
+        raise LLMTruncated(limit, text[:limit])
     return text
 
 
-def stream_text(llm: ChatOpenAI, messages: LanguageModelInput) -> Iterator[str]:
-    """The answer as it is generated; LLMError if it fails, ends early or says nothing."""
+def stream_text(llm: ChatOpenAI, messages: LanguageModelInput, *, deadline: float | None = None,
+                max_chars: int | None = None) -> Iterator[str]:
+    """The answer as it is generated; LLMError if it fails, ends early or says nothing.
+
+    deadline: a time.monotonic() instant (see `complete`); when it passes, even mid-read of a server that trickles
+    bytes, the stream stops within a second and raises LLMDeadlineExceeded after what was yielded. max_chars
+    (default Settings.llm_max_chars): at most that many characters are yielded; if the model sends more, the
+    connection is closed and LLMTruncated is raised after the last yielded piece (its `text` is everything yielded).
+    """
     url = _base_url_of(llm)
+    limit = max_chars if max_chars is not None else DEFAULT_MAX_CHARS
+    watch = Watch(deadline, max_bytes=_SLACK_BYTES + _SSE_BYTES_PER_CHAR * limit)
+    if (error := _limit_error(watch, url, limit, "")) is not None:
+        raise error
+    kept: list[str] = []
+    sent = 0
     said = False
     finished = False
+    chunks = iter(llm.stream(messages))
     try:
-        for chunk in llm.stream(messages):
+        while True:
+            try:
+                with watching(watch):  # the HTTP reads happen inside next(), in whichever thread pulls the stream
+                    chunk = next(chunks)
+            except StopIteration:
+                break
+            except Exception as exc:
+                if (error := _limit_error(watch, url, limit, "".join(kept))) is not None:
+                    raise error from exc
+                if said and not isinstance(exc, openai.APIStatusError):
+                    raise LLMError(
+                        f"The language model at {url} stopped sending before the answer was complete."
+                    ) from exc
+                raise friendly_error(exc, base_url=url) from exc
             finished = finished or bool(chunk.response_metadata.get("finish_reason"))
             text = chunk.text if isinstance(chunk.text, str) else str(chunk.content)
+            if sent + len(text) > limit:
+                text = text[: limit - sent]
+                if text:
+                    kept.append(text)
+                    yield text
+                raise LLMTruncated(limit, "".join(kept))
             if text:
                 said = said or bool(text.strip())
+                sent += len(text)
+                kept.append(text)
                 yield text
-    except Exception as exc:
-        if said and not isinstance(exc, openai.APIStatusError):
-            raise LLMError(f"The language model at {url} stopped sending before the answer was complete.") from exc
-        raise friendly_error(exc, base_url=url) from exc
+            if not finished and watch.expired():  # events that arrive, but too slowly to finish in time
+                raise _deadline_error(watch, url)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # closes the HTTP response: a stopped stream's connection is dropped, not left reading
     if not finished:
         raise LLMError(f"The language model at {url} stopped sending before the answer was complete.")
     if not said:

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=30.0, gt=0, description="Seconds before an LLM request times out.")
     llm_max_retries: int = Field(default=2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
     llm_max_tokens: int = Field(default=300, ge=16, description="Max tokens an LLM may generate.")
+    answer_timeout: float = Field(
+        default=60.0, gt=0, description="Overall seconds the LLM may take for one answer (condense + answer, streamed)."
+    )
+    llm_max_chars: int = Field(
+        default=20_000, ge=100, description="Characters of an LLM reply read before it is cut (enforced by us)."
+    )
     local_model: Path | None = Field(default=None, description="GGUF file for the local answerer (default SmolLM2).")
     local_threads: int | None = Field(default=None, description="llama.cpp threads (default: all cores).")
     local_ctx: int = Field(default=2048, ge=256, description="llama.cpp context length.")
@@ -62,7 +68,18 @@ class Settings(BaseSettings):
     auth: str | None = Field(default=None, description="Chat login as 'user:password' (several comma-separated).")
     share: bool = Field(default=False, description="Create a public Gradio share link (off by default).")
     queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy'.")
-    concurrency: int = Field(default=4, ge=1, description="Chat requests answered at once.")
+    concurrency: int = Field(default=4, ge=1, description="Answers computed at once, across every event and API.")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest HTTP request body accepted (bytes).")
+    max_history_turns: int = Field(default=20, ge=0, description="Most history messages accepted by the /ask API.")
+    max_history_chars: int = Field(default=8000, ge=100, description="Longest history message accepted.")
+    max_history_total_chars: int = Field(default=40_000, ge=100, description="Most history characters in all.")
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed to call the chat from a browser (none by default)."
+    )
+    login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords per client before back-off.")
+    login_backoff: float = Field(
+        default=1.0, gt=0, description="Seconds of the first login lock-out; each further wrong password doubles it."
+    )
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -97,7 +97,28 @@ class Cut:
     chunked: bool = True
 
 
-Behaviour = Reply | Status | Hang | Malformed | Cut
+@dataclass
+class Trickle:
+    """200 that sends one byte every `interval` seconds (for `seconds` at most): a whole SSE event or JSON body
+    takes minutes, so no per-read timeout ever fires. `headers=True` trickles the status line and headers too."""
+
+    text: str = "Seesaw achieves a throughput increase of up to 1.78x compared to vLLM [1]."
+    interval: float = 1.0
+    seconds: float = 300.0
+    headers: bool = False
+
+
+@dataclass
+class Flood:
+    """200 with an endless reply: SSE events of `piece` (or, `one_event=True`, a single event that never ends)
+    until the client hangs up or `total` characters went out; a JSON body claiming `total` characters otherwise."""
+
+    piece: str = "flood " * 170
+    total: int = 500_000_000
+    one_event: bool = False
+
+
+Behaviour = Reply | Status | Hang | Malformed | Cut | Trickle | Flood
 
 
 @dataclass
@@ -152,10 +173,13 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         behaviour = owner._next(Recorded(time.monotonic(), self.path, headers, body))
         stream = bool(body.get("stream"))
+        owner._busy(+1)
         try:
             self._serve(behaviour, body, stream, owner)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): nothing to do
             self.close_connection = True
+        finally:
+            owner._busy(-1)
 
     # -- behaviours ----------------------------------------------------------------------------------------
     def _serve(self, b: Behaviour, body: Body, stream: bool, owner: FaultServer) -> None:
@@ -193,6 +217,61 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, b.payload.encode())
         elif isinstance(b, Cut):
             self._cut(b, stream)
+        elif isinstance(b, Trickle):
+            self._trickle(b, stream, owner)
+        elif isinstance(b, Flood):
+            self._flood(b, stream, owner)
+
+    def _trickle(self, b: Trickle, stream: bool, owner: FaultServer) -> None:
+        self.close_connection = True
+        if stream:
+            events = b"".join(_chunk(piece) for piece in _pieces(b.text, 3))
+            events += _chunk(None, "stop") + b"data: [DONE]\n\n"
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        else:
+            events = _completion(b.text)
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(events))
+        if not b.headers:
+            self.wfile.write(head)
+            self.wfile.flush()
+            head = b""
+        data, ends = head + events, time.monotonic() + b.seconds
+        for i in range(len(data)):
+            if owner._stop.wait(b.interval) or time.monotonic() > ends:
+                return
+            self.wfile.write(data[i:i + 1])
+            self.wfile.flush()
+            owner._sent(1)
+
+    def _flood(self, b: Flood, stream: bool, owner: FaultServer) -> None:
+        self.close_connection = True
+        if stream:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if b.one_event:  # one `data:` line that never ends: a client must not buffer it whole
+                self.wfile.write(_chunk("\0").split(b"\\u0000")[0])
+                data = b.piece.encode()
+            else:
+                data = _chunk(b.piece)
+        else:
+            whole = _completion("\0")
+            prefix, suffix = whole.split(b"\\u0000")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(prefix) + b.total + len(suffix)))
+            self.end_headers()
+            self.wfile.write(prefix)
+            data = b.piece.encode()
+        sent = 0
+        while sent < b.total and not owner._stop.is_set():
+            self.wfile.write(data)
+            sent += len(b.piece)
+            owner._sent(len(data))
+        if not stream:
+            self.wfile.write(suffix)
 
     def _cut(self, b: Cut, stream: bool) -> None:
         pieces = _pieces(b.text, b.after_chunks + 2)[: b.after_chunks]
@@ -260,6 +339,8 @@ class FaultServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, default: Behaviour | None = None) -> None:
         self.default: Behaviour = default or Reply()
         self.requests: list[Recorded] = []
+        self.active = 0  # requests being answered right now
+        self.bytes_sent = 0  # body bytes written by trickle and flood replies
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -286,12 +367,30 @@ class FaultServer:
         with self._lock:
             self._queue = deque(behaviours)
             self.requests.clear()
+            self.bytes_sent = 0
         return self
 
     def _next(self, request: Recorded) -> Behaviour:
         with self._lock:
             self.requests.append(request)
             return self._queue.popleft() if self._queue else self.default
+
+    def _busy(self, delta: int) -> None:
+        with self._lock:
+            self.active += delta
+
+    def _sent(self, n: int) -> None:
+        with self._lock:
+            self.bytes_sent += n
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being answered (the client hung up on every one); False on timeout."""
+        ends = time.monotonic() + timeout
+        while time.monotonic() < ends:
+            if self.active == 0:
+                return True
+            time.sleep(0.05)
+        return self.active == 0
 
     @property
     def remaining(self) -> int:

@@ -11,10 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fault_server import FaultServer, Flood, Reply, Status, Trickle
 from llm_fixtures import dead_llm_url, llama_server  # noqa: F401
 
 from rag.llm import (
+    DEFAULT_MAX_CHARS,
+    Deadline,
+    LLMDeadlineExceeded,
     LLMError,
+    LLMTruncated,
     LocalServer,
     chat_model,
     complete,
@@ -307,3 +312,122 @@ def test_stream_ended_without_finish_reason() -> None:
 def test_friendly_error_keeps_llm_errors() -> None:
     error = LLMError("already friendly")
     assert friendly_error(error) is error
+
+
+# --- limits of our own: the answer deadline and the character cap ----------------------------------------------
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+@pytest.fixture
+def fault() -> Iterator[FaultServer]:
+    with FaultServer() as server:
+        yield server
+
+
+def _model(fault: FaultServer, **overrides: object) -> object:
+    return chat_model(_settings(llm_timeout=30, llm_max_retries=2, **overrides), base_url=fault.url)
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["sse", "json"])
+@pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
+def test_trickle_stops_at_the_deadline(fault: FaultServer, streaming: bool, headers: bool) -> None:
+    """1 byte/s never trips a 30 s per-read timeout; the 2 s answer deadline still ends the call, and its socket."""
+    fault.script(Trickle(headers=headers))
+    llm = _model(fault)
+    threads = threading.active_count()
+    started = time.monotonic()
+    with pytest.raises(LLMDeadlineExceeded) as info:
+        if streaming:
+            list(stream_text(llm, QUESTION, deadline=Deadline.after(2)))
+        else:
+            complete(llm, QUESTION, deadline=Deadline.after(2))
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 + 2, f"stopped after {elapsed:.1f} s"
+    assert str(info.value) == f"The language model at {fault.url} did not finish within 2 s."
+    assert friendly_error(info.value) is info.value and info.value.seconds == 2
+    assert len(fault.requests) == 1  # not retried
+    assert fault.wait_idle(3), "the trickling connection was left open"
+    assert threading.active_count() <= threads
+
+
+def test_one_deadline_spans_two_calls(fault: FaultServer) -> None:
+    """condense + answer share one deadline: once the first call used it up, the second sends nothing."""
+    fault.script(Trickle())
+    llm = _model(fault)
+    deadline = Deadline.after(1.5)
+    started = time.monotonic()
+    with pytest.raises(LLMDeadlineExceeded):
+        complete(llm, QUESTION, deadline=deadline)
+    with pytest.raises(LLMDeadlineExceeded, match="within 1.5 s"):
+        list(stream_text(llm, QUESTION, deadline=deadline))
+    assert time.monotonic() - started < 1.5 + 2
+    assert len(fault.requests) == 1
+
+
+def test_plain_float_deadline_and_a_reply_in_time(fault: FaultServer) -> None:
+    fault.script(Reply(text="Fine [1]."), Reply(text="Fine [1]."))
+    llm = _model(fault)
+    assert "".join(stream_text(llm, QUESTION, deadline=time.monotonic() + 10)) == "Fine [1]."
+    assert complete(llm, QUESTION, deadline=time.monotonic() + 10) == "Fine [1]."
+    with pytest.raises(LLMDeadlineExceeded, match=r"did not finish before the answer deadline\.$"):
+        complete(llm, QUESTION, deadline=time.monotonic() - 1)
+    assert len(fault.requests) == 2  # a deadline already passed sends nothing
+
+
+def test_retry_after_past_the_deadline_is_not_slept(fault: FaultServer) -> None:
+    fault.script(Status(429, headers={"Retry-After": "30"}), Reply())
+    started = time.monotonic()
+    with pytest.raises(LLMError, match="HTTP 429"):
+        complete(_model(fault), QUESTION, deadline=Deadline.after(5))
+    assert time.monotonic() - started < 3 and len(fault.requests) == 1
+
+
+@pytest.mark.parametrize("one_event", [False, True], ids=["many events", "one endless event"])
+def test_stream_flood_stops_at_the_cap(fault: FaultServer, one_event: bool) -> None:
+    cap = 5_000
+    fault.script(Flood(one_event=one_event))
+    rss = _rss_mb()
+    received: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(LLMTruncated) as info:
+        received.extend(stream_text(_model(fault), QUESTION, max_chars=cap))
+    text = "".join(received)
+    assert len(text) <= cap and text == info.value.text
+    if not one_event:
+        assert len(text) == cap and text.startswith("flood flood")
+    assert str(info.value) == "The model's reply was cut at 5,000 characters."
+    assert time.monotonic() - started < 10
+    assert fault.wait_idle(3), "the flood was still being read"
+    assert fault.bytes_sent < 50_000_000
+    assert _rss_mb() - rss < 100, f"RSS grew {_rss_mb() - rss:.0f} MB"
+
+
+def test_json_flood_is_not_read_past_its_budget(fault: FaultServer) -> None:
+    fault.script(Flood())
+    rss = _rss_mb()
+    with pytest.raises(LLMTruncated) as info:
+        complete(_model(fault), QUESTION, max_chars=5_000)
+    assert info.value.text == "" and info.value.limit == 5_000
+    assert fault.wait_idle(3)
+    assert _rss_mb() - rss < 100, f"RSS grew {_rss_mb() - rss:.0f} MB"
+
+
+def test_long_json_reply_is_cut_to_the_cap(fault: FaultServer) -> None:
+    fault.script(Reply(text="word " * 2_000))
+    with pytest.raises(LLMTruncated) as info:
+        complete(_model(fault), QUESTION, max_chars=1_000)
+    assert info.value.text == ("word " * 2_000)[:1_000]
+
+
+def test_reply_of_exactly_the_cap_is_whole(fault: FaultServer) -> None:
+    fault.script(Reply(text="a" * 1_000, chunks=7))
+    assert "".join(stream_text(_model(fault), QUESTION, max_chars=1_000)) == "a" * 1_000
+
+
+def test_default_cap_is_the_setting() -> None:
+    assert DEFAULT_MAX_CHARS == Settings().llm_max_chars == 20_000
+    assert Settings().answer_timeout == 60

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from rag.answer import Pipeline, QuestionError
+from rag.settings import Settings
 from rag.store import StoreError
 from rag.types import Answer
 from ui import render
@@ -67,19 +68,36 @@ def _json_list(value: Any, what: str) -> list[Any]:
     return value
 
 
+def check_history(turns: list[Any], settings: Settings) -> None:
+    """gr.Error unless history is a list of messages within the configured caps (count, each, in all)."""
+    if not all(isinstance(t, dict) and "content" in t for t in turns):
+        raise gr.Error('history must be a list of {"role": …, "content": …} messages.', print_exception=False)
+    if len(turns) > settings.max_history_turns:
+        raise gr.Error(f"history has {len(turns)} messages; at most {settings.max_history_turns} are accepted.",
+                       print_exception=False)
+    longest = max((len(str(t["content"])) for t in turns), default=0)
+    if longest > settings.max_history_chars:
+        raise gr.Error(f"A history message has {longest:,} characters; at most {settings.max_history_chars:,} "
+                       "are accepted.", print_exception=False)
+    total = sum(len(str(t["content"])) + len(str(t.get("role", ""))) for t in turns)
+    if total > settings.max_history_total_chars:
+        raise gr.Error(f"history has {total:,} characters in all; at most {settings.max_history_total_chars:,} "
+                       "are accepted.", print_exception=False)
+
+
 class ScriptAPI:
     """The pipeline as plain-data API endpoints; user errors become gr.Error with their message."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, settings: Settings | None = None) -> None:
         self.pipeline = pipeline
+        self.settings = settings or pipeline.settings
 
     def ask(self, question: str, history: list | str | None = None, answerer: str | None = None,
             paper_ids: list | str | None = None, k: int | None = None, compare: bool = False) -> dict:
         """Answer a question. history: [{"role", "content"}, …] (or its JSON); paper_ids: ids to search in;
         k: passages (0 = default); compare: force a comparison table. Returns the Answer as a dict."""
         turns = _json_list(history, "history")
-        if not all(isinstance(t, dict) and "content" in t for t in turns):
-            raise gr.Error('history must be a list of {"role": …, "content": …} messages.')
+        check_history(turns, self.settings)
         ids = [str(p) for p in _json_list(paper_ids, "paper_ids")]
         try:
             k_value = int(k) if k else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from rag.types import Answer
 from ui import render
 from ui.api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
 from ui.assets import CSS, JS, THEME
+from ui.guard import GuardConfig, guarded_app
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +28,26 @@ EXAMPLES = [
     "What does the Chinchilla paper say about compute-optimal training?",
 ]
 PENDING = '<span class="pc-caption">Searching the papers…</span>'
+ANSWERING = "answer"  # one Gradio concurrency group for every event and API that computes an answer
+RENDER_EVERY_S = 0.1  # a streaming answer is re-rendered at most this often (plus while it is still short)
+RENDER_GROWTH = 1.25  # …or once it has grown by a quarter since the last render
 
 
 class ChatApp(gr.Blocks):
     """Blocks whose launch() defaults to paperchat's safe settings, theme, CSS and script."""
 
+    guard = GuardConfig()
+
     def launch(self, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Launch with local-only look and safe defaults (no share link, no error details, tiny uploads)."""
+        """Launch with local-only look and safe defaults (no share link, no error details, tiny uploads), behind
+        ui.guard (body limit, security headers, no CORS, every route behind the login if there is one)."""
         defaults = {"theme": THEME, "css": CSS, "js": JS, "share": False, "show_error": False,
                     "max_file_size": "1mb", "ssr_mode": False, "mcp_server": False, "run_history": False,
                     "footer_links": ["api", "settings"]}
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
+        # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
+        kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth")))))
         return super().launch(**kwargs)
 
 
@@ -91,6 +101,7 @@ class ChatHandlers:
         ids = compare_ids or scope or None
         try:
             head, text, answer = "", "", None
+            shown, shown_at = 0, 0.0  # length and time of the last render of a growing answer
             for kind, value in self.pipeline.stream(question, history=self.history(turns), answerer=answerer or None,
                                                     paper_ids=ids, k=int(k) if k else None,
                                                     compare=bool(compare_ids)):
@@ -99,10 +110,13 @@ class ChatHandlers:
                 elif kind == "sources":
                     yield bubble(head + PENDING), turns, skip, skip, skip, skip, skip
                 elif kind == "reset":
-                    head, text = head + render.notice(value), ""
+                    head, text, shown = head + render.notice(value), "", 0
                 elif kind == "text":
                     text += value
-                    yield bubble(head + render.answer_markdown(text, turn)), turns, skip, skip, skip, skip, skip
+                    # Each render re-renders the whole bubble: throttle it, or a long reply costs O(n²).
+                    if time.monotonic() - shown_at >= RENDER_EVERY_S or len(text) >= shown * RENDER_GROWTH:
+                        shown, shown_at = len(text), time.monotonic()
+                        yield bubble(head + render.answer_markdown(text, turn)), turns, skip, skip, skip, skip, skip
                 elif kind == "answer":
                     answer = value
         except QuestionError as exc:
@@ -146,11 +160,25 @@ class ChatHandlers:
         return (render.sources_html(answer, turn, self.by_id()),
                 gr.DownloadButton(value=str(write_export(answer)), interactive=True))
 
+    def refresh_papers(self) -> tuple:
+        """The paper pickers, header and Papers tab from the index as it is now (papers ingested since start-up)."""
+        papers = self.pipeline.papers()
+        choices = [(render.choice(p), p.id) for p in papers]
+        return (gr.Dropdown(choices=choices), gr.CheckboxGroup(choices=choices), header_html(papers),
+                render.papers_html(papers))
+
     @staticmethod
     def new_chat() -> tuple:
         """Clear the conversation."""
         return ([], [], render.sources_html(None, 0, {}), "", gr.DownloadButton(value=None, interactive=False),
                 gr.Dataset(visible=False), "")
+
+
+def header_html(papers: list[Any]) -> str:
+    """The page header, with the number of papers."""
+    count = f"{len(papers)} research paper{'s' if len(papers) != 1 else ''}"
+    return (f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {count}. Every claim '
+            "is cited to the passage it comes from.</div></div>")
 
 
 def _example_text(evt: gr.SelectData) -> str:
@@ -165,15 +193,17 @@ def _suggestion_text(row: list[str] | str) -> str:
 
 def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     """The chat app over a pipeline; queue and limits from settings."""
-    handlers, api = ChatHandlers(pipeline, settings), ScriptAPI(pipeline)
+    handlers, api = ChatHandlers(pipeline, settings), ScriptAPI(pipeline, settings)
     papers = pipeline.papers()
     choices = [(render.choice(p), p.id) for p in papers]
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        demo.guard = GuardConfig(max_body_bytes=settings.max_body_bytes,
+                                 cors_origins=frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",")
+                                                        if o.strip()),
+                                 login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff)
         turns = gr.State([])
         with gr.Row(equal_height=True, elem_id="pc-top"):
-            count = f"{len(papers)} research paper{'s' if len(papers) != 1 else ''}"
-            gr.HTML(f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {count}. Every claim '
-                    "is cited to the passage it comes from.</div></div>", js_on_load=None, elem_id="pc-head")
+            head = gr.HTML(header_html(papers), js_on_load=None, elem_id="pc-head")
             with gr.Row(elem_id="pc-tools"):
                 new_btn = gr.Button("New chat", size="sm", elem_id="pc-new", scale=0, min_width=100)
                 export_btn = gr.DownloadButton("Export answer (.md)", value=None, interactive=False, size="sm",
@@ -200,7 +230,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                     with gr.Tab("Papers"):
                         gr.Markdown("The indexed papers. To restrict the chat to some of them, choose them in the "
                                     "*Search only in* box below the question.")
-                        gr.HTML(render.papers_html(papers), js_on_load=None)
+                        papers_list = gr.HTML(render.papers_html(papers), js_on_load=None)
                     with gr.Tab("Compare"):
                         gr.Markdown("Choose two or more papers: the answer is a table (problem, approach, "
                                     "reported result), every cell cited. You can also just ask *Compare X and Y*.")
@@ -217,15 +247,21 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         outs = [chatbot, turns, sources, question, export_btn, suggest, status]
         ask = [question, chatbot, turns, answerer, k, scope]
         private: dict[str, Any] = {"api_visibility": "private"}
+        # Every answering event and the /ask API share one pool of RAG_CONCURRENCY slots (per event, 4 slow answers
+        # on Enter kept a question on another event waiting, while the Ask button had 4 free slots of its own).
+        answering: dict[str, Any] = {"concurrency_id": ANSWERING, "concurrency_limit": settings.concurrency}
         # always_last: a question sent while the previous answer is still finishing runs next instead of vanishing
-        question.submit(handlers.respond, ask, outs, trigger_mode="always_last", **private)
-        ask_btn.click(handlers.respond, ask, outs, trigger_mode="always_last", **private)
-        chatbot.example_select(_example_text, None, question, **private).then(handlers.respond, ask, outs, **private)
-        suggest.click(_suggestion_text, suggest, question, **private).then(handlers.respond, ask, outs, **private)
-        compare_btn.click(handlers.compare, [pick, chatbot, turns, answerer, k], outs, **private)
+        question.submit(handlers.respond, ask, outs, trigger_mode="always_last", **answering, **private)
+        ask_btn.click(handlers.respond, ask, outs, trigger_mode="always_last", **answering, **private)
+        chatbot.example_select(_example_text, None, question, **private).then(handlers.respond, ask, outs,
+                                                                              **answering, **private)
+        suggest.click(_suggestion_text, suggest, question, **private).then(handlers.respond, ask, outs,
+                                                                           **answering, **private)
+        compare_btn.click(handlers.compare, [pick, chatbot, turns, answerer, k], outs, **answering, **private)
         chatbot.select(handlers.show_turn, [turns], [sources, export_btn], **private)
         new_btn.click(handlers.new_chat, None, outs, **private)
-        gr.api(api.ask, api_name="ask")
+        demo.load(handlers.refresh_papers, None, [scope, pick, head, papers_list], **private)
+        gr.api(api.ask, api_name="ask", **answering)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     return demo

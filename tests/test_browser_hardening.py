@@ -1,0 +1,110 @@
+"""The hardened chat in a real browser (Debian Chromium through Playwright): a foreign page cannot frame it, and
+under its Content-Security-Policy the app still loads, logs in and answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import free_port
+from rag.answer import Pipeline
+from ui.api import parse_auth
+from ui.app import build_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"),
+]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+SEESAW_Q = "By how much does Seesaw beat vLLM?"
+
+
+@contextmanager
+def serve(pipeline: Pipeline, auth: str | None = None) -> Iterator[str]:
+    demo = build_app(pipeline, pipeline.settings)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                auth=parse_auth(auth))
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@contextmanager
+def static_site(folder: Path) -> Iterator[str]:
+    """A plain web server for `folder` on another origin (localhost, its own port)."""
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    pg.console_errors = []  # type: ignore[attr-defined]
+    pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
+    yield pg
+    ctx.close()
+
+
+def test_foreign_page_cannot_frame_the_app(page: Any, pipeline: Pipeline, tmp_path: Path) -> None:
+    with serve(pipeline) as app_url:
+        (tmp_path / "index.html").write_text(f'<h1>evil</h1><iframe id="f" src="{app_url}" width=900 height=700>'
+                                             "</iframe>", encoding="utf-8")
+        with static_site(tmp_path) as evil:
+            page.goto(evil)
+            page.wait_for_timeout(4000)  # time for the app to render, were it allowed to
+            frames = [f for f in page.frames if f != page.main_frame]
+            rendered = [f for f in frames if f.query_selector("#pc-question") is not None]
+            urls = [f.url for f in frames]
+    assert frames and not rendered, urls
+    assert any("frame-ancestors" in e or "X-Frame-Options" in e or "Refused to" in e
+               for e in page.console_errors), page.console_errors
+
+
+def test_app_logs_in_and_answers_under_its_csp(page: Any, pipeline: Pipeline) -> None:
+    with serve(pipeline, auth="alice:s3cret") as url:
+        page.goto(url)
+        page.get_by_label("username").fill("alice")
+        page.get_by_label("password").fill("wrong")
+        page.keyboard.press("Enter")
+        page.get_by_text("Incorrect credentials").wait_for(state="visible")
+        page.get_by_label("username").fill("alice")  # the login form clears itself after a failure
+        page.get_by_label("password").fill("s3cret")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#pc-question textarea")
+        page.fill("#pc-question textarea", SEESAW_Q)
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelector('#pc-chat').innerText.includes('1.78')")
+        page.locator('#pc-chat a[href^="#src-"]').first.wait_for(state="visible")
+    violations = [e for e in page.console_errors if "Content Security Policy" in e or "Refused to" in e]
+    assert violations == [], violations

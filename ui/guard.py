@@ -1,0 +1,273 @@
+"""HTTP hardening in front of the whole Gradio app: one pure-ASGI middleware, outermost, on every route.
+
+- request bodies over a size limit get 413 before the app reads a byte (chunked bodies included);
+- security headers on every response (CSP with frame-ancestors 'self', X-Frame-Options, nosniff, Referrer-Policy);
+- CORS off unless configured: Gradio's own middleware reflects any localhost origin with credentials, so every
+  Access-Control-* header is dropped unless the request's origin is one of the configured ones;
+- with a login set, every route but the login page and its static files needs the session cookie (Gradio leaves
+  /gradio_api/cancel, /reset, /heartbeat … open), and wrong passwords back off per client address.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Gradio's page ships inline scripts and styles and compiles the app's `js` with new Function(); everything else
+# is same-origin. img-src also keeps a rendered answer from loading an outside image (exfiltration).
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' data: blob:; connect-src 'self'; "
+       "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'")
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-frame-options": "SAMEORIGIN",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "strict-origin-when-cross-origin",
+}
+LOGIN_PATHS = {"/login", "/login/"}
+# What the login page itself needs before anyone is logged in (exact paths, then prefixes).
+PUBLIC_PATHS = {"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/robots.txt", "/manifest.json",
+                "/gradio_api/theme.css", "/gradio_api/startup-events", "/gradio_api/login_check",
+                "/gradio_api/login_check/", "/gradio_api/token", "/gradio_api/token/", "/gradio_api/app_id",
+                "/gradio_api/app_id/", "/gradio_api/user", "/gradio_api/user/"}
+PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
+MAX_TRACKED_CLIENTS = 10_000
+
+
+@dataclass
+class GuardConfig:
+    """What the guard enforces (from Settings, see `ui.app`)."""
+
+    max_body_bytes: int = 1_000_000
+    cors_origins: frozenset[str] = frozenset()
+    login_max_failures: int = 5
+    login_backoff_s: float = 1.0
+    login_backoff_max_s: float = 300.0
+    auth_required: bool = False
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    locked_until: float = 0.0
+
+
+@dataclass
+class LoginThrottle:
+    """Per-client wrong-password counts: after `max_failures`, each further failure doubles a lock-out."""
+
+    max_failures: int = 5
+    backoff_s: float = 1.0
+    backoff_max_s: float = 300.0
+    _clients: OrderedDict[str, _Failures] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self, client: str, now: float | None = None) -> float:
+        """Seconds this client must still wait before trying again (0: go ahead)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            entry = self._clients.get(client)
+            return max(0.0, entry.locked_until - now) if entry else 0.0
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        """Record a wrong password."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            entry = self._clients.pop(client, None) or _Failures()
+            entry.count += 1
+            if entry.count >= self.max_failures:
+                delay = min(self.backoff_max_s, self.backoff_s * 2 ** (entry.count - self.max_failures))
+                entry.locked_until = now + delay
+                log.warning("login: %d wrong passwords from %s; locked for %.0f s", entry.count, client, delay)
+            self._clients[client] = entry
+            while len(self._clients) > MAX_TRACKED_CLIENTS:
+                self._clients.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        """Forget a client's failures."""
+        with self._lock:
+            self._clients.pop(client, None)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers, lower-case names (the last value of a repeated header)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+async def _respond(send: Send, status: int, body: dict[str, Any] | str,
+                   headers: Iterable[tuple[str, str]] = ()) -> None:
+    """A small complete response (JSON for a dict)."""
+    data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+    kind = "application/json" if isinstance(body, dict) else "text/plain; charset=utf-8"
+    raw = [(b"content-type", kind.encode()), (b"content-length", str(len(data)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+
+
+class Guard:
+    """The ASGI middleware; wraps the whole app (see `GuardedApp`)."""
+
+    def __init__(self, app: ASGIApp, config: GuardConfig, throttle: LoginThrottle | None = None) -> None:
+        self.app, self.config = app, config
+        self.throttle = throttle or LoginThrottle(config.login_max_failures, config.login_backoff_s,
+                                                  config.login_backoff_max_s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.config.auth_required and not self._logged_in(scope, _headers(scope)):
+            await send({"type": "websocket.close", "code": 1008})  # policy violation: not logged in
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        origin = headers.get("origin")
+        allowed_origin = origin if origin and origin in self.config.cors_origins else None
+        send = self._send_with_headers(send, allowed_origin)
+        path = scope.get("path", "")
+        if allowed_origin and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            await _respond(send, 204, "", [
+                ("access-control-allow-methods", "GET, POST, OPTIONS"),
+                ("access-control-allow-headers", headers.get("access-control-request-headers", "content-type")),
+                ("access-control-max-age", "600")])
+            return
+        if self.config.auth_required and not self._public(path) and not self._logged_in(scope, headers):
+            await _respond(send, 401, {"detail": {"error": "Not authenticated"}})
+            return
+        try:
+            receive = await self._limited_body(scope, headers, receive)
+        except _TooLarge:
+            limit = self.config.max_body_bytes
+            await _respond(send, 413, {"detail": f"The request is too large (over {limit:,} bytes)."},
+                           [("connection", "close")])
+            return
+        if path in LOGIN_PATHS and scope["method"] == "POST" and self.config.auth_required:
+            await self._login(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    # -- pieces ------------------------------------------------------------------------------------------------
+    def _send_with_headers(self, send: Send, allowed_origin: str | None) -> Send:
+        """`send` adding the security headers and keeping CORS headers only for a configured origin."""
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", [])
+                        if not k.lower().startswith(b"access-control-") and k.lower().decode() not in SECURITY_HEADERS]
+                kept += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                if allowed_origin:
+                    kept += [(b"access-control-allow-origin", allowed_origin.encode()),
+                             (b"access-control-allow-credentials", b"true"), (b"vary", b"Origin")]
+                message = {**message, "headers": kept}
+            await send(message)
+
+        return wrapped
+
+    @staticmethod
+    def _public(path: str) -> bool:
+        return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+    @staticmethod
+    def _logged_in(scope: Scope, headers: dict[str, str]) -> bool:
+        """Whether the request carries a session cookie Gradio issued (its App keeps the tokens)."""
+        app = scope.get("app")
+        cookie_id, tokens = getattr(app, "cookie_id", None), getattr(app, "tokens", None)
+        if cookie_id is None or tokens is None:
+            return False
+        cookies: dict[str, str] = {}
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            cookies[name] = value
+        token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+        return bool(token) and token in tokens
+
+    async def _limited_body(self, scope: Scope, headers: dict[str, str], receive: Receive) -> Receive:
+        """Read a request body up to the limit (413 past it, _TooLarge), then replay it to the app."""
+        limit = self.config.max_body_bytes
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    raise _TooLarge
+            except ValueError:
+                raise _TooLarge from None
+            if int(length) == 0:
+                return receive
+        elif "chunked" not in headers.get("transfer-encoding", "").lower():
+            return receive
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise _TooLarge
+            if not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        replay = [{"type": "http.request", "body": body, "more_body": False}] + [
+            m for m in messages if m["type"] != "http.request"]
+
+        async def replayed() -> Message:
+            return replay.pop(0) if replay else await receive()
+
+        return replayed
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Gradio's /login behind the per-client back-off."""
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.throttle.wait(client)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            await _respond(send, 429, {"detail": f"Too many wrong passwords; try again in {seconds} s."},
+                           [("retry-after", str(seconds))])
+            return
+        status: list[int] = []
+
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, watched)
+        if status and status[0] == 200:
+            self.throttle.succeeded(client)
+        elif status and status[0] in (400, 401, 403):
+            self.throttle.failed(client)
+
+
+def guarded_app(config: GuardConfig) -> Any:
+    """A Gradio App whose middleware stack is wrapped in Guard (outermost, ahead of Gradio's own CORS)."""
+    from gradio.routes import App, ORJSONResponse
+
+    class GuardedApp(App):  # type: ignore[misc]
+        """Gradio's App with the guard in front of everything."""
+
+        guard_config = config
+
+        def build_middleware_stack(self) -> Any:
+            return Guard(super().build_middleware_stack(), self.guard_config)
+
+    return GuardedApp(default_response_class=ORJSONResponse)
