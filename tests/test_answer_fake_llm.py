@@ -68,3 +68,36 @@ def test_llm_condense_is_used_only_when_it_names_a_paper(index_dir, reply, want)
     state = pipe.prepare("What were those two mechanisms again?", history=history)
     assert state.analysis.standalone == want
     assert "Follow-up question: What were those two mechanisms again?" in model.prompts[0][1].content
+
+
+def _real(index_dir: Path, url: str, **settings: object) -> Pipeline:
+    return Pipeline(Settings(data_dir=index_dir, answerer="openai", llm_base_url=url, llm_api_key="sk-test",
+                             llm_max_retries=0, llm_timeout=30, **settings))
+
+
+def test_one_deadline_covers_condense_and_answer_against_a_trickling_server(index_dir, fault_llm):
+    import time
+
+    from fault_server import Trickle
+
+    fault_llm.script(Trickle(), Trickle())  # the condense call and the answer call both trickle
+    pipe = _real(index_dir, fault_llm.url, answer_timeout=3)
+    history = [{"role": "user", "content": "Tell me about checkpoint formats"},
+               {"role": "assistant", "content": "There are several formats."}]
+    t0 = time.monotonic()
+    ans = pipe.answer("What were those two mechanisms again?", history=history)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 3 + 2.5, elapsed  # not 2 x 3 s, and nowhere near the 30 s per-read timeout
+    assert "did not finish within 3 s" in ans.notice and ans.answerer == "extractive"
+
+
+def test_a_flooding_server_is_cut_at_the_character_cap(index_dir, fault_llm):
+    from fault_server import Flood
+
+    fault_llm.script(Flood())
+    pipe = _real(index_dir, fault_llm.url, llm_max_chars=5000)
+    events = list(pipe.stream("By how much does Seesaw beat vLLM?"))
+    text = "".join(v for k, v in events if k == "text")
+    ans = events[-1][1]
+    assert len(text) <= 5000 and "cut at 5,000 characters" in ans.notice
+    assert not ans.grounded and ans.evidence  # a flood is not an answer: the extractive evidence is shown

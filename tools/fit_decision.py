@@ -22,14 +22,12 @@ from rag.answer.models import State
 from rag.evaluate import Question, load_questions
 from rag.settings import DEV_QUESTIONS_PATH, QUESTIONS_PATH
 
-GRID = {
-    "min_score": [0.15, 0.2, 0.25, 0.3, 0.35],
-    "paper_coverage": [0.2, 0.3, 0.4, 0.5, 0.6],
-    "weak_score": [0.3, 0.35, 0.4, 0.45, 0.5, 0.55],
-    "list_score": [0.3, 0.34, 0.38, 0.42, 0.46, 0.5, 0.54],
-    "list_coverage": [0.3, 0.45, 0.6, 0.75, 0.9],
-    "detail_dense": [0.5, 0.55, 0.6, 0.65, 0.7, 1.0],
-}
+# Two independent groups: list questions use only the list thresholds, every other question only the rest.
+GRIDS = (
+    {"min_score": [0.15, 0.2, 0.25, 0.3, 0.35], "paper_coverage": [0.2, 0.3, 0.4, 0.5, 0.6],
+     "weak_score": [0.3, 0.35, 0.4, 0.45, 0.5, 0.55], "detail_dense": [0.5, 0.55, 0.6, 0.65, 0.7, 1.0]},
+    {"list_score": [0.3, 0.34, 0.38, 0.42, 0.46, 0.5, 0.54], "list_coverage": [0.2, 0.3, 0.45, 0.6, 0.75, 0.9]},
+)
 
 
 def _score(q: Question, state: State, pipe: Pipeline, params: DecisionParams) -> float:
@@ -60,12 +58,15 @@ def main() -> None:
     def total(qs: list[Question], params: DecisionParams) -> float:
         return sum(_score(q, prepared[q.id], pipe, params) for q in qs)
 
-    def distance(p: DecisionParams) -> float:
-        return sum(abs(getattr(p, k) - getattr(default, k)) for k in GRID)
+    def distance(p: DecisionParams, grid: dict[str, list[float]]) -> float:
+        return sum(abs(getattr(p, k) - getattr(default, k)) for k in grid)
 
-    candidates = [DecisionParams(**dict(zip(GRID, values, strict=True)))
-                  for values in itertools.product(*GRID.values())]
-    best = max(candidates, key=lambda p: (total(tune, p), -distance(p)))
+    best = default
+    for grid in GRIDS:
+        group = [q for q in tune if (prepared[q.id].analysis.kind == "list") == ("list_score" in grid)]  # type: ignore[union-attr]
+        candidates = [best.model_copy(update=dict(zip(grid, values, strict=True)))
+                      for values in itertools.product(*grid.values())]
+        best = max(candidates, key=lambda p, g=group, gr=grid: (total(g, p), -distance(p, gr)))
     report = {
         "fitted": best.model_dump(), "default": default.model_dump(),
         "tune": {"n": len(tune), "default": total(tune, default), "fitted": total(tune, best)},

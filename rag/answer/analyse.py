@@ -119,8 +119,11 @@ def focus_terms(text: str, named: set[str], vocab: set[str], english: bool) -> l
             continue
         if not english and w not in vocab and stem(w) not in vocab:
             continue
-        parts = [p for p in w.split("-") if p and p not in STOPWORDS and len(p) > 1] if "-" in w else [w]
-        out.extend(stem(p) for p in parts)  # mixture-of-experts counts as mixture, expert
+        if "-" in w:  # one concept: mixture-of-experts is covered where mixture and expert both are
+            parts = [stem(p) for p in w.split("-") if p and p not in STOPWORDS and len(p) > 1]
+            out.append("-".join(parts) if len(parts) > 1 else (parts[0] if parts else stem(w)))
+        else:
+            out.append(stem(w))
     return list(dict.fromkeys(out))
 
 
@@ -159,7 +162,9 @@ def _known(token: str, vocab: set[str]) -> bool:
 
 def compare_targets(text: str, papers: list[Paper], resolve: Resolver) -> list[str]:
     """The papers a comparison is between: each part named, or described and resolved by paper-level retrieval."""
-    named = list(dict.fromkeys([*mentioned_papers(text, papers), *described_papers(text, resolve)]))
+    named = mentioned_papers(text, papers)
+    if len(named) < 2:
+        named = list(dict.fromkeys([*named, *described_papers(text, resolve)]))
     if len(named) >= 2:
         return named
     body = _COMPARE_HEAD.sub("", text).rstrip("?. ")
@@ -283,7 +288,10 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     contrast = [stem(w) for m in _CONTRAST.finditer(asked) for w in content_words(m.group(1))
                 if w not in QUESTION_WORDS]
     asserted = [stem(w) for m in _ASSERTED.finditer(asked) for w in content_words(m.group(1))]
+    low = standalone.lower()
+    spelled = [a for p in papers_asked if p in by_id for a in by_id[p].aliases if a.lower() in low]
     return Analysis(asked=asked, standalone=standalone, kind=kind, papers=papers_asked, carried=carried, scope=scope,
+                    names=spelled,
                     focus=focus_terms(standalone, names, vocab, english),
                     detail=asked_detail(asked, names) if english else [],
                     unknown_names=unknown_names(asked, vocab, english), contrast=contrast, asserted=asserted)

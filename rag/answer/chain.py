@@ -19,12 +19,12 @@ from rag.answer import compose as composer
 from rag.answer import generate
 from rag.answer.analyse import analyse
 from rag.answer.decide import DecisionParams, decide
-from rag.answer.evidence import idf_table, score
+from rag.answer.evidence import coverage, idf_table, score
 from rag.answer.models import ABSTAIN_SENTENCE, Draft, Retrieved, State
 from rag.answer.verify import verify
 from rag.retrieve import Index, make_retriever, mentioned_papers, to_sources
 from rag.settings import Settings
-from rag.text import words
+from rag.text import content_words, stem, words
 from rag.types import Paper
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Engine:
     index: Index
     settings: Settings
     chat_model: Callable[[str], Any]
-    params: DecisionParams = field(default_factory=DecisionParams)
+    params: DecisionParams | None = None
     _tables: Tables | None = None
     _sentence_cache: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
 
@@ -82,7 +82,13 @@ class Engine:
     def resolve(self, phrase: str) -> str | None:
         """The paper a description points at ('the 3D-printing dataset paper'), by paper-level retrieval."""
         docs = make_retriever(self.index, self.settings).search(phrase, k=1, mentioned=[])
-        if docs and float(docs[0].metadata.get("similarity", 0.0)) >= RESOLVE_MIN_SIMILARITY:
+        if not docs:
+            return None
+        t = self.tables()
+        terms = [stem(w) for w in content_words(phrase) if len(w) >= 4 and w in t.vocab]
+        close = float(docs[0].metadata.get("similarity", 0.0)) >= RESOLVE_MIN_SIMILARITY
+        # Or its rare words are the passage's (a description in another language: 'basado en blockchain').
+        if close or (terms and coverage(terms, docs[0].page_content, t.idf) >= 0.5):
             return str(docs[0].metadata["paper_id"])
         return None
 
@@ -95,7 +101,7 @@ def analyse_step(state: State, engine: Engine) -> State:
     if req.history and not a.papers and req.answerer != "extractive" and a.kind not in ("list", "overview"):
         try:
             line = generate.complete(engine.chat_model(req.answerer), generate.condense_messages(a.asked, req.history),
-                                     deadline=req.deadline)
+                                     req, engine.settings.llm_max_chars)
             line = next((ln.strip() for ln in line.splitlines() if ln.strip()), "")
             line = line[: engine.settings.max_question_chars]
             named = mentioned_papers(line, t.papers)
@@ -134,7 +140,8 @@ def decide_step(state: State, engine: Engine) -> State:
     """Answer, abstain, or correct the premise."""
     t = engine.tables()
     assert state.analysis is not None and state.retrieved is not None
-    decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, engine.params)
+    params = engine.params or DecisionParams(min_score=engine.settings.abstain_threshold)
+    decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params)
     return state.model_copy(update={"decision": decision})
 
 
@@ -157,18 +164,21 @@ def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
     parts: list[str] = []
     try:
         prompt = generate.messages(a, r.sources, budget, s.max_answer_sentences)
-        for delta in generate.stream(engine.chat_model(req.answerer), prompt, deadline=req.deadline):
+        for delta in generate.stream(engine.chat_model(req.answerer), prompt, req, s.llm_max_chars):
             parts.append(delta)
             yield "text", delta
         draft = Draft(text="".join(parts), answerer=req.answerer)
-    except Exception as exc:  # every LLM failure becomes a notice plus the extractive answer
-        from rag.llm import friendly_error
+    except Exception as exc:  # every LLM failure becomes a notice plus the extractive answer, but a cut reply
+        from rag.llm import LLMTruncated, friendly_error
 
-        err = friendly_error(exc)
-        log.warning("LLM answerer %s failed: %s", req.answerer, err)
-        draft = extractive.model_copy(update={"notice": f"{err} Showing the extractive answer instead."})
-        yield "reset", draft.notice
-        yield "text", draft.text
+        if isinstance(exc, LLMTruncated):  # keeps what came: it is checked like any answer, with the notice
+            draft = Draft(text="".join(parts), answerer=req.answerer, notice=str(exc))
+        else:
+            err = friendly_error(exc)
+            log.warning("LLM answerer %s failed: %s", req.answerer, err)
+            draft = extractive.model_copy(update={"notice": f"{err} Showing the extractive answer instead."})
+            yield "reset", draft.notice
+            yield "text", draft.text
     yield "draft", state.model_copy(update={"draft": draft, "extractive": extractive})
 
 

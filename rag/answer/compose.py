@@ -16,8 +16,8 @@ from rag.types import Paper, Sentence
 
 COMPARE_COLUMNS = ("problem", "approach", "result")
 MAX_CELL_CHARS = 260
-RELATIVE = 0.7  # a further sentence joins the answer when it scores at least this share of the lead's score
-RELATIVE_OTHER = 0.85  # … and a sentence of another paper than the lead's only when nearly as good
+RELATIVE = 0.55  # a further sentence of the lead's paper joins when it scores at least this share of the lead's
+RELATIVE_OTHER = 0.85  # … and a sentence of another paper only when nearly as good
 # First-person openings of abstract sentences and their third-person form ({name} is the paper's short name).
 _VOICE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^(?:In this (?:paper|work),?\s+)?[Ww]e (propose|present|introduce|design|build|develop|devise|"
@@ -70,6 +70,14 @@ def _sentence(e: Evidence, shown: str | None = None) -> Sentence:
     return Sentence(text=shown or e.text, citations=[e.n], supported=True, spans=[(e.n, e.start, e.end)])
 
 
+_EARLY_ANAPHOR = re.compile(r"^(?:\S+\s+){0,3}?(this|these|such|those)\b(?!\s+(paper|work|study)\b)", re.IGNORECASE)
+
+
+def refers_back(text: str) -> bool:
+    """Whether a sentence depends on the one before it: 'To do so, …', 'These approaches …', 'We achieve this …'."""
+    return bool(DEPENDENT.match(text) or _EARLY_ANAPHOR.match(text))
+
+
 def _before(e: Evidence, ev: list[Evidence]) -> Evidence | None:
     """The sentence just before e in the same paper, when the retrieved passages hold it."""
     prior = [c for c in ev if c.paper_id == e.paper_id and c.pos < e.pos]
@@ -110,13 +118,15 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[E
     if analysis.kind == "how_much":
         lead = next((c for c in ranked[:4] if MEASURED.search(c.text)), lead)
     chosen = [lead]
-    prior = _before(lead, ev) if DEPENDENT.match(lead.text) else None
+    prior = _before(lead, ev) if refers_back(lead.text) else None
     if prior is not None:
         chosen.insert(0, prior)
     m = _ANNOUNCES.search(lead.text)
     if m or len(lead.text.split()) < 9:
         chosen += [c for c in _after(lead, ev, _COUNT.get((m.group(2) or "").lower(), 1) if m else 1)
                    if c not in chosen]
+    else:  # "We achieve this through …": the next sentence elaborates the lead
+        chosen += [c for c in _after(lead, ev, 1) if refers_back(c.text) and c not in chosen]
     for c in ranked[1:]:
         if len(chosen) >= max_sentences or c.score < RELATIVE * lead.score:
             break
@@ -124,7 +134,7 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[E
             continue
         if c in chosen or any(_similar(c.text, x.text) for x in chosen):
             continue
-        if DEPENDENT.match(c.text) and _before(c, ev) not in chosen:
+        if refers_back(c.text) and _before(c, ev) not in chosen:
             continue  # it would need the sentence before it, which is not in the answer
         chosen.append(c)
     return chosen

@@ -75,11 +75,25 @@ def idf_table(texts: list[str]) -> dict[str, float]:
     return {w: math.log(1 + n / c) for w, c in df.items()}
 
 
+def _prefix_match(a: str, b: str) -> bool:
+    """Stems of one word family: a common prefix of 5+ letters covering 80% of the shorter (modify/modificat)."""
+    short = min(len(a), len(b))
+    if short < 5 or a[:5] != b[:5]:
+        return False
+    n = 5
+    while n < short and a[n] == b[n]:
+        n += 1
+    return n >= 0.8 * short
+
+
 def has_term(term: str, have: set[str]) -> bool:
-    """Whether a stem is among have, or shares a long prefix with one (transform / transformat)."""
+    """Whether a topic stem is among have (a compound 'mixture-of-expert' only when all its parts are), or shares a
+    word family with one."""
     if term in have:
         return True
-    return len(term) >= 5 and any(len(h) >= 5 and (h.startswith(term) or term.startswith(h)) for h in have)
+    if "-" in term:
+        return all(has_term(p, have) for p in term.split("-"))
+    return len(term) >= 5 and any(_prefix_match(term, h) for h in have)
 
 
 def coverage(terms: list[str], text: str, idf: dict[str, float]) -> float:
@@ -101,6 +115,9 @@ def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: 
     vecs = vectors([(chunk_of[c.n], c.start, c.end) for c in cands])
     cue = CUES.get(KIND_CUE.get(analysis.kind, ""), None)
     about_paper = bool(analysis.papers) and not analysis.focus
+    defines = [re.compile(rf"\(\s*{re.escape(n)}\s*\)|^{re.escape(n)}\s+(is|are)\b|\b(propose|introduce|present|design|"
+                          rf"build)\w*\s+(\w+\s+){{0,6}}{re.escape(n)}\b", re.IGNORECASE)
+               for n in analysis.names] if analysis.kind in ("what", "expansion") else []
     for c, v in zip(cands, vecs, strict=True):
         c.dense = float(np.dot(v, qvec))
         c.lexical = coverage(analysis.focus, c.text, idf)
@@ -109,6 +126,8 @@ def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: 
             bonus += KIND_BONUS if analysis.kind != "how_much" or MEASURED.search(c.text) else KIND_BONUS / 2
         if c.paper_id in analysis.papers:
             bonus += NAMED_BONUS
+        if any(d.search(c.text) for d in defines):  # where the name the question uses is defined
+            bonus += KIND_BONUS
         if BACKGROUND.search(c.text):
             bonus -= 0.04
         c.score = round(0.6 * c.dense + 0.4 * c.lexical + bonus, 4)

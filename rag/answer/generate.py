@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-from rag.answer.models import ABSTAIN_SENTENCE, Analysis, Turn
+from rag.answer.models import ABSTAIN_SENTENCE, Analysis, Request, Turn
 from rag.prompts import load_prompt
 from rag.text import count_tokens
 from rag.types import Source
@@ -61,15 +61,23 @@ def condense_messages(question: str, history: list[Turn]) -> list[tuple[str, str
     return load_prompt("condense").messages(history=turns, question=question)
 
 
-def stream(model: Any, prompt: list[tuple[str, str]], deadline: float | None = None) -> Iterator[str]:
-    """Text deltas from the chat model (LLMError on any failure), canary redacted."""
+def _deadline(request: Request) -> Any:
+    """The request's answer deadline as rag.llm wants it (None when there is none)."""
+    from rag.llm import Deadline
+
+    return Deadline(request.deadline, request.budget) if request.deadline is not None else None
+
+
+def stream(model: Any, prompt: list[tuple[str, str]], request: Request, max_chars: int) -> Iterator[str]:
+    """Text deltas from the chat model, canary redacted: LLMError on any failure, LLMTruncated at the cap,
+    LLMDeadlineExceeded when the request's deadline passes."""
     from rag.llm import stream_text
 
-    yield from redact_canary(stream_text(model, prompt))
+    yield from redact_canary(stream_text(model, prompt, deadline=_deadline(request), max_chars=max_chars))
 
 
-def complete(model: Any, prompt: list[tuple[str, str]], deadline: float | None = None) -> str:
-    """The chat model's whole reply (LLMError on any failure)."""
+def complete(model: Any, prompt: list[tuple[str, str]], request: Request, max_chars: int) -> str:
+    """The chat model's whole reply within the request's deadline (LLMError on any failure)."""
     from rag.llm import complete as llm_complete
 
-    return llm_complete(model, prompt)
+    return llm_complete(model, prompt, deadline=_deadline(request), max_chars=max_chars)

@@ -31,7 +31,9 @@ class Request(BaseModel):
     k: int | None = None
     retrieval: Literal["hybrid", "dense"] | None = None
     compare: bool = False
-    deadline: float | None = Field(default=None, description="time.monotonic() by which an LLM answer must end.")
+    deadline: float | None = Field(default=None, description="time.monotonic() by which an LLM answer must end "
+                                                              "(condense and answer together).")
+    budget: float | None = Field(default=None, description="The seconds that deadline was set from (for notices).")
 
 
 class Analysis(BaseModel):
@@ -41,6 +43,7 @@ class Analysis(BaseModel):
     standalone: str = Field(description="The question with follow-up references resolved; shown to the user.")
     kind: Kind
     papers: list[str] = Field(default_factory=list, description="Papers the question names or describes, in order.")
+    names: list[str] = Field(default_factory=list, description="The names of papers as the question writes them.")
     carried: list[str] = Field(default_factory=list, description="Of those, the ones carried from earlier turns.")
     scope: list[str] | None = Field(default=None, description="Papers retrieval is restricted to.")
     focus: list[str] = Field(default_factory=list, description="Stems of the topic words (question words removed).")

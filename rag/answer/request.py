@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 
@@ -58,5 +59,7 @@ def build_request(question: object, settings: Settings, known: Callable[[], set[
     for t in list(history or [])[-MAX_TURNS:]:
         get = t.get if isinstance(t, dict) else (lambda key, default="", t=t: getattr(t, key, default))
         turns.append(Turn(role=str(get("role", "")), content=str(get("content", ""))[:MAX_TURN_CHARS]))
+    budget = settings.answer_timeout if chosen != "extractive" else None
     return Request(question=text, history=turns, answerer=chosen, paper_ids=list(paper_ids) if paper_ids else None,
-                   k=k, retrieval=retrieval, compare=compare)  # type: ignore[arg-type]
+                   k=k, retrieval=retrieval, compare=compare,  # type: ignore[arg-type]
+                   deadline=time.monotonic() + budget if budget else None, budget=budget)
