@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import bm25s
+import chromadb
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -19,7 +20,7 @@ from pydantic import ConfigDict
 
 from rag.embeddings import get_embeddings
 from rag.settings import Settings
-from rag.store import PAGE, Store, get_all, open_store, sentence_id
+from rag.store import PAGE, Store, StoreError, get_all, reopen_store, sentence_id, written_elsewhere
 from rag.text import STOPWORDS, content_words
 from rag.types import Paper, Source
 
@@ -101,7 +102,9 @@ class Index:
                 return corpus  # unchanged, or the collection is being reset right now: keep the last good view
             if stamp and stamp.partition(":")[0] != str(self.store.chunks.id):
                 log.info("the index at %s was rebuilt by another process; reopening it", self.store.where)
-                self.store = open_store(self.settings)
+                self.store = reopen_store(self.settings)
+            elif corpus is not None and not self.settings.chroma_url and written_elsewhere(stamp):
+                self.store = reopen_store(self.settings)  # the embedded client's HNSW copy lacks the other's writes
             self._corpus = self._load(stamp)
             if corpus is not None:
                 log.info("reloaded the retrieval view: %d papers, %d passages", len(self._corpus.papers),
@@ -111,6 +114,28 @@ class Index:
     def invalidate(self) -> None:
         """Check the generation stamp on the next corpus() call (something unknown was seen)."""
         self._checked = float("-inf")
+
+    def query(self, qvec: np.ndarray, n: int, where: dict | None) -> list[str]:
+        """Chunk ids nearest to qvec from Chroma's HNSW index.
+
+        An embedded client whose in-memory index lags another process's writes can fail inside Chroma ("Error
+        finding id"): the index is then reopened and the query tried once more.
+        """
+        for attempt in (1, 2):
+            try:
+                res = self.store.chunks.query(query_embeddings=[qvec.tolist()], n_results=n, where=where, include=[])
+                return list(res["ids"][0])
+            except chromadb.errors.ChromaError as exc:
+                if self.settings.chroma_url:
+                    raise
+                if attempt == 2:
+                    raise StoreError(f"the index at {self.store.where} could not be searched ({exc}). Try again; if "
+                                     f"it keeps failing, run 'paperchat ingest' to repair it.") from None
+                log.info("reopening the index at %s after a failed search (%s)", self.store.where, exc)
+                with self._lock:
+                    self.store = reopen_store(self.settings)
+                self.invalidate()
+        return []
 
     def _load(self, generation: str) -> Corpus:
         """Read all chunks and papers from Chroma and index their words with bm25s."""
@@ -298,9 +323,7 @@ class HybridRetriever(BaseRetriever):
     def _dense(self, qvec: np.ndarray, fetch: int, allowed: set[str] | None) -> list[str]:
         """Chunk ids by cosine similarity from Chroma's HNSW index."""
         where = {"paper_id": {"$in": sorted(allowed)}} if allowed else None
-        res = self.index.store.chunks.query(query_embeddings=[qvec.tolist()], n_results=fetch, where=where,
-                                            include=[])
-        return list(res["ids"][0])
+        return self.index.query(qvec, fetch, where)
 
     def _bm25(self, query: str, fetch: int, allowed: set[str] | None, corpus: Corpus) -> list[str]:
         """Chunk ids by BM25 score (zero-score chunks dropped)."""

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import chromadb
 import httpx
 from chromadb.api import ClientAPI
+from chromadb.api.client import SharedSystemClient
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
 
@@ -188,7 +189,7 @@ class Store:
         """Give the index a new generation stamp (after a write), keeping the collection's other metadata."""
         col = self.client.get_collection(self.chunks.name)
         meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
-        meta[GENERATION_KEY] = uuid.uuid4().hex
+        meta[GENERATION_KEY] = f"{os.getpid()}-{uuid.uuid4().hex}"  # the writer's pid: see written_elsewhere()
         self.chunks.modify(metadata=meta)
 
     def list_papers(self) -> list[Paper]:
@@ -263,6 +264,24 @@ def open_store(settings: Settings) -> Store:
         chunks, papers, sentences = (  # type: ignore[assignment]
             _ServerCollection(c, where) for c in (chunks, papers, sentences))
     return Store(client=client, chunks=chunks, papers=papers, model=embedder.name, where=where, sentences=sentences)
+
+
+def written_elsewhere(stamp: str) -> bool:
+    """Whether the last write behind a generation stamp came from another process (an embedded client caches the
+    index in memory and does not see such writes until it is reopened)."""
+    pid = stamp.partition(":")[2].partition("-")[0]
+    return pid.isdigit() and int(pid) != os.getpid()
+
+
+def reopen_store(settings: Settings) -> Store:
+    """Open the index afresh: for the embedded index a new Chroma system, which reads what other processes wrote.
+
+    Clients opened before keep working on their own (older) system; only clients opened from now on share the new
+    one. A server client needs nothing of this: the server serves every client the same index.
+    """
+    if not settings.chroma_url:
+        SharedSystemClient.clear_system_cache()
+    return open_store(settings)
 
 
 def sentences_name(collection: str) -> str:

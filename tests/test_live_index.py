@@ -193,3 +193,26 @@ def test_generation_check_is_cheap(tmp_path: Path) -> None:
         assert store.generation() == stamp
     per_check = (time.perf_counter() - t) / 50
     assert per_check < 0.02, f"{per_check * 1000:.1f} ms per generation check"
+
+
+# -- embedded, across processes: a running app and 'paperchat ingest' in another terminal -----------------------
+@pytest.mark.slow
+def test_running_app_on_the_embedded_index_sees_another_process_ingest(tmp_path: Path) -> None:
+    """An embedded Chroma client keeps its own copy of the vector index: without reopening it, the new paper's
+    chunks were listed but dense search missed them or failed inside Chroma ('Error finding id')."""
+    data = tmp_path / "data"
+    ingest_paths([write_jsonl(tmp_path / "base.jsonl", corpus_rows(8))], Settings(data_dir=data))
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()  # no handle of this process stays open on the index
+    env = app_env(data_dir=str(data))
+    app = App(env)
+    try:
+        assert app.call("search", "What is 2BP?")["paper_ids"][0] == "2bp"
+        new = write_jsonl(tmp_path / "zebrafold.jsonl", [ZEBRAFOLD])
+        done = subprocess.run([sys.executable, "-m", "rag", "ingest", str(new)], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert_running_app_follows(app)
+    finally:
+        app.close()
