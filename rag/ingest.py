@@ -249,7 +249,7 @@ def ensure_index(settings: Settings, progress: Progress | None = None) -> Store:
     return store
 
 
-BACKFILL_MAX_CHUNKS = 20_000  # above this, the one-off backfill is left to an explicit 'paperchat ingest'
+BACKFILL_MAX_CHUNKS = 20_000  # above this, the one-off backfill is left to re-ingesting the papers
 
 
 def backfill_sentences(settings: Settings, store: Store) -> int:
@@ -259,7 +259,8 @@ def backfill_sentences(settings: Settings, store: Store) -> int:
     count = store.chunks.count()
     if count > BACKFILL_MAX_CHUNKS:
         log.warning("the index at %s has no stored sentence vectors (built before they were kept); answers embed "
-                    "sentences as they need them until 'paperchat ingest' is run once", store.where)
+                    "sentences as they need them until its papers are ingested again ('paperchat ingest FILE…' "
+                    "stores them for the papers in FILE)", store.where)
         return 0
     try:
         with writer_lock(settings):

@@ -312,3 +312,16 @@ def test_read_only_data_directory(tmp_path: Path) -> None:
             assert "1.78" in asked.stdout
         with pytest.raises(StoreWriteError, match="not writable"):
             ingest_paths([more], Settings(data_dir=data))
+
+
+def test_cli_progress_bar_runs(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's rich bar (shown past PROGRESS_BAR_MIN passages) starts, advances and stops cleanly."""
+    from typer.testing import CliRunner
+
+    import rag.cli
+
+    monkeypatch.setattr(rag.cli, "PROGRESS_BAR_MIN", 1)
+    monkeypatch.setenv("RAG_DATA_DIR", str(settings.data_dir))
+    result = CliRunner().invoke(rag.cli.app, ["ingest", str(write_jsonl(tmp_path / "two.jsonl", rows("2bp", "nesa")))])
+    assert result.exit_code == 0, result.output
+    assert "Indexed 2 paper(s)" in result.output
