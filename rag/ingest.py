@@ -182,6 +182,8 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
         if reset:  # parse before deleting: a bad file must not cost the user the index
             papers = read_papers(paths, abstract_chars=limits) if paths else _bundled(settings)
             _refuse_duplicate_ids(papers)
+            check_free_space(settings, sum(len(chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap))
+                                           for p in papers), replacing=True)  # before the old index is deleted
             try:
                 reset_store(settings)
             except WRITE_ERRORS as exc:

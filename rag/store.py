@@ -106,12 +106,18 @@ PASSAGE_BYTES = 64 * 1024  # disk an embedded index needs per new passage with i
 DISK_RESERVE = 2 * 1024 * 1024  # left free so Chroma can still open the index after an ingest
 
 
-def check_free_space(settings: Settings, passages: int) -> None:
-    """Refuse, before writing, an ingest the embedded index's disk has no room for (a full disk stops even reads)."""
+def check_free_space(settings: Settings, passages: int, replacing: bool = False) -> None:
+    """Refuse, before writing, an ingest the embedded index's disk has no room for (a full disk stops even reads).
+
+    replacing=True counts the space of the index about to be deleted (--reset) as free.
+    """
     if settings.chroma_url or passages <= 0:
         return
     path = Path(settings.data_dir)
+    path.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(path).free
+    if replacing:
+        free += sum(f.stat().st_size for f in (path / "chroma").rglob("*") if f.is_file())
     need = passages * PASSAGE_BYTES + DISK_RESERVE
     if free < need:
         raise StoreWriteError(

@@ -325,3 +325,19 @@ def test_cli_progress_bar_runs(tmp_path: Path, settings: Settings, monkeypatch: 
     result = CliRunner().invoke(rag.cli.app, ["ingest", str(write_jsonl(tmp_path / "two.jsonl", rows("2bp", "nesa")))])
     assert result.exit_code == 0, result.output
     assert "Indexed 2 paper(s)" in result.output
+
+
+@pytest.mark.slow
+def test_reset_without_room_keeps_the_old_index(tmp_path: Path) -> None:
+    """--reset checks the space before deleting anything: a refused rebuild must not cost the user the index."""
+    with small_disk(tmp_path / "disk") as disk:
+        data = disk / "data"
+        base = write_jsonl(tmp_path / "base.jsonl", rows("seesaw", "2bp"))
+        assert run_cli("ingest", base, data_dir=data).returncode == 0
+        settings = Settings(data_dir=data)
+        before = state(settings)
+        fill(disk, leave=1 << 20)
+        line = one_error_line(run_cli("ingest", "--reset", write_jsonl(tmp_path / "all.jsonl", the_rest()),
+                                      data_dir=data))
+        assert "not enough free space" in line
+        assert state(settings) == before
