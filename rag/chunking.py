@@ -1,4 +1,4 @@
-"""Chunking: token-bounded, sentence-aligned passages with offsets and content-hash ids."""
+"""Chunking: token-bounded, sentence-aligned passages with offsets and content-hash ids (unique per paper)."""
 
 from __future__ import annotations
 
@@ -23,23 +23,30 @@ def make_splitter(chunk_tokens: int, overlap: int) -> RecursiveCharacterTextSpli
     )
 
 
-def chunk_id(paper_id: str, text: str) -> str:
-    """Content-hash id: the same passage of the same paper always gets the same id."""
-    digest = hashlib.sha256(f"{paper_id}\n{text}".encode()).hexdigest()[:16]
-    return f"{paper_id}:{digest}"
+def chunk_id(paper_id: str, text: str, occurrence: int = 0) -> str:
+    """Content-hash id: the same passage of the same paper always gets the same id.
+
+    A passage whose text repeats earlier in the same abstract gets its occurrence number hashed in too, so ids
+    stay unique within a paper (Chroma refuses duplicate ids in one upsert) and stay stable across re-ingests;
+    the first occurrence keeps the plain content hash, so indexes built before this rule keep their ids.
+    """
+    key = f"{paper_id}\n{text}" if occurrence == 0 else f"{paper_id}\n{text}\n#{occurrence}"
+    return f"{paper_id}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def chunk_paper(paper: Paper, chunk_tokens: int = 160, overlap: int = 32) -> list[Chunk]:
     """Split a paper's abstract into chunks carrying paper id, title and character offsets."""
     splitter = make_splitter(chunk_tokens, overlap)
     chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
     start = -1
     for i, text in enumerate(splitter.split_text(paper.abstract)):
         # Offsets are found here: LangChain's add_start_index mixes token overlap with character offsets.
         start = paper.abstract.find(text, start + 1)
         if start < 0:
             raise ValueError(f"chunk {i} of {paper.id} is not a substring of its abstract")
-        chunks.append(Chunk(id=chunk_id(paper.id, text), paper_id=paper.id, title=paper.title, text=text,
+        seen[text] = occurrence = seen.get(text, -1) + 1
+        chunks.append(Chunk(id=chunk_id(paper.id, text, occurrence), paper_id=paper.id, title=paper.title, text=text,
                             start=start, end=start + len(text), index=i))
     return chunks
 

@@ -65,25 +65,44 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pro
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+PROGRESS_BAR_MIN = 256  # passages: below this an ingest takes a few seconds and a bar would only flicker
+
+
 @app.command()
 @_guard
 def ingest(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Paper files: two-line page, .jsonl or .md.")] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Delete the index first.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Let a paper replace an indexed paper that has its id but another title.")] = False,
 ) -> None:
-    """Index papers (the bundled corpus when no PATH is given); idempotent."""
-    from rich.progress import Progress
+    """Index papers (the bundled corpus when no PATH is given); idempotent.
+
+    A paper with the id and title of an indexed one updates it; the same id with another title is refused
+    unless --replace is given.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from rag.ingest import ingest_paths
 
     settings = _settings()
-    with Progress(transient=True) as bar:
-        task = bar.add_task("Indexing", total=None)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("passages"),
+                   TimeRemainingColumn(), transient=True, console=Console(stderr=True))
+    task = None
 
-        def progress(done: int, total: int, pid: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"Indexing {pid}")
+    def progress(done: int, total: int, pid: str) -> None:
+        nonlocal task
+        if task is None and total >= PROGRESS_BAR_MIN:
+            bar.start()
+            task = bar.add_task("Indexing", total=total)
+        if task is not None:
+            bar.update(task, completed=done, description=f"Indexing {pid}" if pid else "Indexing")
 
-        report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress)
+    try:
+        report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress, replace=replace)
+    finally:
+        bar.stop()
     typer.echo(f"Indexed {report.papers} paper(s): {report.added} new chunk(s), {report.removed} stale removed, "
                f"{report.unchanged} unchanged ({report.seconds:.1f}s).")
 

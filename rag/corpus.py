@@ -166,6 +166,8 @@ def parse_jsonl(text: str, path: str | Path = "<jsonl>") -> list[Paper]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CorpusError(path, n, f"invalid JSON ({exc.msg})") from None
+        except RecursionError:  # json recurses once per nesting level: '[[[[…' deep enough exhausts the stack
+            raise CorpusError(path, n, "invalid JSON (nested too deeply; expected one flat object per line)") from None
         if not isinstance(row, dict):
             raise CorpusError(path, n, "each line must be a JSON object")
         missing = [k for k in ("title", "abstract") if not str(row.get(k) or "").strip()]
@@ -231,11 +233,41 @@ def finalize(papers: list[Paper], existing: Iterable[Paper] = ()) -> list[Paper]
     return out
 
 
-def read_papers(paths: Iterable[Path], existing: Iterable[Paper] = ()) -> list[Paper]:
-    """Read every file (all must parse) and return finalized papers; raises CorpusError on the first bad one."""
+def source_location(paper: Paper) -> tuple[str, int]:
+    """(file, line) a paper was read from, from its 'name:line' source (line 0 when unknown)."""
+    where, _, line = paper.source.rpartition(":")
+    if line.isdigit():
+        return where or "<input>", int(line)
+    return paper.source or "<input>", 0
+
+
+def check_abstract_sizes(papers: Iterable[Paper], min_chars: int, max_chars: int) -> None:
+    """Refuse the first abstract shorter than min_chars or longer than max_chars, naming its file and line."""
+    for paper in papers:
+        size = len(paper.abstract)
+        if min_chars <= size <= max_chars:
+            continue
+        where, line = source_location(paper)
+        if size < min_chars:
+            raise CorpusError(where, line, f"the abstract of {paper.title[:60]!r} is {size:,} character(s) long, "
+                                           f"shorter than the minimum of {min_chars:,} (RAG_MIN_ABSTRACT_CHARS)")
+        raise CorpusError(where, line, f"the abstract of {paper.title[:60]!r} is {size:,} characters long, longer "
+                                       f"than the maximum of {max_chars:,} (RAG_MAX_ABSTRACT_CHARS); split it into "
+                                       f"several papers or raise the limit")
+
+
+def read_papers(paths: Iterable[Path], existing: Iterable[Paper] = (),
+                abstract_chars: tuple[int, int] | None = None) -> list[Paper]:
+    """Read every file (all must parse) and return finalized papers; raises CorpusError on the first bad one.
+
+    With abstract_chars=(min, max), an abstract outside those sizes is refused before anything else is derived.
+    """
     papers: list[Paper] = []
     for path in paths:
-        papers.extend(read_file(Path(path)))
+        found = read_file(Path(path))
+        if abstract_chars:
+            check_abstract_sizes(found, *abstract_chars)
+        papers.extend(found)
     return finalize(papers, existing)
 
 

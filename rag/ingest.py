@@ -1,4 +1,5 @@
-"""Ingestion: chunk (tiktoken) -> embed -> upsert into Chroma; idempotent, stale chunks removed."""
+"""Ingestion: chunk (tiktoken) -> embed passages and their sentences -> upsert into Chroma; idempotent, stale
+chunks removed, every parse or storage failure one clear error."""
 
 from __future__ import annotations
 
@@ -9,16 +10,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from langchain_core.embeddings import Embeddings
+
 from rag.chunking import chunk_paper, embedding_text
-from rag.corpus import CorpusError, load_corpus, read_papers
+from rag.corpus import CorpusError, check_abstract_sizes, load_corpus, read_papers, source_location
 from rag.embeddings import get_embeddings
 from rag.settings import Settings
-from rag.store import Store, open_store, reset_store, writer_lock
-from rag.types import Paper
+from rag.store import (WRITE_ERRORS, Store, StoreLockedError, check_free_space, get_all, open_store, reset_store,
+                       sentence_id, storage_error, writer_lock)
+from rag.text import split_sentences
+from rag.types import Chunk, Paper
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
+"""progress(done, total, label): passages stored (or found unchanged) so far, of total, and the current paper id."""
 
 
 @dataclass
@@ -29,41 +35,118 @@ class IngestReport:
     added: int = 0
     removed: int = 0
     unchanged: int = 0
+    sentences: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
     paper_ids: list[str] = field(default_factory=list)
 
 
+class PaperIdClashError(CorpusError):
+    """A file gives a paper the id of a different paper already in the index."""
+
+
 BATCH_PAPERS = 32  # papers written per round trip: embedding and Chroma calls are batched across them
+EMBED_SLICE = 64  # passages embedded and stored per step: bounds memory and paces progress on a long abstract
+LOG_EVERY_S = 5.0  # without a progress callback, log progress at most this often
+
+
+class _Tracker:
+    """Counts passages done and reports to the callback, or to the log now and then when there is none."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.done, self.total, self.progress = 0, total, progress
+        self._logged = time.monotonic()
+        if progress:
+            progress(0, total, "")
+
+    def advance(self, n: int, label: str) -> None:
+        self.done += n
+        if self.progress:
+            self.progress(self.done, self.total, label)
+        elif time.monotonic() - self._logged >= LOG_EVERY_S:
+            self._logged = time.monotonic()
+            log.info("ingest: %d of %d passages stored (%s)", self.done, self.total, label)
+
+
+def sentence_rows(chunks: list[Chunk]) -> list[tuple[str, dict, str]]:
+    """(id, metadata, text) of every sentence of the chunks, spans relative to each chunk's text."""
+    return [(sentence_id(c.id, a, b), {"chunk_id": c.id, "paper_id": c.paper_id, "start": a, "end": b}, c.text[a:b])
+            for c in chunks for a, b in split_sentences(c.text)]
+
+
+def _store_sentences(store: Store, embedder: Embeddings, chunks: list[Chunk]) -> tuple[int, float]:
+    """Embed and upsert the sentences of chunks (each distinct sentence text embedded once); (count, seconds)."""
+    rows = sentence_rows(chunks)
+    if not rows or store.sentences is None:
+        return 0, 0.0
+    texts = list(dict.fromkeys(text for _, _, text in rows))
+    t = time.perf_counter()
+    vecs = dict(zip(texts, embedder.embed_documents(texts), strict=True))
+    spent = time.perf_counter() - t
+    store.sentences.upsert(ids=[r[0] for r in rows], embeddings=[vecs[r[2]] for r in rows],  # type: ignore[arg-type]
+                           metadatas=[r[1] for r in rows])
+    return len(rows), spent
 
 
 def ingest_papers(papers: list[Paper], settings: Settings, store: Store, progress: Progress | None = None) -> IngestReport:
-    """Upsert papers' chunks (embedding only new ones) and drop chunks their new text no longer has."""
+    """Upsert papers' chunks and sentence vectors (embedding only new ones) and drop what their new text lost.
+
+    Storage failures (disk full, read-only directory) become one StoreWriteError; what was stored before stays.
+    """
+    try:
+        return _ingest_papers(papers, settings, store, progress)
+    except WRITE_ERRORS as exc:
+        raise storage_error(exc, store.where) from None
+
+
+def _ingest_papers(papers: list[Paper], settings: Settings, store: Store, progress: Progress | None) -> IngestReport:
     t0 = time.perf_counter()
     embedder = get_embeddings(settings)
     report = IngestReport(papers=len(papers))
     order_base = store.papers.count()
-    for b in range(0, len(papers), BATCH_PAPERS):
-        batch = papers[b : b + BATCH_PAPERS]
+    chunks = {p.id: chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap) for p in papers}
+    batches = [papers[b : b + BATCH_PAPERS] for b in range(0, len(papers), BATCH_PAPERS)]
+    stored = [set(store.chunks.get(where={"paper_id": {"$in": [p.id for p in batch]}}, include=[])["ids"])
+              for batch in batches]
+    check_free_space(settings, sum(c.id not in have for batch, have in zip(batches, stored, strict=True)
+                                   for p in batch for c in chunks[p.id]))
+    tracker = _Tracker(sum(len(c) for c in chunks.values()), progress)
+    for b, batch, existing in zip(range(0, len(papers), BATCH_PAPERS), batches, stored, strict=True):
         ids = [p.id for p in batch]
-        chunks = {p.id: chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap) for p in batch}
-        got = store.chunks.get(where={"paper_id": {"$in": ids}}, include=["metadatas"])
-        existing = set(got["ids"])
         new = [c for p in batch for c in chunks[p.id] if c.id not in existing]
-        # Order matters for crash safety: new chunks first, then stale ones removed, then the paper records;
-        # a run killed anywhere leaves a state the next run converges from.
-        if new:
+        keep = {c.id for p in batch for c in chunks[p.id]}
+        tracker.advance(len(keep) - len(new), batch[0].id)
+        # A passage stored before sentence vectors were kept (or by a run killed in between) gets them now.
+        with_sentences = set() if store.sentences is None else {
+            str(m["chunk_id"]) for m in store.sentences.get(where={"paper_id": {"$in": ids}}, include=["metadatas"])
+            ["metadatas"] or []}
+        backfill = [c for p in batch for c in chunks[p.id] if c.id in existing and c.id not in with_sentences
+                    and split_sentences(c.text)]
+        if backfill:
+            log.info("storing sentence vectors of %d passages indexed before they were kept", len(backfill))
+            n, spent = _store_sentences(store, embedder, backfill)
+            report.sentences += n
+            report.embed_seconds += spent
+        # Order matters for crash safety: new chunks (then their sentences) first, then stale ones removed, then
+        # the paper records; a run killed anywhere leaves a state the next run converges from.
+        for s in range(0, len(new), EMBED_SLICE):
+            part = new[s : s + EMBED_SLICE]
             t1 = time.perf_counter()
-            vectors = embedder.embed_documents([embedding_text(c) for c in new])
+            vectors = embedder.embed_documents([embedding_text(c) for c in part])
             report.embed_seconds += time.perf_counter() - t1
             store.chunks.upsert(
-                ids=[c.id for c in new], embeddings=vectors, documents=[c.text for c in new],  # type: ignore[arg-type]
+                ids=[c.id for c in part], embeddings=vectors, documents=[c.text for c in part],  # type: ignore[arg-type]
                 metadatas=[{"paper_id": c.paper_id, "title": c.title, "start": c.start, "end": c.end,
-                            "index": c.index} for c in new],
+                            "index": c.index} for c in part],
             )
-        keep = {c.id for p in batch for c in chunks[p.id]}
+            n, spent = _store_sentences(store, embedder, part)
+            report.sentences += n
+            report.embed_seconds += spent
+            tracker.advance(len(part), part[-1].paper_id)
         stale = sorted(existing - keep)
         if stale:
+            if store.sentences is not None:
+                store.sentences.delete(where={"chunk_id": {"$in": stale}})
             store.chunks.delete(ids=stale)
         previous = store.papers.get(ids=ids, include=["metadatas"])
         orders = {pid: int(m.get("order", 0)) for pid, m in zip(previous["ids"], previous["metadatas"] or [], strict=True)}
@@ -74,33 +157,53 @@ def ingest_papers(papers: list[Paper], settings: Settings, store: Store, progres
                         "order": orders.get(p.id, order_base + b + i), "chunks": len(chunks[p.id])}
                        for i, p in enumerate(batch)],
         )
+        store.bump_generation()  # running processes reload their view of the index on their next question
         report.added += len(new)
         report.removed += len(stale)
         report.unchanged += len(keep) - len(new)
         report.paper_ids.extend(ids)
-        if progress:
-            progress(min(b + BATCH_PAPERS, len(papers)), len(papers), batch[-1].id)
     report.seconds = time.perf_counter() - t0
-    log.info("ingested %d papers: +%d -%d =%d chunks in %.2fs", len(papers), report.added, report.removed,
-             report.unchanged, report.seconds)
+    log.info("ingested %d papers: +%d -%d =%d chunks, %d sentence vectors in %.2fs", len(papers), report.added,
+             report.removed, report.unchanged, report.sentences, report.seconds)
     return report
 
 
 def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
-                 progress: Progress | None = None) -> IngestReport:
-    """Parse every file first (a bad file stops the run before the index is touched), then ingest them."""
+                 progress: Progress | None = None, replace: bool = False) -> IngestReport:
+    """Parse every file first (a bad file stops the run before the index is touched), then ingest them.
+
+    A paper is the same paper as an indexed one when both its id and its title match (case and spacing aside):
+    it is then updated in place (an edited abstract replaces the old chunks). A file that gives an indexed
+    paper's id to a paper with another title is refused with PaperIdClashError, unless replace=True.
+    """
     paths = list(paths)
+    limits = (settings.min_abstract_chars, settings.max_abstract_chars)
     with writer_lock(settings):
         if reset:  # parse before deleting: a bad file must not cost the user the index
-            papers = read_papers(paths) if paths else load_corpus(settings.corpus)
+            papers = read_papers(paths, abstract_chars=limits) if paths else _bundled(settings)
             _refuse_duplicate_ids(papers)
-            reset_store(settings)
+            check_free_space(settings, sum(len(chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap))
+                                           for p in papers), replacing=True)  # before the old index is deleted
+            try:
+                reset_store(settings)
+            except WRITE_ERRORS as exc:
+                raise storage_error(exc, settings.chroma_url or str(settings.data_dir), "reset") from None
             store = open_store(settings)
         else:
             store = open_store(settings)
-            papers = read_papers(paths, existing=store.list_papers()) if paths else load_corpus(settings.corpus)
+            existing = store.list_papers()
+            papers = read_papers(paths, existing=existing, abstract_chars=limits) if paths else _bundled(settings)
             _refuse_duplicate_ids(papers)
+            if not replace:
+                _refuse_id_clashes(papers, existing)
         return ingest_papers(papers, settings, store, progress)
+
+
+def _bundled(settings: Settings) -> list[Paper]:
+    """The configured corpus, held to the same abstract sizes as any other file."""
+    papers = load_corpus(settings.corpus)
+    check_abstract_sizes(papers, settings.min_abstract_chars, settings.max_abstract_chars)
+    return papers
 
 
 def _refuse_duplicate_ids(papers: list[Paper]) -> None:
@@ -108,22 +211,78 @@ def _refuse_duplicate_ids(papers: list[Paper]) -> None:
     seen: dict[str, str] = {}
     for paper in papers:
         if paper.id in seen:
-            where, _, line = paper.source.rpartition(":")
-            raise CorpusError(where or paper.source or "<input>", int(line) if line.isdigit() else 0,
+            raise CorpusError(*source_location(paper),
                               f"paper id {paper.id!r} is already used by {seen[paper.id]}; give each paper its own id")
         seen[paper.id] = paper.source or repr(paper.title)
+
+
+def _same_title(a: str, b: str) -> bool:
+    """Titles equal up to case and whitespace."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def _refuse_id_clashes(papers: list[Paper], existing: list[Paper]) -> None:
+    """A file must not silently replace an indexed paper by giving its id to a paper with another title."""
+    indexed = {p.id: p for p in existing}
+    for paper in papers:
+        old = indexed.get(paper.id)
+        if old is not None and not _same_title(old.title, paper.title):
+            raise PaperIdClashError(
+                *source_location(paper),
+                f"paper id {paper.id!r} is already used by the indexed paper {old.title[:80]!r}, but this file's "
+                f"paper is {paper.title[:80]!r}. Give it another id, or run 'paperchat ingest --replace' to replace "
+                f"the indexed paper")
 
 
 def ensure_index(settings: Settings, progress: Progress | None = None) -> Store:
     """Open the index, building it from the corpus on first use (or finishing an interrupted build)."""
     store = open_store(settings)
-    if store.papers.count() == 0 or (not settings.chroma_url and _build_unfinished(settings)):
-        log.info("building the index from %s", settings.corpus)
-        with writer_lock(settings):
-            _mark_build(settings, started=True)
-            ingest_papers(load_corpus(settings.corpus), settings, store, progress)
-            _mark_build(settings, started=False)
+    try:
+        if store.papers.count() == 0 or (not settings.chroma_url and _build_unfinished(settings)):
+            log.info("building the index from %s", settings.corpus)
+            with writer_lock(settings):
+                _mark_build(settings, started=True)
+                ingest_papers(load_corpus(settings.corpus), settings, store, progress)
+                _mark_build(settings, started=False)
+        elif store.sentences is not None and store.sentences.count() == 0 and store.chunks.count() > 0:
+            backfill_sentences(settings, store)
+    except WRITE_ERRORS as exc:
+        raise storage_error(exc, store.where) from None
     return store
+
+
+BACKFILL_MAX_CHUNKS = 20_000  # above this, the one-off backfill is left to re-ingesting the papers
+
+
+def backfill_sentences(settings: Settings, store: Store) -> int:
+    """Store the sentence vectors an index built before they were kept lacks (once); returns sentences stored."""
+    if store.sentences is None:
+        return 0
+    count = store.chunks.count()
+    if count > BACKFILL_MAX_CHUNKS:
+        log.warning("the index at %s has no stored sentence vectors (built before they were kept); answers embed "
+                    "sentences as they need them until its papers are ingested again ('paperchat ingest FILE…' "
+                    "stores them for the papers in FILE)", store.where)
+        return 0
+    try:
+        with writer_lock(settings):
+            got = get_all(store.chunks, ["documents", "metadatas"])
+            have = {str(m["chunk_id"]) for m in get_all(store.sentences, ["metadatas"])["metadatas"]}
+            todo = [Chunk(id=cid, paper_id=str(m["paper_id"]), title=str(m.get("title", "")), text=doc or "",
+                          start=int(m.get("start", 0)), end=int(m.get("end", 0)), index=int(m.get("index", 0)))
+                    for cid, doc, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+                    if cid not in have]
+            if not todo:
+                return 0
+            log.info("storing the sentence vectors of %d passages once (the index at %s predates them)", len(todo),
+                     store.where)
+            embedder = get_embeddings(settings)
+            stored = sum(_store_sentences(store, embedder, todo[s : s + EMBED_SLICE])[0]
+                         for s in range(0, len(todo), EMBED_SLICE))
+    except StoreLockedError:  # another process is writing: it or a later start stores them
+        return 0
+    log.info("stored %d sentence vectors", stored)
+    return stored
 
 
 def _build_marker(settings: Settings) -> Path:

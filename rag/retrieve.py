@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import bm25s
+import chromadb
 import numpy as np
-from langchain_chroma import Chroma
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -18,7 +20,7 @@ from pydantic import ConfigDict
 
 from rag.embeddings import get_embeddings
 from rag.settings import Settings
-from rag.store import Store, get_all
+from rag.store import PAGE, Store, StoreError, get_all, reopen_store, sentence_id, written_elsewhere
 from rag.text import STOPWORDS, content_words
 from rag.types import Paper, Source
 
@@ -45,7 +47,10 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
 
 @dataclass
 class Corpus:
-    """Everything retrieval needs in memory: chunk texts and metadata, the BM25 index, the papers."""
+    """Everything retrieval needs in memory: chunk texts and metadata, the BM25 index, the papers.
+
+    One consistent snapshot of the index at one generation; Index.corpus() swaps in a new one when it changes.
+    """
 
     ids: list[str]
     texts: list[str]
@@ -53,42 +58,86 @@ class Corpus:
     papers: list[Paper]
     bm25: bm25s.BM25 | None
     count: int
+    generation: str = ""
 
     @cached_property
     def pos(self) -> dict[str, int]:
         """Row of each chunk id."""
         return {cid: i for i, cid in enumerate(self.ids)}
 
-    @property
-    def paper_by_id(self) -> dict[str, Paper]:
-        """Papers keyed by id."""
-        return {p.id: p for p in self.papers}
+
+SENTENCE_CACHE = 50_000  # sentence vectors kept in memory per process (~75 MB at 384 dims)
 
 
 class Index:
-    """A store plus its in-memory BM25 view, rebuilt when the store's chunk count changes."""
+    """A store plus its in-memory BM25 view, reloaded when the store's generation stamp changes.
+
+    Any process may change a shared index (another chat's ingest on a Chroma server, or an ingest in this
+    process): every write bumps the stamp in the passage collection's metadata, and corpus() reads it (one small
+    read, at most once per settings.view_check_seconds) and reloads the view when it moved.
+    """
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store, self.settings = store, settings
         self.embedder = get_embeddings(settings)
-        self.vectorstore = Chroma(client=store.client, collection_name=store.chunks.name,
-                                  embedding_function=self.embedder)
         self._corpus: Corpus | None = None
+        self._checked = float("-inf")  # monotonic time of the last generation check
         self._lock = threading.Lock()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # sentence id -> unit vector (LRU)
+        self._vectors_lock = threading.Lock()
+        self._warned_unstored = False
 
-    def corpus(self, refresh: bool = False) -> Corpus:
-        """The in-memory corpus, reloaded when chunks were added or removed since it was built."""
-        count = self.store.chunks.count() if (refresh or self._corpus is None) else self._corpus.count
+    def corpus(self) -> Corpus:
+        """The in-memory view, reloaded when another write changed the index since it was built."""
+        corpus = self._corpus
+        if corpus is not None and time.monotonic() - self._checked < self.settings.view_check_seconds:
+            return corpus
         with self._lock:
-            if self._corpus is None or self._corpus.count != count:
-                self._corpus = self._load(count)
-        return self._corpus
+            corpus = self._corpus
+            if corpus is not None and time.monotonic() - self._checked < self.settings.view_check_seconds:
+                return corpus  # another thread checked while this one waited
+            stamp = self.store.generation()
+            self._checked = time.monotonic()
+            if corpus is not None and (not stamp or stamp == corpus.generation):
+                return corpus  # unchanged, or the collection is being reset right now: keep the last good view
+            if stamp and stamp.partition(":")[0] != str(self.store.chunks.id):
+                log.info("the index at %s was rebuilt by another process; reopening it", self.store.where)
+                self.store = reopen_store(self.settings)
+            elif corpus is not None and not self.settings.chroma_url and written_elsewhere(stamp):
+                self.store = reopen_store(self.settings)  # the embedded client's HNSW copy lacks the other's writes
+            self._corpus = self._load(stamp)
+            if corpus is not None:
+                log.info("reloaded the retrieval view: %d papers, %d passages", len(self._corpus.papers),
+                         self._corpus.count)
+            return self._corpus
 
-    def refresh(self) -> Corpus:
-        """Reload after an ingest."""
-        return self.corpus(refresh=True)
+    def invalidate(self) -> None:
+        """Check the generation stamp on the next corpus() call (something unknown was seen)."""
+        self._checked = float("-inf")
 
-    def _load(self, count: int) -> Corpus:
+    def query(self, qvec: np.ndarray, n: int, where: dict | None) -> list[str]:
+        """Chunk ids nearest to qvec from Chroma's HNSW index.
+
+        An embedded client whose in-memory index lags another process's writes can fail inside Chroma ("Error
+        finding id"): the index is then reopened and the query tried once more.
+        """
+        for attempt in (1, 2):
+            try:
+                res = self.store.chunks.query(query_embeddings=[qvec.tolist()], n_results=n, where=where, include=[])
+                return list(res["ids"][0])
+            except chromadb.errors.ChromaError as exc:
+                if self.settings.chroma_url:
+                    raise
+                if attempt == 2:
+                    raise StoreError(f"the index at {self.store.where} could not be searched ({exc}). Try again; if "
+                                     f"it keeps failing, run 'paperchat ingest' to repair it.") from None
+                log.info("reopening the index at %s after a failed search (%s)", self.store.where, exc)
+                with self._lock:
+                    self.store = reopen_store(self.settings)
+                self.invalidate()
+        return []
+
+    def _load(self, generation: str) -> Corpus:
         """Read all chunks and papers from Chroma and index their words with bm25s."""
         got = get_all(self.store.chunks, ["documents", "metadatas"])
         ids, texts, metas = got["ids"], list(got["documents"]), [dict(m) for m in got["metadatas"]]
@@ -97,9 +146,68 @@ class Index:
             bm25 = bm25s.BM25()
             bm25.index(_tokenize([f"{m['title']} {t}" for m, t in zip(metas, texts, strict=True)]),
                        show_progress=False)
-        return Corpus(ids=ids, texts=texts, metas=metas, papers=self.store.list_papers(), bm25=bm25, count=count)
+        return Corpus(ids=ids, texts=texts, metas=metas, papers=self.store.list_papers(), bm25=bm25, count=len(ids),
+                      generation=generation)
 
+    def chunks(self, ids: list[str]) -> dict[str, tuple[str, dict]]:
+        """(text, metadata) of chunks by id: from the view, else read from Chroma; ids stored nowhere are left out."""
+        corpus = self.corpus()
+        out = {cid: (corpus.texts[corpus.pos[cid]], corpus.metas[corpus.pos[cid]]) for cid in ids if cid in corpus.pos}
+        unknown = [cid for cid in dict.fromkeys(ids) if cid not in out]
+        if unknown:  # written after the view was loaded (another process's ingest): read them directly
+            got = self.store.chunks.get(ids=unknown, include=["documents", "metadatas"])
+            for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
+                out[cid] = (doc or "", dict(meta))
+            self.invalidate()
+        return out
 
+    def sentence_vectors(self, keys: list[tuple[str, int, int]]) -> np.ndarray:
+        """Unit vectors (float32, one row per key, in order) of passage sentences, stored at ingest.
+
+        A key is (chunk_id, start, end) with the span relative to the chunk's text, exactly as
+        rag.text.split_sentences(chunk_text) gives it. Vectors are read from Chroma in one get per call and kept
+        in a bounded in-memory cache; a key not stored (an index built before sentence vectors were kept) is
+        embedded here with the index's embedder and cached.
+        """
+        ids = [sentence_id(*key) for key in keys]
+        found: dict[str, np.ndarray] = {}
+        with self._vectors_lock:
+            for sid in ids:
+                vec = self._vectors.get(sid)
+                if vec is not None:
+                    self._vectors.move_to_end(sid)
+                    found[sid] = vec
+        need = [sid for sid in dict.fromkeys(ids) if sid not in found]
+        fetched: dict[str, np.ndarray] = {}
+        if need and self.store.sentences is not None:
+            for page in range(0, len(need), PAGE):
+                got = self.store.sentences.get(ids=need[page : page + PAGE], include=["embeddings"])
+                for sid, vec in zip(got["ids"], got["embeddings"], strict=True):  # type: ignore[arg-type]
+                    fetched[sid] = np.asarray(vec, dtype=np.float32)
+        wanted = set(need) - fetched.keys()
+        missing = [(sid, key) for sid, key in dict(zip(ids, keys, strict=True)).items() if sid in wanted]
+        if missing:
+            fetched.update(self._embed_unstored(missing))
+        if fetched:
+            with self._vectors_lock:
+                self._vectors.update(fetched)
+                while len(self._vectors) > SENTENCE_CACHE:
+                    self._vectors.popitem(last=False)
+        found.update(fetched)
+        if not ids:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.stack([found[sid] for sid in ids]).astype(np.float32, copy=False)
+
+    def _embed_unstored(self, missing: list[tuple[str, tuple[str, int, int]]]) -> dict[str, np.ndarray]:
+        """Embed sentences Chroma holds no vector for (their text comes from their chunk)."""
+        if not self._warned_unstored:
+            self._warned_unstored = True
+            log.info("%d sentence vectors are not stored in the index at %s (built before they were kept, or a "
+                     "passage that is gone); embedding them here", len(missing), self.store.where)
+        texts = self.chunks(sorted({key[0] for _, key in missing}))
+        rows = [(sid, texts[cid][0][a:b] if cid in texts else "") for sid, (cid, a, b) in missing]
+        vecs = self.embedder.encode([text for _, text in rows])
+        return {sid: vec.astype(np.float32, copy=False) for (sid, _), vec in zip(rows, vecs, strict=True)}
 @lru_cache(maxsize=100_000)
 def _name_pattern(name: str) -> re.Pattern[str]:
     """A compiled whole-word pattern for one paper name (re's own cache holds only 512)."""
@@ -162,7 +270,12 @@ class HybridRetriever(BaseRetriever):
         if self.mode == "hybrid":
             for rank, cid in enumerate(self._bm25(query, fetch, allowed, corpus)):
                 ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
-        pos = corpus.pos
+        # A dense hit the view does not know was written after it was loaded (another process's ingest): read it
+        # from Chroma, and drop ids stored nowhere any more, instead of failing the question.
+        rows = {cid: (corpus.texts[i], corpus.metas[i]) for cid in ranked if (i := corpus.pos.get(cid)) is not None}
+        if len(rows) < len(ranked):
+            rows.update(self.index.chunks([cid for cid in ranked if cid not in rows]))
+            ranked = {cid: score for cid, score in ranked.items() if cid in rows}
         order = sorted(ranked, key=lambda c: -ranked[c])
         # Dense mode is the plain-embedding baseline: no keyword ranking and no paper-name guarantee.
         if mentioned is None:  # callers that already know the named papers pass them: one scan per question
@@ -171,20 +284,22 @@ class HybridRetriever(BaseRetriever):
             if self.mode == "hybrid" else []
         picked: list[str] = []
         for pid in named:  # a paper the question names gets its best passage in, ahead of the rest
-            best = next((c for c in order if corpus.metas[pos[c]]["paper_id"] == pid), None)
+            best = next((c for c in order if rows[c][1]["paper_id"] == pid), None)
             if best is None:
-                best = next((c for c in corpus.ids if corpus.metas[pos[c]]["paper_id"] == pid), None)
-                if best is not None:
+                row = next((i for i, m in enumerate(corpus.metas) if m["paper_id"] == pid), None)
+                if row is not None:
+                    best = corpus.ids[row]
+                    rows[best] = (corpus.texts[row], corpus.metas[row])
                     ranked[best] = 0.0
             if best and best not in picked:
                 picked.append(best)
         per_paper: dict[str, int] = {}
         for cid in picked:
-            per_paper[corpus.metas[pos[cid]]["paper_id"]] = per_paper.get(corpus.metas[pos[cid]]["paper_id"], 0) + 1
+            per_paper[rows[cid][1]["paper_id"]] = per_paper.get(rows[cid][1]["paper_id"], 0) + 1
         for cid in order:
             if len(picked) >= max(k, len(named)):
                 break
-            pid = corpus.metas[pos[cid]]["paper_id"]
+            pid = rows[cid][1]["paper_id"]
             if cid in picked or per_paper.get(pid, 0) >= self.per_paper_cap:
                 continue
             per_paper[pid] = per_paper.get(pid, 0) + 1
@@ -195,10 +310,10 @@ class HybridRetriever(BaseRetriever):
                 for cid, v in zip(vecs["ids"], vecs["embeddings"], strict=True)}  # type: ignore[arg-type]
         docs = []
         for rank, cid in enumerate(picked, start=1):
-            meta = dict(corpus.metas[pos[cid]])
+            text, meta = rows[cid][0], dict(rows[cid][1])
             meta.update(chunk_id=cid, score=round(ranked.get(cid, 0.0), 6), rank=rank,
                         similarity=round(sims.get(cid, 0.0), 4), named=meta["paper_id"] in named)
-            docs.append(Document(page_content=corpus.texts[pos[cid]], metadata=meta, id=cid))
+            docs.append(Document(page_content=text, metadata=meta, id=cid))
         return docs
 
     def embed(self, query: str) -> np.ndarray:
@@ -208,9 +323,7 @@ class HybridRetriever(BaseRetriever):
     def _dense(self, qvec: np.ndarray, fetch: int, allowed: set[str] | None) -> list[str]:
         """Chunk ids by cosine similarity from Chroma's HNSW index."""
         where = {"paper_id": {"$in": sorted(allowed)}} if allowed else None
-        res = self.index.store.chunks.query(query_embeddings=[qvec.tolist()], n_results=fetch, where=where,
-                                            include=[])
-        return list(res["ids"][0])
+        return self.index.query(qvec, fetch, where)
 
     def _bm25(self, query: str, fetch: int, allowed: set[str] | None, corpus: Corpus) -> list[str]:
         """Chunk ids by BM25 score (zero-score chunks dropped)."""

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     per_paper_cap: int = Field(default=3, ge=1, le=50, description="Max passages from one paper.")
     fetch_k: int = Field(default=30, ge=1, le=500, description="Candidates fetched from each retriever.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    min_abstract_chars: int = Field(default=40, ge=1, description="Shortest abstract ingest accepts (characters).")
+    max_abstract_chars: int = Field(
+        default=100_000, ge=100, description="Longest abstract ingest accepts (characters); split longer texts."
+    )
+    view_check_seconds: float = Field(
+        default=1.0, ge=0, description="How often (at most) a running process checks the index for other writers' "
+                                       "changes; 0 checks on every question.",
+    )
     answerer: Literal["extractive", "openai", "local"] = Field(default="extractive", description="Answerer.")
     abstain_threshold: float = Field(
         default=0.25, description="Abstain when the best passage's question similarity is below this."

@@ -1,13 +1,18 @@
-"""Chroma: the client (embedded or server), the passage and paper collections, and the writer lock."""
+"""Chroma: the client (embedded or server), the passage, paper and sentence collections, the writer lock, and the
+generation stamp that tells a running process another one changed the index."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import json
 import logging
 import os
+import shutil
+import sqlite3
+import uuid
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +23,7 @@ from urllib.parse import urlparse
 import chromadb
 import httpx
 from chromadb.api import ClientAPI
+from chromadb.api.client import SharedSystemClient
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
 
@@ -56,6 +62,73 @@ class StoreLockedError(StoreError):
     """Another process is writing the embedded index."""
 
 
+class StoreWriteError(StoreError):
+    """A write to the index failed (disk full, directory not writable, …); the message says which and what to do."""
+
+
+GENERATION_KEY = "generation"  # in the passage collection's metadata; a new value after every change to the index
+
+_DISK_FULL = ("disk is full", "no space left", "disk full")
+_READ_ONLY = ("readonly", "read-only", "read only", "permission denied", "not writable")
+
+
+def _os_errno(exc: BaseException) -> int | None:
+    """The errno of exc or of any exception in its cause/context chain."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def storage_error(exc: BaseException, where: str, doing: str = "write to") -> StoreError:
+    """A one-line StoreError for a failed index write, with advice that is true for its cause."""
+    if isinstance(exc, StoreError):
+        return exc
+    text, code = str(exc).lower(), _os_errno(exc)
+    detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    if code == errno.ENOSPC or any(s in text for s in _DISK_FULL):
+        then = "run the ingest again; the papers indexed before are kept" if doing == "write to" else \
+            "try again; the index is kept (Chroma needs a little free space even to open it)"
+        return StoreWriteError(f"cannot {doing} the index at {where}: the disk is full ({detail}). Free some space, "
+                               f"then {then}.")
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or any(s in text for s in _READ_ONLY):
+        return StoreWriteError(
+            f"cannot {doing} the index at {where}: the directory is not writable ({detail}). Make it writable, or "
+            f"point RAG_DATA_DIR at a writable directory.")
+    return StoreWriteError(f"cannot {doing} the index at {where} ({detail}).")
+
+
+PASSAGE_BYTES = 64 * 1024  # disk an embedded index needs per new passage with its sentences (measured ~44 KB)
+DISK_RESERVE = 2 * 1024 * 1024  # left free so Chroma can still open the index after an ingest
+
+
+def check_free_space(settings: Settings, passages: int, replacing: bool = False) -> None:
+    """Refuse, before writing, an ingest the embedded index's disk has no room for (a full disk stops even reads).
+
+    replacing=True counts the space of the index about to be deleted (--reset) as free.
+    """
+    if settings.chroma_url or passages <= 0:
+        return
+    path = Path(settings.data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(path).free
+    if replacing:
+        free += sum(f.stat().st_size for f in (path / "chroma").rglob("*") if f.is_file())
+    need = passages * PASSAGE_BYTES + DISK_RESERVE
+    if free < need:
+        raise StoreWriteError(
+            f"not enough free space for the index at {path / 'chroma'}: {passages} new passage(s) need about "
+            f"{need / 2**20:.1f} MB, {free / 2**20:.1f} MB is free. Free some space (or point RAG_DATA_DIR at a "
+            f"larger disk), then run the ingest again; nothing was written for these papers.")
+
+
+WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, sqlite3.Error, chromadb.errors.ChromaError)
+
+
 def open_client(settings: Settings) -> ClientAPI:
     """An embedded PersistentClient under data_dir, or an HttpClient when chroma_url is set."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
@@ -69,22 +142,61 @@ def open_client(settings: Settings) -> ClientAPI:
             raise StoreError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from None
         return client
     path = Path(settings.data_dir) / "chroma"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, str(path), "create") from None
+    if not _writable(path):
+        raise StoreWriteError(f"cannot open the index at {path}: the directory is not writable. Make it writable, "
+                              f"or point RAG_DATA_DIR at a writable directory.")
     try:
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
     except Exception as exc:
+        if _os_errno(exc) is not None or any(s in str(exc).lower() for s in _DISK_FULL + _READ_ONLY):
+            raise storage_error(exc, str(path), "open") from None
         raise StoreError(f"cannot open the index at {path}: {exc}. Move it aside and run 'paperchat ingest'.") from None
+
+
+def _writable(path: Path) -> bool:
+    """Whether files can be created in path (a real probe: root passes access() checks on read-only mounts)."""
+    probe = path / f".write-probe-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        return False
+    return True
 
 
 @dataclass
 class Store:
-    """The two collections of one index: passages (chunks) and papers (one record per paper)."""
+    """The collections of one index: passages (chunks), papers (one record per paper) and passage sentences."""
 
     client: ClientAPI
     chunks: Collection
     papers: Collection
     model: str
     where: str
+    sentences: Collection | None = None
+
+    def generation(self) -> str:
+        """A stamp of the index's content, read fresh from Chroma: it changes with every ingest, delete or reset,
+        whichever process made it ('' when the passage collection does not exist right now)."""
+        try:
+            col = self.client.get_collection(self.chunks.name)
+        except (httpx.TransportError, ConnectionError) as exc:
+            raise StoreError(f"lost the connection to the Chroma server at {self.where} ({type(exc).__name__}: "
+                             f"{exc}). Check that it is running, then try again.") from None
+        except chromadb.errors.NotFoundError:  # another process is resetting the index
+            return ""
+        return f"{col.id}:{(col.metadata or {}).get(GENERATION_KEY, '')}"
+
+    def bump_generation(self) -> None:
+        """Give the index a new generation stamp (after a write), keeping the collection's other metadata."""
+        col = self.client.get_collection(self.chunks.name)
+        meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
+        meta[GENERATION_KEY] = f"{os.getpid()}-{uuid.uuid4().hex}"  # the writer's pid: see written_elsewhere()
+        self.chunks.modify(metadata=meta)
 
     def list_papers(self) -> list[Paper]:
         """Every indexed paper, in ingestion order."""
@@ -148,17 +260,50 @@ def open_store(settings: Settings) -> Store:
     embedder = get_embeddings(settings)
     where = settings.chroma_url or str(Path(settings.data_dir) / "chroma")
     client = open_client(settings)
-    chunks = _collection(client, settings.collection, embedder.name, embedder.dim, where)
-    papers = _collection(client, f"{settings.collection}-papers", embedder.name, embedder.dim, where)
+    try:
+        chunks = _collection(client, settings.collection, embedder.name, embedder.dim, where)
+        papers = _collection(client, f"{settings.collection}-papers", embedder.name, embedder.dim, where)
+        sentences = _collection(client, sentences_name(settings.collection), embedder.name, embedder.dim, where)
+    except WRITE_ERRORS as exc:  # creating a collection writes: a full disk or read-only directory shows here
+        raise storage_error(exc, where, "open") from None
     if settings.chroma_url:
-        chunks, papers = _ServerCollection(chunks, where), _ServerCollection(papers, where)  # type: ignore[assignment]
-    return Store(client=client, chunks=chunks, papers=papers, model=embedder.name, where=where)
+        chunks, papers, sentences = (  # type: ignore[assignment]
+            _ServerCollection(c, where) for c in (chunks, papers, sentences))
+    return Store(client=client, chunks=chunks, papers=papers, model=embedder.name, where=where, sentences=sentences)
+
+
+def written_elsewhere(stamp: str) -> bool:
+    """Whether the last write behind a generation stamp came from another process (an embedded client caches the
+    index in memory and does not see such writes until it is reopened)."""
+    pid = stamp.partition(":")[2].partition("-")[0]
+    return pid.isdigit() and int(pid) != os.getpid()
+
+
+def reopen_store(settings: Settings) -> Store:
+    """Open the index afresh: for the embedded index a new Chroma system, which reads what other processes wrote.
+
+    Clients opened before keep working on their own (older) system; only clients opened from now on share the new
+    one. A server client needs nothing of this: the server serves every client the same index.
+    """
+    if not settings.chroma_url:
+        SharedSystemClient.clear_system_cache()
+    return open_store(settings)
+
+
+def sentences_name(collection: str) -> str:
+    """The sentence-vector collection of a passage collection."""
+    return f"{collection}-sentences"
+
+
+def sentence_id(chunk_id: str, start: int, end: int) -> str:
+    """Id of one stored sentence vector: its chunk and its span within the chunk's text."""
+    return f"{chunk_id}:{start}-{end}"
 
 
 def reset_store(settings: Settings) -> None:
-    """Delete both collections (used by 'ingest --reset' and to rebuild after a model change)."""
+    """Delete every collection (used by 'ingest --reset' and to rebuild after a model change)."""
     client = open_client(settings)
-    for name in (settings.collection, f"{settings.collection}-papers"):
+    for name in (settings.collection, f"{settings.collection}-papers", sentences_name(settings.collection)):
         with contextlib.suppress(Exception):  # a missing collection is already reset
             client.delete_collection(name)
 
@@ -170,8 +315,11 @@ def writer_lock(settings: Settings) -> Iterator[None]:
         yield
         return
     path = Path(settings.data_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise storage_error(exc, str(path), "lock") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -180,8 +328,11 @@ def writer_lock(settings: Settings) -> Iterator[None]:
                 f"another paperchat process is writing the index at {path}. Wait for it to finish, or run a "
                 f"Chroma server ('chroma run') and set RAG_CHROMA_URL so several processes can share one index."
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as exc:
+            raise storage_error(exc, str(path), "lock") from None
         yield
     finally:
         os.close(fd)
