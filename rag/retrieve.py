@@ -221,19 +221,22 @@ def _title_words(title: str) -> frozenset[str]:
 
 
 def mentioned_papers(question: str, papers: list[Paper]) -> list[str]:
-    """Ids of papers the question names: by alias, id, or most of its title's distinctive words."""
+    """Ids of papers the question names: by alias or id; failing that, by most of a title's distinctive words
+    ("according to Hecate, why do MoE experts…" names Hecate, not the paper whose title says "MoE … Expert")."""
     q = question.lower()
     q_words = set(content_words(question))
     hits: list[tuple[int, str]] = []
+    by_title: list[str] = []
     for p in papers:
         names = [*p.aliases, p.id] + ([p.id.replace("-", " ")] if "-" in p.id else [])
         positions = [m.start() for n in names if len(n) >= 2 for m in [_name_pattern(n).search(q)] if m]
-        title_words = _title_words(p.title)
-        if not positions and len(title_words) >= 2 and len(title_words & q_words) >= max(2, int(0.6 * len(title_words))):
-            positions = [len(q)]
         if positions:
             hits.append((min(positions), p.id))
-    return [pid for _, pid in sorted(hits)]
+            continue
+        title_words = _title_words(p.title)
+        if len(title_words) >= 2 and len(title_words & q_words) >= max(2, int(0.6 * len(title_words))):
+            by_title.append(p.id)
+    return [pid for _, pid in sorted(hits)] or by_title
 
 
 class HybridRetriever(BaseRetriever):

@@ -51,7 +51,8 @@ def test_answers_contain_facts_with_valid_supported_citations(pipeline, question
 @pytest.mark.parametrize(("question", "why"), [
     ("What does the Chinchilla paper say about compute-optimal training?", "never mention Chinchilla"),
     ("What batch size did GShard use for its largest model?", "does not mention the batch size"),
-    ("How do I bake sourdough bread?", "comes close"),
+    ("How do I bake sourdough bread?", "None of the papers mentions bake, sourdough, bread"),
+    ("How did the winning team prepare for the World Cup final?", "never mention World Cup"),
     ("What does WISE stand for?", "never spells out what WISE stands for"),
     ("What is the main limitation of Hecate?", "does not state a limitation"),
 ])

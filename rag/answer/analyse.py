@@ -21,7 +21,8 @@ QUESTION_WORDS = frozenset(
     address addresses tackle tackles limitation limitations weakness weaknesses drawback drawbacks stand stands
     mean means acronym abbreviation name named called instead rather opposed one ones kind kinds type types
     list overview topics topic collection set cover covers covered mention mentions mentioned discuss discusses
-    every each all any some paper's papers' mentions listed give gives behind within without among itself
+    every each all any some paper's papers' mentions listed give gives involve involves involved need needs needed
+    make makes made concern concerns concerned relate relates related deal deals handle handles regarding behind within without among itself
     themselves actually exactly basically roughly overall general generally specifically particular
     faster slower larger smaller higher lower better worse bigger longer shorter more less
     goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really
@@ -145,8 +146,17 @@ def unknown_names(text: str, vocab: set[str], english: bool) -> list[str]:
             if token.lower() in STOPWORDS:
                 continue
             if not _known(token, vocab):
-                out.append(token)
-    return list(dict.fromkeys(out))
+                out.append((m.start(), m.end(), token, sent))
+    merged: list[str] = []
+    for i, (start, _end, token, sent) in enumerate(out):  # "World Cup": a name of several capitalised words
+        prev = out[i - 1] if i else None
+        if prev and prev[3] is sent and sent[prev[1]:start] == " " and merged:
+            merged[-1] += " " + token
+            continue
+        before = re.search(r"([A-Z][\w-]*) $", sent[:start])
+        word = before.group(1) if before else ""
+        merged.append(f"{word} {token}" if word and word.lower() not in STOPWORDS | QUESTION_WORDS else token)
+    return list(dict.fromkeys(merged))
 
 
 def _known(token: str, vocab: set[str]) -> bool:

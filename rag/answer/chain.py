@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,6 @@ class Engine:
     chat_model: Callable[[str], Any]
     params: DecisionParams | None = None
     _tables: Tables | None = None
-    _sentence_cache: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
 
     def tables(self) -> Tables:
         """The per-corpus tables of the current index view."""
@@ -66,18 +65,8 @@ class Engine:
         return self._tables
 
     def sentence_vectors(self, keys: list[tuple[str, int, int]]) -> np.ndarray:
-        """Sentence vectors from the index (computed at ingest); embedded and cached here for older indexes."""
-        stored = getattr(self.index, "sentence_vectors", None)
-        if stored is not None:
-            return stored(keys)
-        corpus = self.index.corpus()
-        pos = corpus.pos
-        missing = [k for k in dict.fromkeys(keys) if k not in self._sentence_cache]
-        if missing:
-            texts = [corpus.texts[pos[c]][a:b] for c, a, b in missing]
-            for k, v in zip(missing, self.index.embedder.encode(texts), strict=True):
-                self._sentence_cache[k] = v
-        return np.stack([self._sentence_cache[k] for k in keys])
+        """Sentence vectors, computed at ingest and read from the index (no embedding for a new question)."""
+        return self.index.sentence_vectors(keys)
 
     def resolve(self, phrase: str) -> str | None:
         """The paper a description points at ('the 3D-printing dataset paper'), by paper-level retrieval."""

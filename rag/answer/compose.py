@@ -115,8 +115,9 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[E
     lead = ranked[0]
     if analysis.contrast:  # "X instead of Y": the sentence about Y corrects the premise
         lead = next((c for c in ranked if any(t in stems(c.text) for t in analysis.contrast)), lead)
-    if analysis.kind == "how_much":
-        lead = next((c for c in ranked[:4] if MEASURED.search(c.text)), lead)
+    if analysis.kind == "how_much" and not MEASURED.search(lead.text):  # the figure first, from the same paper
+        lead = next((c for c in ranked[:4] if MEASURED.search(c.text) and c.paper_id == lead.paper_id
+                     and c.score >= 0.75 * lead.score), lead)
     chosen = [lead]
     prior = _before(lead, ev) if refers_back(lead.text) else None
     if prior is not None:

@@ -101,7 +101,7 @@ def coverage(terms: list[str], text: str, idf: dict[str, float]) -> float:
     if not terms:
         return 0.0
     have = stems(text)
-    weights = {t: idf.get(t, 1.0) for t in terms}
+    weights = {t: max(idf.get(p, 1.0) for p in t.split("-")) for t in terms}  # a compound weighs as its rarest part
     return sum(w for t, w in weights.items() if has_term(t, have)) / (sum(weights.values()) or 1.0)
 
 

@@ -63,11 +63,10 @@ class Pipeline:
         """Every indexed paper."""
         return self.engine.tables().papers
 
-    def ingest(self, paths: list[Path], reset: bool = False) -> IngestReport:
-        """Add papers from files; the retrieval view follows."""
-        report = ingest_paths(paths, self.settings, reset=reset)
-        self._engine = None
-        return report
+    def ingest(self, paths: list[Path], reset: bool = False, replace: bool = False) -> IngestReport:
+        """Add papers from files (replace: let a paper take over another paper's id); the retrieval view follows
+        the index's generation stamp, in this process and in every other one."""
+        return ingest_paths(paths, self.settings, reset=reset, replace=replace)
 
     def _state(self, question: str, **options: Any) -> State:
         """The chain's input: a validated request."""
