@@ -65,8 +65,10 @@ _BOTH = re.compile(r"\b(both|each|either|or|vs\.?|versus)\b", re.IGNORECASE)
 _ASSERTED = re.compile(r"([\w.-]+)\s+(?:instead\s+of|rather\s+than|as\s+opposed\s+to|and\s+not|but\s+not)\b", re.I)
 _CONTRAST = re.compile(r"\b(?:instead\s+of|rather\s+than|as\s+opposed\s+to|and\s+not|but\s+not|not)\s+([\w\s-]{2,40}?)"
                        r"(?=[?.,;)]|$)", re.IGNORECASE)
-_DESCRIBED = re.compile(r"\bthe\s+((?:[\w-]+\s+){0,5}?[\w-]+)\s+(?:paper|study|one|work|article|dataset|system)\b"
-                        r"|\b(?:paper|study|work)\s+(?:about|on|that\s+\w+)\s+((?:[\w-]+\s*){1,6})", re.IGNORECASE)
+# "the 3D-printing dataset paper", "the policy paper on open-sourcing foundation models", "the paper about X"
+_DESCRIBED = re.compile(r"\bthe\s+((?:[\w-]+\s+){0,5}?)(?:paper|study|one|work|article|dataset|system)\b"
+                        r"(?:\s+(?:about|on|that|which|where|for|of)\s+((?:(?!with\b|and\b|vs\b|versus\b)[\w-]+\s*){1,6}))?",
+                        re.IGNORECASE)
 _COMPARE_SPLIT = re.compile(r"\s*(?:,|;|:|\band\b|\bwith\b|\bto\b|\bfrom\b|\bvs\.?|\bversus\b|\bagainst\b|\bor\b|"
                             r"\by\b|\bet\b|\bund\b|\bcon\b|\bavec\b|\bmit\b)\s*", re.I)
 _GERMAN = frozenset("der die das und ist wie was nicht ein eine mit für von zu den dem des im auf sich".split())
@@ -193,7 +195,7 @@ def described_papers(text: str, resolve: Resolver) -> list[str]:
     """Papers referred to by description ('the blockchain sharding one'), resolved by paper-level retrieval."""
     out = []
     for m in _DESCRIBED.finditer(text):
-        phrase = (m.group(1) or m.group(2) or "").strip()
+        phrase = f"{m.group(1) or ''} {m.group(2) or ''}".strip()
         if len([w for w in content_words(phrase) if w not in QUESTION_WORDS]) == 0:
             continue
         pid = resolve(phrase)
