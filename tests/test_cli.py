@@ -9,14 +9,13 @@ import sys
 import typing
 
 import pytest
+from conftest import ROOT
 from typer.testing import CliRunner
 
 import rag
 from rag import cli
 from rag.answer import ANSWERERS
 from rag.settings import Settings
-
-from conftest import ROOT
 
 COMMANDS = ["ingest", "papers", "search", "ask", "chat", "bench", "eval", "build-corpus"]
 
@@ -59,7 +58,7 @@ def test_version() -> None:
 @pytest.mark.parametrize("args", [["ask"], ["nosuch"], ["ask", "x", "--answerer", "foo"], ["eval", "--limit", "x"]])
 def test_usage_errors_are_one_line(args: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60, env={**os.environ, "COLUMNS": "80"})
+                          timeout=60, env={**os.environ, "COLUMNS": "80"}, check=False)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
@@ -81,5 +80,5 @@ def test_help_imports_no_library_stage() -> None:
             "try:\n    runpy.run_module('rag', run_name='__main__')\nexcept SystemExit:\n    pass\n"
             "heavy = ('rag.', 'pydantic_settings', 'chromadb', 'langchain')\n"
             "print(' '.join(m for m in sorted(sys.modules) if m.startswith(heavy)), file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert proc.stderr.split() == ["rag.cli"], proc.stderr

@@ -16,6 +16,7 @@ from rag.answer import Pipeline, QuestionError
 from rag.settings import Settings
 from rag.store import StoreError
 from rag.types import Answer
+
 from . import render
 
 log = logging.getLogger(__name__)

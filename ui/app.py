@@ -14,6 +14,7 @@ import gradio as gr
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, validate_question
 from rag.settings import Settings
 from rag.types import Answer
+
 from . import render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
 from .assets import CSS, JS, THEME
