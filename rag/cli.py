@@ -1,21 +1,101 @@
-"""The paperchat command line: ingest, papers, search, ask, chat, eval."""
+"""The paperchat command line: ingest, papers, search, ask, chat, eval.
+
+Imports stay inside the commands: `paperchat --help` loads typer only, and `ask` never loads Gradio.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from rag.settings import Settings
+from rag import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="paperchat: cited answers about research papers, offline by default.")
+if TYPE_CHECKING:
+    from rag.settings import Settings
+
 log = logging.getLogger("rag")
 
+
+class AnswererName(str, Enum):
+    """The answerers (rag.answer.ANSWERERS; a test keeps the two in step)."""
+
+    extractive = "extractive"
+    openai = "openai"
+    local = "local"
+
+
+class RetrievalMode(str, Enum):
+    """The retrieval modes (Settings.retrieval)."""
+
+    hybrid = "hybrid"
+    dense = "dense"
+
+
+class Split(str, Enum):
+    """The question-set splits."""
+
+    tune = "tune"
+    test = "test"
+
+
+def _value(choice: Enum | None) -> str | None:
+    return None if choice is None else str(choice.value)
+
+
+def _tidy(params: list[Any]) -> list[Any]:
+    """No type column on flags and arguments (typer prints `--json <bool>`, `PATH <list[Path]>`)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif param.param_type_name == "argument":
+            param.display_type_rich = lambda ctx: None  # the metavar and the help say what is expected
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """The app: tidy help, and every usage error as one line on stderr (no boxes, no usage dump)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy(super().get_params(ctx))
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help())
+            code = exc.exit_code
+        except ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.secho(f"Error: {exc.format_message()}{hint}", err=True, fg=typer.colors.RED)
+            code = exc.exit_code
+        except typer.Abort:
+            typer.secho("Error: aborted", err=True, fg=typer.colors.RED)
+            code = 1
+        code = code if isinstance(code, int) else 0
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True,
+                  help="paperchat: cited answers about research papers, offline by default.")
 
 def _fail(message: str, code: int = 1) -> None:
     """Print one clear line to stderr and exit non-zero (no traceback)."""
@@ -26,6 +106,8 @@ def _fail(message: str, code: int = 1) -> None:
 def _settings(**overrides: object) -> Settings:
     """Settings from the environment plus command-line overrides."""
     from pydantic import ValidationError
+
+    from rag.settings import Settings
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -56,8 +138,18 @@ def _guard(fn):  # type: ignore[no-untyped-def]
     return wrapper
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"paperchat {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """Configure logging."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -68,10 +160,11 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pro
 PROGRESS_BAR_MIN = 256  # passages: below this an ingest takes a few seconds and a bar would only flicker
 
 
-@app.command()
+@app.command(cls=_Command)
 @_guard
 def ingest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Paper files: two-line page, .jsonl or .md.")] = None,
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="PATH", help="Paper files: two-line page, .jsonl or .md.", show_default=False)] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Delete the index first.")] = False,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Let a paper replace an indexed paper that has its id but another title.")] = False,
@@ -107,7 +200,7 @@ def ingest(
                f"{report.unchanged} unchanged ({report.seconds:.1f}s).")
 
 
-@app.command()
+@app.command(cls=_Command)
 @_guard
 def papers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the indexed papers."""
@@ -121,20 +214,22 @@ def papers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         typer.echo(f"{p.id:<32} {p.title}")
 
 
-@app.command()
+@app.command(cls=_Command)
 @_guard
 def search(
-    question: str,
-    k: Annotated[int, typer.Option("-k", help="Number of passages.")] = 6,
-    paper: Annotated[Optional[list[str]], typer.Option("--paper", help="Restrict to paper id(s).")] = None,
-    retrieval: Annotated[Optional[str], typer.Option(help="hybrid or dense.")] = None,
+    question: Annotated[str, typer.Argument(metavar="QUESTION", show_default=False)],
+    k: Annotated[int, typer.Option("-k", metavar="N", help="Number of passages.")] = 6,
+    paper: Annotated[Optional[list[str]], typer.Option(
+        "--paper", metavar="ID", help="Restrict to this paper id (repeatable).")] = None,
+    retrieval: Annotated[Optional[RetrievalMode], typer.Option(
+        help="Retrieval mode.", show_default="RAG_RETRIEVAL, else hybrid")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the passages retrieval finds for a question."""
     from rag.answer import Pipeline, validate_question
     from rag.retrieve import make_retriever
 
-    settings = _settings(retrieval=retrieval)
+    settings = _settings(retrieval=_value(retrieval))
     question = validate_question(question, settings)
     pipe = Pipeline(settings)
     known = {p.id for p in pipe.papers()}
@@ -150,21 +245,25 @@ def search(
         typer.echo(f"{r['rank']}. [{r['paper_id']}] {r['title']}  (score {r['score']:.4f})\n   {r['text'][:300]}\n")
 
 
-@app.command()
+@app.command(cls=_Command)
 @_guard
 def ask(
-    question: str,
-    answerer: Annotated[Optional[str], typer.Option(help="extractive, openai or local.")] = None,
-    paper: Annotated[Optional[list[str]], typer.Option("--paper", help="Restrict to paper id(s).")] = None,
-    k: Annotated[Optional[int], typer.Option("-k", help="Number of passages.")] = None,
-    retrieval: Annotated[Optional[str], typer.Option(help="hybrid or dense.")] = None,
+    question: Annotated[str, typer.Argument(metavar="QUESTION", show_default=False)],
+    answerer: Annotated[Optional[AnswererName], typer.Option(
+        help="Who writes the answer.", show_default="RAG_ANSWERER, else extractive")] = None,
+    paper: Annotated[Optional[list[str]], typer.Option(
+        "--paper", metavar="ID", help="Restrict to this paper id (repeatable).")] = None,
+    k: Annotated[Optional[int], typer.Option(
+        "-k", metavar="N", help="Number of passages.", show_default="RAG_TOP_K, else 6")] = None,
+    retrieval: Annotated[Optional[RetrievalMode], typer.Option(
+        help="Retrieval mode.", show_default="RAG_RETRIEVAL, else hybrid")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Answer a question with citations."""
     from rag.answer import Pipeline
 
-    settings = _settings(retrieval=retrieval)
-    ans = Pipeline(settings).answer(question, answerer=answerer, paper_ids=paper, k=k)
+    settings = _settings(retrieval=_value(retrieval))
+    ans = Pipeline(settings).answer(question, answerer=_value(answerer), paper_ids=paper, k=k)
     if as_json:
         keys = {"question", "standalone_question", "answer", "abstained", "answerer", "sources", "sentences",
                 "timings_ms", "grounded", "notice", "evidence", "closest_papers"}
@@ -183,24 +282,26 @@ def ask(
                 typer.echo(f"[{s.n}] {s.title} ({s.paper_id})")
 
 
-@app.command()
+@app.command(cls=_Command)
 @_guard
 def chat(
-    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port to listen on.")] = None,
+    host: Annotated[Optional[str], typer.Option(
+        metavar="HOST", help="Interface to listen on.", show_default="RAG_HOST, else 127.0.0.1")] = None,
+    port: Annotated[Optional[int], typer.Option(
+        metavar="PORT", help="Port to listen on.", show_default="RAG_PORT, else 7860")] = None,
     share: Annotated[bool, typer.Option("--share", help="Create a public share link.")] = False,
 ) -> None:
     """Start the web chat (builds the index on first run)."""
-    from ui.app import launch
-
+    launch = _ui_app().launch
     launch(_settings(host=host, port=port, share=share or None))
 
 
-@app.command()
+@app.command(cls=_Command)
 @_guard
 def bench(
-    out: Annotated[Path, typer.Option(help="Directory for bench.json and bench.md.")] = Path("bench-out"),
-    sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes in chunks, comma-separated.")] = "10000,100000",
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Directory for bench.json and bench.md.")] = Path("bench-out"),
+    sizes: Annotated[str, typer.Option(
+        metavar="N,N", help="Synthetic corpus sizes in chunks, comma-separated.")] = "10000,100000",
     smoke: Annotated[bool, typer.Option("--smoke", help="Tiny sizes and few repeats (CI).")] = False,
     local: Annotated[bool, typer.Option("--local/--no-local", help="Include the local llama.cpp model.")] = True,
 ) -> None:
@@ -210,18 +311,25 @@ def bench(
     run(out=out, sizes=[int(x) for x in sizes.split(",") if x.strip()], smoke=smoke, include_local=local)
 
 
-@app.command("eval")
+@app.command("eval", cls=_Command)
 @_guard
 def eval_(
-    questions: Annotated[Optional[Path], typer.Option(help="Question set JSONL.")] = None,
-    answerer: Annotated[Optional[list[str]], typer.Option(help="Answerer(s) to evaluate.")] = None,
-    retrieval: Annotated[Optional[list[str]], typer.Option(help="Retrieval mode(s): hybrid, dense.")] = None,
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("eval-out"),
-    baseline: Annotated[Optional[Path], typer.Option(help="A previous --out directory to diff against.")] = None,
-    minimum: Annotated[Optional[list[str]], typer.Option("--min", help="METRIC=VALUE gate (repeatable).")] = None,
-    thresholds: Annotated[Optional[Path], typer.Option(help="JSON/TOML file of METRIC=VALUE gates.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Only questions of this split: tune or test.")] = None,
+    questions: Annotated[Optional[Path], typer.Option(
+        metavar="FILE", help="Question set JSONL.", show_default="the bundled question set")] = None,
+    answerer: Annotated[Optional[list[AnswererName]], typer.Option(
+        metavar="<extractive|openai|local>", help="Answerer to evaluate (repeatable).",
+        show_default="RAG_ANSWERER, else extractive")] = None,
+    retrieval: Annotated[Optional[list[RetrievalMode]], typer.Option(
+        metavar="<hybrid|dense>", help="Retrieval mode to evaluate (repeatable).", show_default="hybrid")] = None,
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Output directory.")] = Path("eval-out"),
+    baseline: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="A previous --out directory to diff against.")] = None,
+    minimum: Annotated[Optional[list[str]], typer.Option(
+        "--min", metavar="METRIC=VALUE", help="Fail below this value (repeatable).")] = None,
+    thresholds: Annotated[Optional[Path], typer.Option(
+        metavar="FILE", help="JSON/TOML file of METRIC=VALUE gates.")] = None,
+    limit: Annotated[Optional[int], typer.Option(metavar="N", help="Only the first N questions.")] = None,
+    split: Annotated[Optional[Split], typer.Option(help="Only questions of this split.", show_default="all")] = None,
 ) -> None:
     """Run the question set through the chat's chain and write results, summary and report."""
     from rag.answer import Pipeline
@@ -229,13 +337,13 @@ def eval_(
     from rag.settings import QUESTIONS_PATH
 
     gates = parse_thresholds(minimum or [], thresholds)
-    qs = [q for q in load_questions(questions or QUESTIONS_PATH) if split is None or q.split == split][:limit]
+    qs = [q for q in load_questions(questions or QUESTIONS_PATH) if split is None or q.split == split.value][:limit]
     if not qs:
-        raise typer.BadParameter(f"no questions{f' in split {split!r}' if split else ''}.")
+        raise typer.BadParameter(f"no questions{f' in split {split.value!r}' if split else ''}.")
     pipe = Pipeline(_settings())
     runs = []
-    for mode in retrieval or ["hybrid"]:
-        for name in answerer or [pipe.settings.answerer]:
+    for mode in [m.value for m in retrieval or []] or ["hybrid"]:
+        for name in [a.value for a in answerer or []] or [pipe.settings.answerer]:
             def answer_one(q, name=name, mode=mode):  # type: ignore[no-untyped-def]
                 return pipe.answer(q.question, history=q.history, answerer=name, retrieval=mode)
 
@@ -254,11 +362,11 @@ def eval_(
         raise typer.Exit(1)
 
 
-@app.command("build-corpus")
+@app.command("build-corpus", cls=_Command)
 @_guard
 def build_corpus(
-    page: Annotated[Path, typer.Argument(help="A two-line page of papers (title line, abstract line).")],
-    out: Annotated[Path, typer.Option(help="Corpus JSONL to write.")] = Path("corpus/papers.jsonl"),
+    page: Annotated[Path, typer.Argument(metavar="PAGE", help="A two-line page of papers (title line, abstract line).")],
+    out: Annotated[Path, typer.Option(metavar="FILE", help="Corpus JSONL to write.")] = Path("corpus/papers.jsonl"),
 ) -> None:
     """Turn a paper page into the corpus JSONL, deriving ids and aliases."""
     from rag.corpus import read_papers, write_corpus
@@ -266,6 +374,17 @@ def build_corpus(
     found = read_papers([page])
     write_corpus(found, out)
     typer.echo(f"Wrote {len(found)} papers to {out}")
+
+
+def _ui_app() -> Any:
+    """The Gradio app module: the checkout's ui/ next to this rag/, else the installed paperchat_ui."""
+    import importlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("ui")
+    if spec is not None and spec.origin and Path(spec.origin).resolve().parent.parent == Path(__file__).resolve().parent.parent:
+        return importlib.import_module("ui.app")
+    return importlib.import_module("paperchat_ui.app")
 
 
 def main() -> None:

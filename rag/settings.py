@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS_PATH = ROOT / "corpus" / "papers.jsonl"
-QUESTIONS_PATH = ROOT / "corpus" / "questions.jsonl"
-DEV_QUESTIONS_PATH = ROOT / "corpus" / "questions-dev.jsonl"
-PROMPTS_DIR = ROOT / "prompts"
+# Package data: rag/data/{corpus,prompts} link to the top-level folders in a checkout and are copied into
+# the wheel, so the same lookup works from a checkout, an editable install and an installed wheel. The
+# package is installed unzipped, so the resources are real files (Paths).
+DATA_DIR = Path(str(files("rag") / "data"))
+CORPUS_PATH = DATA_DIR / "corpus" / "papers.jsonl"
+QUESTIONS_PATH = DATA_DIR / "corpus" / "questions.jsonl"
+DEV_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-dev.jsonl"
+PROMPTS_DIR = DATA_DIR / "prompts"
 
 
 def _default_data_dir() -> Path:

@@ -16,7 +16,8 @@ from rag.answer import Pipeline, QuestionError
 from rag.settings import Settings
 from rag.store import StoreError
 from rag.types import Answer
-from ui import render
+
+from . import render
 
 log = logging.getLogger(__name__)
 

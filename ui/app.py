@@ -14,10 +14,11 @@ import gradio as gr
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, validate_question
 from rag.settings import Settings
 from rag.types import Answer
-from ui import render
-from ui.api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
-from ui.assets import CSS, JS, THEME
-from ui.guard import GuardConfig, guarded_app
+
+from . import render
+from .api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
+from .assets import CSS, JS, THEME
+from .guard import GuardConfig, guarded_app
 
 log = logging.getLogger(__name__)
 
