@@ -188,7 +188,6 @@ def test_streaming_render_is_throttled() -> None:
     assert time.monotonic() - started < 20
 
 
-@pytest.mark.xfail(reason="fails since the answer-engine/storage merge; not yet diagnosed (see issue note)", strict=False)
 def test_pickers_refresh_on_page_load(tmp_path: Path) -> None:
     pipe = Pipeline(Settings(data_dir=tmp_path / "data"))
     first = tmp_path / "first.md"

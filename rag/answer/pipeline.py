@@ -66,7 +66,10 @@ class Pipeline:
     def ingest(self, paths: list[Path], reset: bool = False, replace: bool = False) -> IngestReport:
         """Add papers from files (replace: let a paper take over another paper's id); the retrieval view follows
         the index's generation stamp, in this process and in every other one."""
-        return ingest_paths(paths, self.settings, reset=reset, replace=replace)
+        report = ingest_paths(paths, self.settings, reset=reset, replace=replace)
+        if self._engine is not None:
+            self._engine.index.invalidate()  # this process wrote: no need to wait for the stamp check
+        return report
 
     def _state(self, question: str, **options: Any) -> State:
         """The chain's input: a validated request."""
