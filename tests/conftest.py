@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +95,35 @@ def fault_llm() -> Iterator["FaultServer"]:  # noqa: F821 - imported lazily
 
     with FaultServer() as server:
         yield server
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def serve_app(pipeline: Pipeline, settings: Settings | None = None, auth: str | None = None) -> Iterator[str]:
+    """The chat app over a pipeline on a free local port; yields its base URL (no trailing slash)."""
+    from ui.api import parse_auth
+    from ui.app import build_app
+
+    demo = build_app(pipeline, settings or pipeline.settings)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                auth=parse_auth(auth))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium (Playwright cannot download a browser here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

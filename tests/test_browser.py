@@ -13,19 +13,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import free_port
+from conftest import CHROMIUM, serve_app
 from rag.answer import Pipeline
 from rag.settings import Settings
-from ui.app import build_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
                                                      "(apt-get install chromium)"),
 ]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 SHOTS = Path("/tmp/paperchat-shots")
 SEESAW_Q = "By how much does Seesaw beat vLLM?"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -43,14 +39,9 @@ Zorblax is evaluated on eight GPUs and achieves a 1.5x throughput gain over stat
 
 @contextmanager
 def serve(pipeline: Pipeline) -> Iterator[str]:
-    """The chat app over a pipeline on a free local port; yields its URL."""
-    demo = build_app(pipeline, pipeline.settings)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    """The chat app over a pipeline on a free local port; yields its page URL."""
+    with serve_app(pipeline) as base:
+        yield base + "/"
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +49,6 @@ def chat_url(pipeline: Pipeline) -> Iterator[str]:
     """The app over the session pipeline."""
     with serve(pipeline) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -13,31 +13,20 @@ from typing import Any
 
 import pytest
 
-from conftest import free_port
+from conftest import CHROMIUM, free_port, serve_app
 from rag.answer import Pipeline
-from ui.api import parse_auth
-from ui.app import build_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"),
 ]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 SEESAW_Q = "By how much does Seesaw beat vLLM?"
 
 
 @contextmanager
 def serve(pipeline: Pipeline, auth: str | None = None) -> Iterator[str]:
-    demo = build_app(pipeline, pipeline.settings)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                auth=parse_auth(auth))
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_app(pipeline, auth=auth) as base:
+        yield base + "/"
 
 
 @contextmanager
@@ -53,16 +42,6 @@ def static_site(folder: Path) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

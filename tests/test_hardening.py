@@ -14,10 +14,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from conftest import free_port
+from conftest import free_port, serve_app
 from rag.answer import Pipeline, QuestionError
 from rag.settings import Settings
-from ui.api import parse_auth
 from ui.app import ANSWERING, ChatHandlers, build_app
 
 pytestmark = pytest.mark.slow
@@ -27,14 +26,8 @@ USER, PASSWORD = "alice", "s3cret"
 
 
 def serve(pipeline: Pipeline, settings: Settings, auth: str | None = None) -> Iterator[str]:
-    demo = build_app(pipeline, settings)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                auth=parse_auth(auth))
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        demo.close()
+    with serve_app(pipeline, settings, auth) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
