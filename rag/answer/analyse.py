@@ -22,7 +22,8 @@ QUESTION_WORDS = frozenset(
     mean means acronym abbreviation name named called instead rather opposed one ones kind kinds type types
     list overview topics topic collection set cover covers covered mention mentions mentioned discuss discusses
     every each all any some paper's papers' mentions listed give gives involve involves involved need needs needed
-    make makes made concern concerns concerned relate relates related deal deals handle handles regarding behind within without among itself
+    make makes made concern concerns concerned relate relates related deal deals handle handles regarding
+    behind within without among itself
     themselves actually exactly basically roughly overall general generally specifically particular
     faster slower larger smaller higher lower better worse bigger longer shorter more less
     goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really
@@ -216,9 +217,13 @@ def asked_detail(text: str, named: set[str]) -> list[str]:
     return [w for w in dict.fromkeys(out) if w not in _GENERIC]
 
 
-def _label(paper: Paper) -> str:
-    """How a follow-up rewrite names a paper."""
-    return next((a for a in paper.aliases if len(a.split()) <= 2), paper.title)
+def short_name(paper: Paper | None, fallback: str) -> str:
+    """A paper's short name (answers, rewrites, notices): its alias spelling its id, else its first alias of one or
+    two words, else its title."""
+    if paper is None:
+        return fallback
+    short = next((a for a in paper.aliases if a.lower().replace(" ", "-") == paper.id), None)
+    return short or next((a for a in paper.aliases if len(a.split()) <= 2), None) or paper.title
 
 
 def carried_papers(history: list[Turn], papers: list[Paper]) -> list[str]:
@@ -287,7 +292,7 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
         # its own topic is something those papers discuss (else it starts a new topic).
         if prior and (refers or (len(words(asked)) <= 8 and (not topic or any(t in about for t in topic)))):
             carried = prior
-            standalone = rewrite(asked, [_label(by_id[p]) for p in prior])
+            standalone = rewrite(asked, [short_name(by_id[p], p) for p in prior])
     if request.paper_ids:
         named = [p for p in named if p in allowed]
         scope: list[str] | None = list(request.paper_ids)

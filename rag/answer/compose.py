@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from rag.answer.analyse import short_name
 from rag.answer.evidence import BACKGROUND, CUES, DEPENDENT, MEASURED
 from rag.answer.models import Analysis, Decision, Draft, Evidence, Retrieved
 from rag.text import content_words, stems
@@ -29,14 +30,6 @@ _VOICE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^This paper (proposes|introduces|presents|offers|investigates|has developed)\b"), r"{name} \1"),
 )
 _ES_VERBS = re.compile(r"\b(\w+(?:sh|ch|ss|x|z))s\b")
-
-
-def label(paper: Paper | None, fallback: str) -> str:
-    """A paper's short name: its one-word alias matching the id, else its first short alias, else its title."""
-    if paper is None:
-        return fallback
-    short = next((a for a in paper.aliases if a.lower().replace(" ", "-") == paper.id), None)
-    return short or next((a for a in paper.aliases if len(a.split()) <= 2), None) or paper.title
 
 
 _INTRO_APPOSITIVE = re.compile(r"^(?:In this (?:paper|work),?\s+)?[Ww]e (?:propose|present|introduce|design|build|"
@@ -153,7 +146,7 @@ def prose(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], max
     for pid, group in groups.items():
         lead, *rest = group  # the lead (or the sentence it depends on) first, the rest in reading order
         ordered = [lead, *sorted(rest, key=lambda c: c.pos)]
-        name = label(by_id.get(pid), pid)
+        name = short_name(by_id.get(pid), pid)
         parts = []
         for c in ordered:
             shown = third_person(c.text, name, text_by_n.get(c.n, ""))
@@ -173,7 +166,7 @@ def paper_list(decision: Decision, retrieved: Retrieved, by_id: dict[str, Paper]
     text_by_n = {s.n: s.text for s in retrieved.sources}
     for pid in decision.qualifying:
         best = max((e for e in retrieved.evidence if e.paper_id == pid), key=lambda e: e.score)
-        name = label(by_id.get(pid), pid)
+        name = short_name(by_id.get(pid), pid)
         shown = third_person(best.text, name, text_by_n.get(best.n, ""))
         sentences.append(_sentence(best, shown))
         lines.append(f"- **{name}**: {shown} [{best.n}]")
@@ -192,7 +185,7 @@ def overview(retrieved: Retrieved, by_id: dict[str, Paper], total: int) -> Draft
             continue
         pick = next((e for e in sorted(mine, key=lambda e: e.pos) if CUES["intro"].search(e.text)), None)
         pick = pick or max(mine, key=lambda e: e.score)
-        name = label(by_id.get(pid), pid)
+        name = short_name(by_id.get(pid), pid)
         shown = third_person(_trim(pick.text), name, text_by_n.get(pick.n, ""))
         sentences.append(_sentence(pick, shown))
         lines.append(f"- **{name}**: {shown} [{pick.n}]")
@@ -250,7 +243,7 @@ def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Pap
             continue
         used: set[int] = set()
         cells = []
-        name = label(by_id.get(pid), pid)
+        name = short_name(by_id.get(pid), pid)
         for col in COMPARE_COLUMNS:
             scored = sorted((c for c in cands if c.pos not in used), key=lambda c: _column_rank(col, c))
             pick = next((c for c in scored if CUES[col].search(c.text) and not DEPENDENT.match(c.text)), None)

@@ -16,7 +16,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from rag.answer.analyse import QUESTION_WORDS
+from rag.answer.analyse import QUESTION_WORDS, short_name
 from rag.answer.evidence import CUES, coverage, has_term
 from rag.answer.models import Analysis, Decision, Evidence, Retrieved, Signals
 from rag.text import stem, stems
@@ -37,8 +37,7 @@ class DecisionParams(BaseModel):
 
 def _names(pids: list[str], by_id: dict[str, Paper]) -> str:
     """'Seesaw' or 'Seesaw and 2BP' for a reason sentence."""
-    labels = [next((a for a in by_id[p].aliases if len(a.split()) <= 2), by_id[p].title) for p in pids if p in by_id]
-    return " and ".join(labels)
+    return " and ".join(short_name(by_id[p], p) for p in pids if p in by_id)
 
 
 def _words_for(stem_list: list[str], question: str, vocab: set[str]) -> list[str]:
