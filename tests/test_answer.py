@@ -285,3 +285,8 @@ def test_citation_check_removes_fabricated_and_marks_unsupported():
     assert "[7]" not in checked.text and checked.fabricated == 1
     assert [s.supported for s in checked.sentences] == [True, False, False]
     assert not checked.grounded
+
+
+def test_this_paper_introduces_stands_alone(pipeline):
+    ans = pipeline.answer("What is 2BP?")
+    assert not ans.sentences[0].text.startswith("However"), ans.answer

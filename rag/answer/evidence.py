@@ -44,7 +44,8 @@ BACKGROUND = re.compile(r"^(recently|existing|prior|previous|traditional|convent
                         r"while prior|in the conventional)\b|\bhave been proposed\b", re.I)
 DEPENDENT = re.compile(r"^(this|these|that|those|it|its|they|their|such|to do so|to address this|to this end|then|"
                        r"thus|therefore|hence|as a result|in addition|additionally|furthermore|moreover|second|"
-                       r"third|finally|specifically|consequently|in contrast|in such a case)\b", re.I)
+                       r"third|finally|specifically|consequently|in contrast|in such a case)\b"
+                       r"(?!\s+(paper|work|study|article)\b)", re.I)  # "This paper introduces …" stands alone
 KIND_CUE: dict[Kind, str] = {"how_much": "number", "why": "problem", "what": "intro",
                              "limitation": "limitation"}
 KIND_BONUS = 0.12
