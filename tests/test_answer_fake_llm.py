@@ -101,3 +101,17 @@ def test_a_flooding_server_is_cut_at_the_character_cap(index_dir, fault_llm):
     ans = events[-1][1]
     assert len(text) <= 5000 and "cut at 5,000 characters" in ans.notice
     assert not ans.grounded and ans.evidence  # a flood is not an answer: the extractive evidence is shown
+
+
+def test_an_ungrounded_answer_is_reported_over_the_ask_api(index_dir):
+    """Issue 18: 1 of 3 sentences fabricated came back over /ask as grounded=True with no notice."""
+    from conftest import serve_app
+    from gradio_client import Client
+
+    pipe, _ = _pipe(index_dir, "Seesaw achieves a throughput increase of up to 1.78x compared to vLLM [1]. "
+                               "Seesaw was trained on 9000 TPUs for a year [1]. Seesaw is an inference engine [1].")
+    with serve_app(pipe) as url:
+        got = Client(url + "/", verbose=False).predict("By how much does Seesaw beat vLLM?", api_name="/ask")
+    assert got["grounded"] is False and got["answerer"] == "openai"
+    assert [s["supported"] for s in got["sentences"]].count(False) == 1
+    assert "1 of 3 sentences unsupported" in got["notice"]
