@@ -23,7 +23,8 @@ QUESTION_WORDS = frozenset(
     list overview topics topic collection set cover covers covered mention mentions mentioned discuss discusses
     every each all any some paper's papers' mentions listed give gives involve involves involved need needs needed
     make makes made concern concerns concerned relate relates related deal deals handle handles regarding
-    behind within without among itself
+    behind within without among itself talk talks talking primarily mainly mostly making find finds form forms
+    way ways thing things something anything look looks looking focus focuses focused help helps helped
     themselves actually exactly basically roughly overall general generally specifically particular
     faster slower larger smaller higher lower better worse bigger longer shorter more less
     goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really
@@ -224,6 +225,25 @@ def short_name(paper: Paper | None, fallback: str) -> str:
         return fallback
     short = next((a for a in paper.aliases if a.lower().replace(" ", "-") == paper.id), None)
     return short or next((a for a in paper.aliases if len(a.split()) <= 2), None) or paper.title
+
+
+def topic_text(analysis: Analysis, by_id: dict[str, Paper]) -> str:
+    """The standalone question without the names of the papers it is about ('How does Seesaw keep switching cheap?'
+    -> 'How does keep switching cheap?'): what sentences of those papers are compared with, so that a sentence that
+    repeats the name does not outrank the one that answers. The question itself when it asks about nothing but
+    the paper (no topic words)."""
+    if not analysis.papers or not analysis.focus:
+        return analysis.standalone
+    names = set(analysis.names)
+    for pid in analysis.papers:
+        paper = by_id.get(pid)
+        if paper is not None:
+            names |= {a for a in paper.aliases if a} | {short_name(paper, pid), paper.title}
+    text = analysis.standalone
+    for name in sorted(names, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?:'s)?(?!\w)", " ", text, flags=re.IGNORECASE)
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if content_words(text) else analysis.standalone
 
 
 def carried_papers(history: list[Turn], papers: list[Paper]) -> list[str]:

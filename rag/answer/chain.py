@@ -17,7 +17,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.answer import compose as composer
 from rag.answer import generate
-from rag.answer.analyse import analyse
+from rag.answer.analyse import analyse, topic_text
 from rag.answer.decide import DecisionParams, decide
 from rag.answer.evidence import coverage, idf_table, score
 from rag.answer.models import ABSTAIN_SENTENCE, Draft, Retrieved, State
@@ -120,7 +120,9 @@ def retrieve_step(state: State, engine: Engine) -> State:
     else:
         docs = retriever.search(a.standalone, qvec=qvec, mentioned=a.papers)
     sources = to_sources(docs)
-    evidence = score(a, sources, qvec, engine.sentence_vectors, t.idf)
+    topic = topic_text(a, t.by_id)  # sentences are compared with the question minus the papers' names
+    evidence = score(a, sources, qvec, engine.sentence_vectors, t.idf,
+                     None if topic == a.standalone else retriever.embed(topic))
     ranking = list(dict.fromkeys(s.paper_id for s in sources))
     return state.model_copy(update={"retrieved": Retrieved(sources=sources, ranking=ranking, evidence=evidence)})
 

@@ -121,7 +121,7 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[E
                    if c not in chosen]
     else:  # "We achieve this through …": the next sentence elaborates the lead
         chosen += [c for c in _after(lead, ev, 1) if refers_back(c.text) and c not in chosen]
-    for c in ranked[1:]:
+    for c in ranked:  # the runners-up (the best may have given way to a figure or a correction)
         if len(chosen) >= max_sentences or c.score < RELATIVE * lead.score:
             break
         if c.paper_id != lead.paper_id and c.score < RELATIVE_OTHER * lead.score:

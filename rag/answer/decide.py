@@ -168,9 +168,12 @@ def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, idf: 
         best[e.paper_id] = max(best.get(e.paper_id, 0.0), e.score)
         text[e.paper_id] = text.get(e.paper_id, "") + " " + e.text
     # A paper qualifies when its retrieved passages cover the question's constraint and one sentence answers it.
+    # What is set against ('as opposed to training') is not part of the constraint; a paper whose passages hold
+    # every word of the constraint qualifies on that alone ('Which papers mention the KV cache?').
+    terms = [t for t in analysis.focus if t not in analysis.contrast]
+    cover = {p: coverage(terms, text[p], idf) if terms else 1.0 for p in best}
     qualifying = [p for p, s in sorted(best.items(), key=lambda kv: -kv[1])
-                  if s >= params.list_score and (not analysis.focus or coverage(analysis.focus, text[p], idf)
-                                                 >= params.list_coverage)]
+                  if (s >= params.list_score and cover[p] >= params.list_coverage) or (terms and cover[p] >= 1.0)]
     if not qualifying:
         return Decision(action="abstain", signals=signals,
                         reason="No paper's abstract discusses this closely enough to list it.")

@@ -38,7 +38,7 @@ CUES: dict[str, re.Pattern[str]] = {
     "limitation": re.compile(r"\b(limitations?|cannot|can ?not|fails? to|does not|do not|is limited|only works|"
                              r"restricted to|at the cost of|trade-?off)\b", re.I),
 }
-MEASURED = re.compile(r"\d+(\.\d+)?\s*(x|×|%|times)\b|\b\d[\d,. ]*\s*(billion|million|models|datasets|episodes|"
+MEASURED = re.compile(r"\d+(\.\d+)?\s*((x|×|times)\b|%)|\b\d[\d,. ]*\s*(billion|million|models|datasets|episodes|"
                       r"parameters|gpus|devices|accelerators|languages|days|tokens)\b", re.I)
 BACKGROUND = re.compile(r"^(recently|existing|prior|previous|traditional|conventional|various|most existing|"
                         r"while prior|in the conventional)\b|\bhave been proposed\b", re.I)
@@ -97,18 +97,27 @@ def has_term(term: str, have: set[str]) -> bool:
     return len(term) >= 5 and any(_prefix_match(term, h) for h in have)
 
 
+def absent_idf(idf: dict[str, float]) -> float:
+    """The weight of a word no passage contains: rarer than the rarest one (document frequency 1/2)."""
+    return 1.0
+
+
 def coverage(terms: list[str], text: str, idf: dict[str, float]) -> float:
-    """IDF-weighted share of terms that text contains (stem match)."""
+    """IDF-weighted share of terms that text contains (stem match). A term no passage contains weighs most: it
+    is the most specific thing asked ('quantum' in 'quantum error-correction code')."""
     if not terms:
         return 0.0
     have = stems(text)
-    weights = {t: max(idf.get(p, 1.0) for p in t.split("-")) for t in terms}  # a compound weighs as its rarest part
+    rarest = absent_idf(idf)
+    weights = {t: max(idf.get(p, rarest) for p in t.split("-")) for t in terms}  # a compound weighs as its rarest part
     return sum(w for t, w in weights.items() if has_term(t, have)) / (sum(weights.values()) or 1.0)
 
 
 def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: SentenceVectors,
-          idf: dict[str, float]) -> list[Evidence]:
-    """The scored sentences of the sources, in source order."""
+          idf: dict[str, float], topic_vec: np.ndarray | None = None) -> list[Evidence]:
+    """The scored sentences of the sources, in source order. dense is the closer of the sentence to the question
+    and to its topic without the papers' names (topic_vec), so a sentence that answers without repeating the name
+    is not outranked by one that only names the paper."""
     cands = candidates(sources)
     if not cands:
         return []
@@ -120,7 +129,7 @@ def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: 
                           rf"build)\w*\s+(\w+\s+){{0,6}}{re.escape(n)}\b", re.IGNORECASE)
                for n in analysis.names] if analysis.kind in ("what", "expansion") else []
     for c, v in zip(cands, vecs, strict=True):
-        c.dense = float(np.dot(v, qvec))
+        c.dense = float(np.dot(v, qvec)) if topic_vec is None else float(max(np.dot(v, qvec), np.dot(v, topic_vec)))
         c.lexical = coverage(analysis.focus, c.text, idf)
         bonus = 0.0
         if cue is not None and cue.search(c.text) and (analysis.kind != "what" or about_paper):
