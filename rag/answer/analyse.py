@@ -77,7 +77,7 @@ _GERMAN = frozenset("der die das und ist wie was nicht ein eine mit für von zu 
 _COMPARE_HEAD = re.compile(r"^.*?\b(compar\w*|contrast\w*|differ\w*)\b\s*(?:between\s+)?", re.IGNORECASE)
 _ENGLISH = frozenset("the a an of is are what how does do did which why in on for to and with by".split())
 # "What batch size did GShard use?": the thing asked for sits between the wh-word and the verb.
-_HEAD = re.compile(r"\b(?:how\s+many|how\s+much|what|which)\s+((?:[\w.-]+\s+){0,3}?[\w.-]+)\s+(?:did|does|do|was|"
+_HEAD = re.compile(r"\b(?:how\s+many|how\s+much|what|which)\s+((?:[\w.-]+\s+){0,5}?[\w.-]+)\s+(?:did|does|do|was|"
                    r"were|is|are|has|have|can|could)\b", re.IGNORECASE)
 _GENERIC = frozenset("exact precise specific kind kinds type types sort value values".split())
 Resolver = Callable[[str], "str | None"]
@@ -329,6 +329,6 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     spelled = [a for p in papers_asked if p in by_id for a in by_id[p].aliases if a.lower() in low]
     return Analysis(asked=asked, standalone=standalone, kind=kind, papers=papers_asked, carried=carried, scope=scope,
                     names=spelled,
-                    focus=focus_terms(standalone, names, vocab, english),
+                    focus=focus_terms(asked, names, vocab, english),  # the user's topic, not the names a rewrite added
                     detail=asked_detail(asked, names) if english else [],
                     unknown_names=unknown_names(asked, vocab, english), contrast=contrast, asserted=asserted)

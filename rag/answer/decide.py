@@ -96,7 +96,8 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
             signals.kind_evidence = False
             return Decision(action="abstain", reason=kind_reason, signals=signals)
         lacking = [t for t in analysis.detail if not has_term(t, have)]
-        if lacking and len(lacking) * 2 > len(analysis.detail) and best.dense < params.detail_dense:
+        closest = max(e.topical for e in pool)  # a paraphrase of the detail, not a sentence that repeats the name
+        if lacking and len(lacking) * 2 > len(analysis.detail) and closest < params.detail_dense:
             said = " ".join(_words_for(analysis.detail, analysis.asked, set()))
             return Decision(action="abstain", signals=signals, reason=f"{who}'s abstract does not mention the {said}.")
         contrast = [t for t in analysis.contrast if has_term(t, have)]
@@ -109,7 +110,9 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
                                    "Here is what it does say.")
         if not analysis.focus:
             return Decision(action="answer", signals=signals)  # "What is X?": the paper itself is the topic
-        if cov < params.paper_coverage and best.score < params.weak_score:
+        if (cov < params.paper_coverage and best.score < params.weak_score) or (cov == 0 and closest <
+                                                                                params.detail_dense):
+            # none of the topic words is in the abstract: only a very close sentence can still answer
             said = ", ".join(_words_for(missing, analysis.asked, vocab))
             return Decision(action="abstain", signals=signals,
                             reason=f"{who}'s abstract does not mention {said}.")

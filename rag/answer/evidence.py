@@ -129,7 +129,8 @@ def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: 
                           rf"build)\w*\s+(\w+\s+){{0,6}}{re.escape(n)}\b", re.IGNORECASE)
                for n in analysis.names] if analysis.kind in ("what", "expansion") else []
     for c, v in zip(cands, vecs, strict=True):
-        c.dense = float(np.dot(v, qvec)) if topic_vec is None else float(max(np.dot(v, qvec), np.dot(v, topic_vec)))
+        c.topical = float(np.dot(v, qvec if topic_vec is None else topic_vec))
+        c.dense = max(float(np.dot(v, qvec)), c.topical)
         c.lexical = coverage(analysis.focus, c.text, idf)
         bonus = 0.0
         if cue is not None and cue.search(c.text) and (analysis.kind != "what" or about_paper):

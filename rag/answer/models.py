@@ -63,6 +63,8 @@ class Evidence(BaseModel):
     pos: int = Field(description="Offset within the paper's abstract (orders sentences of one paper).")
     text: str
     dense: float = 0.0
+    topical: float = Field(0.0, description="Similarity to the question without the papers' names (dense when it "
+                                            "names none).")
     lexical: float = 0.0
     score: float = 0.0
 
