@@ -318,3 +318,4 @@ def test_readme_example_runs(index_dir: Path, monkeypatch: pytest.MonkeyPatch,
     exec(compile(code[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
     out = capsys.readouterr().out
     assert "2bp" in out and "[1]" in out, out
+    assert "3.54x" in out, out  # the follow-up, its history as LangChain messages, was answered about Hecate
