@@ -43,7 +43,11 @@ def minilm_files() -> tuple[Path, Path]:
 
 
 class MiniLMEmbeddings(Embeddings):
-    """all-MiniLM-L6-v2 on onnxruntime: mean pooling, L2-normalised, padded only to the batch's longest text."""
+    """all-MiniLM-L6-v2 on onnxruntime: mean pooling, L2-normalised, padded only to the batch's longest text.
+
+    The async methods are LangChain's own: the sync ones run in its executor. The model is local CPU work, and
+    onnxruntime releases the GIL while it runs, so concurrent calls overlap without an async API of its own.
+    """
 
     name = MINILM_NAME
     dim = MINILM_DIM
@@ -112,11 +116,15 @@ class OpenAIEmbeddingsAdapter(Embeddings):
         self._inner = OpenAIEmbeddings(model=model, base_url=settings.llm_base_url, api_key=key,  # type: ignore[arg-type]
                                        timeout=settings.llm_timeout, max_retries=settings.llm_max_retries)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Normalised vectors from the API."""
-        arr = np.array(self._inner.embed_documents(list(texts)), dtype=np.float32)
+    def _normalise(self, vectors: list[list[float]]) -> np.ndarray:
+        """Unit float32 rows (the API's vectors are close to unit length, not exactly)."""
+        arr = np.array(vectors, dtype=np.float32)
         self.dim = arr.shape[1]
         return arr / np.clip(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12, None)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Normalised vectors from the API."""
+        return self._normalise(self._inner.embed_documents(list(texts)))
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages."""
@@ -125,6 +133,14 @@ class OpenAIEmbeddingsAdapter(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed one question."""
         return self.encode([text])[0].tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages with the API's async client."""
+        return self._normalise(await self._inner.aembed_documents(list(texts))).tolist()
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Embed one question with the API's async client."""
+        return (await self.aembed_documents([text]))[0]
 
 
 _CACHE: dict[str, Embeddings] = {}

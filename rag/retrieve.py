@@ -13,9 +13,10 @@ from functools import cached_property, lru_cache
 import bm25s
 import chromadb
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
 
 from rag.embeddings import get_embeddings
@@ -240,7 +241,13 @@ def mentioned_papers(question: str, papers: list[Paper]) -> list[str]:
 
 
 class HybridRetriever(BaseRetriever):
-    """LangChain retriever: dense + BM25 fused by RRF; named papers guaranteed a place; per-paper cap."""
+    """LangChain retriever: dense + BM25 fused by RRF; named papers guaranteed a place; per-paper cap.
+
+    Through LangChain (`invoke`/`ainvoke`) the call-time arguments `k` and `paper_ids` override the fields, and
+    at most k documents come back (search() lets papers the question names exceed k, for the answer stages).
+    The async path runs the search in LangChain's executor: the embedded Chroma client has no async API, and the
+    query embedding and BM25 scoring are CPU work (onnxruntime and numpy release the GIL, so calls overlap).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -251,9 +258,17 @@ class HybridRetriever(BaseRetriever):
     paper_ids: list[str] | None = None
     per_paper_cap: int = 3
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None, paper_ids: list[str] | None = None) -> list[Document]:
         """Fused, capped passages for the query, best first, each with score, rank and dense similarity."""
-        return self.search(query)
+        k = k or self.k
+        return self.search(query, paper_ids=paper_ids, k=k)[:k]
+
+    async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
+                                       k: int | None = None, paper_ids: list[str] | None = None) -> list[Document]:
+        """The same search, off the event loop (see the class docstring for why an executor)."""
+        return await run_in_executor(None, self._get_relevant_documents, query, run_manager=run_manager.get_sync(),
+                                     k=k, paper_ids=paper_ids)
 
     def search(self, query: str, paper_ids: list[str] | None = None, k: int | None = None,
                qvec: np.ndarray | None = None, mentioned: list[str] | None = None) -> list[Document]:

@@ -88,6 +88,13 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+def pipeline_on_server(url: str, collection: str, data_dir: Path) -> Pipeline:
+    """The real pipeline over a collection of a Chroma server, its index built from the bundled corpus."""
+    pipe = Pipeline(Settings(chroma_url=url, collection=collection, data_dir=data_dir))
+    pipe.papers()
+    return pipe
+
+
 @pytest.fixture
 def fault_llm() -> Iterator["FaultServer"]:  # noqa: F821 - imported lazily
     """A scripted, misbehaving OpenAI-compatible endpoint (tests/fault_server.py); `.url` is its base URL."""

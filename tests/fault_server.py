@@ -3,11 +3,13 @@
 Each POST to /v1/chat/completions takes the next behaviour from the script (the default once it is empty)
 and answers with it, as JSON or as SSE (`data: {...}` … `data: [DONE]`) when the request asks to stream.
 Every request is recorded (arrival time, headers, JSON body) so a test can check what was sent and when.
+A POST to /v1/embeddings is not scripted: each input gets a fixed, unnormalised vector of its text's hash.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -139,6 +141,23 @@ def _completion(text: str) -> bytes:
     }).encode()
 
 
+EMBEDDING_DIM = 8
+
+
+def embedding_of(item: object) -> list[float]:
+    """The fixed vector of one embeddings input (text or token ids): its hash's bytes, 1..256, not unit length."""
+    digest = hashlib.sha256(json.dumps(item).encode()).digest()
+    return [float(b + 1) for b in digest[:EMBEDDING_DIM]]
+
+
+def _embeddings(body: Body) -> bytes:
+    items = body.get("input") or []
+    items = items if isinstance(items, list) else [items]
+    data = [{"object": "embedding", "index": i, "embedding": embedding_of(x)} for i, x in enumerate(items)]
+    return json.dumps({"object": "list", "data": data, "model": body.get("model", ""),
+                       "usage": {"prompt_tokens": 0, "total_tokens": 0}}).encode()
+
+
 def _chunk(content: str | None, finish: str | None = None) -> bytes:
     delta = {"role": "assistant", "content": content} if content is not None else {}
     payload = {"id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": int(time.time()),
@@ -171,6 +190,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = {"_raw": raw.decode(errors="replace")}
         owner = self.server.owner
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.path.endswith("/embeddings"):
+            with owner._lock:
+                owner.requests.append(Recorded(time.monotonic(), self.path, headers, body))
+            self._send_json(200, _embeddings(body))
+            return
         behaviour = owner._next(Recorded(time.monotonic(), self.path, headers, body))
         stream = bool(body.get("stream"))
         owner._busy(+1)

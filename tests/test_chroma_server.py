@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_http
+from conftest import free_port, pipeline_on_server, wait_http
 from rag.answer import Pipeline
 from rag.chunking import chunk_paper
 from rag.corpus import load_corpus
@@ -63,10 +63,7 @@ def server_env(url: str, data_dir: Path, collection: str = COLLECTION) -> dict[s
 @pytest.fixture(scope="module")
 def server_pipe(chroma_server: str, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     """The real pipeline over the session Chroma server, its index built from the bundled corpus."""
-    pipe = Pipeline(Settings(chroma_url=chroma_server, collection=COLLECTION,
-                             data_dir=tmp_path_factory.mktemp("server-client")))
-    pipe.papers()
-    return pipe
+    return pipeline_on_server(chroma_server, COLLECTION, tmp_path_factory.mktemp("server-client"))
 
 
 def chunk_view(pipe: Pipeline) -> tuple[list[str], list[tuple[str, str]]]:

@@ -5,8 +5,9 @@
 """
 
 from rag.answer.generate import sanitize
-from rag.answer.models import ABSTAIN_SENTENCE, ANSWERERS
+from rag.answer.models import ABSTAIN_SENTENCE, ANSWERERS, Question, Turn
 from rag.answer.pipeline import Pipeline
 from rag.answer.request import QuestionError, validate_question
 
-__all__ = ["ABSTAIN_SENTENCE", "ANSWERERS", "Pipeline", "QuestionError", "sanitize", "validate_question"]
+__all__ = ["ABSTAIN_SENTENCE", "ANSWERERS", "Pipeline", "Question", "QuestionError", "Turn", "sanitize",
+           "validate_question"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel, Field, field_validator
 
 from rag.types import Sentence, Source
 
@@ -19,6 +20,33 @@ class Turn(BaseModel):
 
     role: str
     content: str
+
+
+_ROLES = {"human": "user", "ai": "assistant"}  # LangChain message types -> the chat roles the stages read
+
+
+class Question(BaseModel):
+    """The answer Runnable's input: a question, the conversation before it, and how to answer it.
+
+    history takes Turns, {"role", "content"} dicts or LangChain messages (HumanMessage is the user's turn).
+    """
+
+    question: str
+    history: list[Turn] = Field(default_factory=list)
+    answerer: Answerer | None = None
+    paper_ids: list[str] | None = None
+    k: int | None = None
+    retrieval: Literal["hybrid", "dense"] | None = None
+    compare: bool = False
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _messages(cls, value: object) -> object:
+        """LangChain messages as Turns."""
+        if not isinstance(value, list):
+            return value
+        return [Turn(role=_ROLES.get(m.type, m.type), content=m.text) if isinstance(m, BaseMessage) else m
+                for m in value]
 
 
 class Request(BaseModel):

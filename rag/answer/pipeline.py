@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from rag.answer.chain import Engine, compose_events, create_chain, create_prepare, timed
-from rag.answer.models import State
+from rag.answer.models import Question, State
 from rag.answer.request import build_request
 from rag.answer.verify import verify
 from rag.ingest import IngestReport, ensure_index, ingest_paths
@@ -74,6 +74,22 @@ class Pipeline:
     def _state(self, question: str, **options: Any) -> State:
         """The chain's input: a validated request."""
         return State(request=build_request(question, self.settings, lambda: {p.id for p in self.papers()}, **options))
+
+    def _question_state(self, question: Question | dict | str) -> State:
+        """The chain's input from the Runnable's: a Question, a dict of its fields, or the question text."""
+        q = Question(question=question) if isinstance(question, str) else Question.model_validate(question)
+        return self._state(q.question, **q.model_dump(exclude={"question"}))
+
+    def runnable(self) -> Runnable[Question, Answer]:
+        """The answer chain as a LangChain Runnable: a Question (or its dict, or the text) in, the Answer out.
+
+        It composes like any Runnable (`|`, `.with_config`, `.batch`, `.astream_events`); callbacks see the named
+        steps request/analyse/retrieve/decide/compose/verify. The text streams as one piece: for the answer growing
+        word by word use stream().
+        """
+        return (RunnableLambda(self._question_state).with_config(run_name="request")
+                | create_chain(self.engine)).with_types(input_type=Question,  # type: ignore[return-value]
+                                                        output_type=Answer).with_config(run_name="paperchat")
 
     def prepare(self, question: str, config: RunnableConfig | None = None, **options: Any) -> State:
         """The state after analyse, retrieve and decide (what an LLM would be prompted with, and why)."""
