@@ -12,7 +12,7 @@ import re
 from rag.answer.analyse import short_name
 from rag.answer.evidence import BACKGROUND, CUES, DEPENDENT, MEASURED
 from rag.answer.models import Analysis, Decision, Draft, Evidence, Retrieved
-from rag.text import content_words, stems
+from rag.text import content_words, stem, stems
 from rag.types import Paper, Sentence
 
 COMPARE_COLUMNS = ("problem", "approach", "result")
@@ -220,9 +220,15 @@ def _column_rank(col: str, c: Evidence) -> tuple:
             col == "problem" and c.pos > 400, -c.score, c.pos)
 
 
+_GAIN = re.compile(r"\b(improv\w*|higher|lower|faster|slower|speed-?ups?|increase\w*|reduc\w*|fewer|less|more|"
+                   r"better|gains?|outperform\w*|throughput|accuracy|latency|efficiency)\b", re.IGNORECASE)
+
+
 def _figure(text: str) -> str | None:
-    """The clause around a sentence's first measured figure ('up to 1.78x (1.36x on average) compared to vLLM')."""
-    m = MEASURED.search(text)
+    """The clause around a sentence's reported figure ('up to 1.78x (1.36x on average) compared to vLLM'): the first
+    measured figure beside a word of gain or loss, else the first one."""
+    found = list(MEASURED.finditer(text))
+    m = next((f for f in found if _GAIN.search(text[max(0, f.start() - 40): f.end() + 40])), found[0] if found else None)
     if not m:
         return None
     start = max(text.rfind(sep, 0, m.start()) for sep in (", ", " of ", " a ", " by ", " achieves ", " to "))
@@ -233,9 +239,27 @@ def _figure(text: str) -> str | None:
     return clause if 3 <= len(clause) <= 160 else None
 
 
+def aspect_label(analysis: Analysis) -> str:
+    """The question's own words for what a comparison is about ('how much they collected' -> 'collected')."""
+    focus = set(analysis.focus)
+    said = [w for w in re.findall(r"[\w.-]*\w", analysis.asked) if stem(w.lower()) in focus]
+    return " ".join(dict.fromkeys(said))[:60]
+
+
+def _name_in(paper: Paper | None, name: str, passage: str) -> str:
+    """The paper's name as the cited passage writes it ('Datarus' where the short name is 'Datarus-R1')."""
+    if paper is None or name.lower() in passage.lower():
+        return name
+    return next((a for a in sorted(paper.aliases, key=len) if a and a.lower() in passage.lower()), name)
+
+
 def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper]) -> Draft:
-    """A Markdown table, one row per paper (problem, approach, reported result), every cell cited, then a contrast."""
-    header = "| Paper | Problem | Approach | Reported result |\n|---|---|---|---|"
+    """A Markdown table, one row per paper (problem, approach, reported result, and the question's own aspect when
+    it names one: 'in terms of how much they collected'), every cell cited, then a contrast of the figures."""
+    aspect = aspect_label(analysis)
+    columns = (*COMPARE_COLUMNS, "aspect") if aspect else COMPARE_COLUMNS
+    header = ("| Paper | Problem | Approach | Reported result |" + (f" On {aspect} |" if aspect else "")
+              + "\n|" + "---|" * (len(columns) + 1))
     rows, sentences, figures = [header], [], []
     for pid in analysis.papers:
         cands = [c for c in retrieved.evidence if c.paper_id == pid]
@@ -244,7 +268,13 @@ def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Pap
         used: set[int] = set()
         cells = []
         name = short_name(by_id.get(pid), pid)
-        for col in COMPARE_COLUMNS:
+        for col in columns:
+            if col == "aspect":  # the paper's sentence closest to what the question asks about
+                pick = max(cands, key=lambda c: (c.lexical, c.score))
+                text = _cell_text(pick.text)
+                sentences.append(_sentence(pick, text))
+                cells.append(f"{text} [{pick.n}]")
+                continue
             scored = sorted((c for c in cands if c.pos not in used), key=lambda c: _column_rank(col, c))
             pick = next((c for c in scored if CUES[col].search(c.text) and not DEPENDENT.match(c.text)), None)
             pick = pick or next((c for c in scored if CUES[col].search(c.text)), None)
@@ -256,7 +286,7 @@ def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Pap
             sentences.append(_sentence(pick, text))
             cells.append(f"{text} [{pick.n}]")
             if col == "result" and (fig := _figure(pick.text)):
-                figures.append((name, fig, pick))
+                figures.append((_name_in(by_id.get(pid), name, pick.text), fig, pick))
         title = by_id[pid].title if pid in by_id else pid
         rows.append(f"| **{name}** ({title}) | " + " | ".join(cells) + " |")
     text = "\n".join(rows)
