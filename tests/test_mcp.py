@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import ROOT, free_port, wait_http
+from conftest import ROOT, free_port, server_process
 from rag.answer import ABSTAIN_SENTENCE, Pipeline
 
 pytestmark = pytest.mark.slow
@@ -149,19 +148,11 @@ def test_bad_arguments_are_tool_errors(index_dir: Path) -> None:
 def http_server(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`paperchat mcp --http` on a free port with RAG_API_KEYS set; yields the endpoint URL."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("mcp-http") / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "mcp", "--http", "--port", str(port)], cwd=ROOT,
-                            env=server_env(index_dir, RAG_API_KEYS=KEY), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/mcp", timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    url = f"http://127.0.0.1:{port}/mcp"
+    with server_process([sys.executable, "-m", "rag", "mcp", "--http", "--port", str(port)], url,
+                        tmp_path_factory.mktemp("mcp-http") / "server.log", timeout=120, cwd=ROOT,
+                        env=server_env(index_dir, RAG_API_KEYS=KEY)):
+        yield url
 
 
 def test_streamable_http_with_a_key(http_server: str, pipeline: Pipeline) -> None:
