@@ -294,7 +294,8 @@ def chat(
 @app.command(cls=_Command)
 @_guard
 def mcp(
-    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")] = False,
+    http: Annotated[bool, typer.Option(
+        "--http", help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")] = False,
     host: Annotated[Optional[str], typer.Option(
         metavar="HOST", help="Interface for --http.", show_default="RAG_HOST, else 127.0.0.1")] = None,
     port: Annotated[Optional[int], typer.Option(

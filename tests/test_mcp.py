@@ -14,10 +14,10 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from conftest import ROOT, free_port, server_process
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import ROOT, free_port, server_process
 from rag.answer import ABSTAIN_SENTENCE, Pipeline
 
 pytestmark = pytest.mark.slow

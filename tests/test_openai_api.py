@@ -10,11 +10,10 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from conftest import serve_app
 from pydantic import SecretStr
 
-from conftest import serve_app
 from rag.answer import ABSTAIN_SENTENCE, Pipeline
-from rag.settings import Settings
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-1"

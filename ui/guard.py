@@ -164,8 +164,9 @@ class Guard:
                 await _respond(send, 401, unauthorized_body(), [("www-authenticate", "Bearer")])
                 return
         elif self.config.auth_required and not self._public(path) and not self._logged_in(scope, headers):
-            await _respond(send, 401, unauthorized_body("Not authenticated: log in, or set RAG_API_KEYS and send "
-                                                        "a key.") if script else {"detail": {"error": "Not authenticated"}})
+            denied = unauthorized_body("Not authenticated: log in, or set RAG_API_KEYS and send a key.") if script \
+                else {"detail": {"error": "Not authenticated"}}
+            await _respond(send, 401, denied)
             return
         try:
             receive = await self._limited_body(scope, headers, receive)

@@ -43,7 +43,8 @@ class AskBody(BaseModel):
     """POST /api/ask."""
 
     question: str
-    history: list[dict[str, Any]] = Field(default_factory=list, description='[{"role": …, "content": …}], oldest first')
+    history: list[dict[str, Any]] = Field(default_factory=list,
+                                          description='[{"role": …, "content": …}], oldest first')
     paper_ids: list[str] | None = None
     answerer: str | None = Field(default=None, description="extractive, openai or local (default: RAG_ANSWERER)")
     k: int | None = Field(default=None, ge=1, le=50)

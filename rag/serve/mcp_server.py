@@ -75,9 +75,11 @@ def create_server(pipeline: Pipeline) -> MCPServer:
 
     @server.tool(description=ASK, annotations=READ_ONLY)
     def ask(question: Annotated[str, Field(description="The question, in the user's words.")],
-            paper_ids: Annotated[list[str] | None, Field(description="Only these papers (ids from list_papers).")] = None,
+            paper_ids: Annotated[list[str] | None, Field(
+                description="Only these papers (ids from list_papers).")] = None,
             history: Annotated[list[dict[str, str]] | None, Field(
-                description='Earlier messages, oldest first: [{"role": "user"|"assistant", "content": "…"}].')] = None,
+                description='Earlier messages, oldest first: [{"role": "user"|"assistant", "content": "…"}].'
+            )] = None,
             ) -> CitedAnswer:
         return run(service.ask, question, paper_ids=paper_ids, history=history)
 
