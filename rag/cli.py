@@ -1,4 +1,4 @@
-"""The paperchat command line: ingest, papers, search, ask, chat, eval.
+"""The paperchat command line: ingest, papers, search, ask, chat, mcp, eval.
 
 Imports stay inside the commands: `paperchat --help` loads typer only, and `ask` never loads Gradio.
 """
@@ -205,10 +205,11 @@ def ingest(
 def papers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the indexed papers."""
     from rag.answer import Pipeline
+    from rag.serve.service import PaperService
 
-    found = Pipeline(_settings()).papers()
+    found = PaperService(Pipeline(_settings())).papers()
     if as_json:
-        typer.echo(json.dumps([{"id": p.id, "title": p.title, "aliases": p.aliases} for p in found], indent=2))
+        typer.echo(json.dumps([p.model_dump() for p in found], indent=2))
         return
     for p in found:
         typer.echo(f"{p.id:<32} {p.title}")
@@ -226,18 +227,12 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the passages retrieval finds for a question."""
-    from rag.answer import Pipeline, validate_question
-    from rag.retrieve import make_retriever
+    from rag.answer import Pipeline
+    from rag.serve.service import PaperService
 
     settings = _settings(retrieval=_value(retrieval))
-    question = validate_question(question, settings)
-    pipe = Pipeline(settings)
-    known = {p.id for p in pipe.papers()}
-    if paper and set(paper) - known:
-        _fail(f"unknown paper id(s): {', '.join(sorted(set(paper) - known))}")
-    docs = make_retriever(pipe.index, settings, paper_ids=paper, k=k).search(question)
-    rows = [{"rank": d.metadata["rank"], "paper_id": d.metadata["paper_id"], "title": d.metadata["title"],
-             "chunk_id": d.metadata["chunk_id"], "text": d.page_content, "score": d.metadata["score"]} for d in docs]
+    passages = PaperService(Pipeline(settings)).search(question, k=k, paper_ids=paper)
+    rows = [p.model_dump() for p in passages]
     if as_json:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -265,9 +260,9 @@ def ask(
     settings = _settings(retrieval=_value(retrieval))
     ans = Pipeline(settings).answer(question, answerer=_value(answerer), paper_ids=paper, k=k)
     if as_json:
-        keys = {"question", "standalone_question", "answer", "abstained", "answerer", "sources", "sentences",
-                "timings_ms", "grounded", "notice", "evidence", "closest_papers"}
-        typer.echo(json.dumps(ans.model_dump(include=keys), indent=2, ensure_ascii=False))
+        from rag.serve.service import CitedAnswer
+
+        typer.echo(json.dumps(CitedAnswer.of(ans).model_dump(), indent=2, ensure_ascii=False))
         return
     if ans.notice:
         typer.secho(ans.notice, fg=typer.colors.YELLOW, err=True)
@@ -294,6 +289,29 @@ def chat(
     """Start the web chat (builds the index on first run)."""
     launch = _ui_app().launch
     launch(_settings(host=host, port=port, share=share or None))
+
+
+@app.command(cls=_Command)
+@_guard
+def mcp(
+    http: Annotated[bool, typer.Option(
+        "--http", help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")] = False,
+    host: Annotated[Optional[str], typer.Option(
+        metavar="HOST", help="Interface for --http.", show_default="RAG_HOST, else 127.0.0.1")] = None,
+    port: Annotated[Optional[int], typer.Option(
+        metavar="PORT", help="Port for --http.", show_default="RAG_MCP_PORT, else 7861")] = None,
+) -> None:
+    """Serve the papers to MCP clients (Claude Desktop, Cursor, agents): tools ask, search_papers, compare,
+    list_papers, get_paper, and each abstract as a resource. Stdio unless --http."""
+    from rag.answer import Pipeline
+    from rag.serve.mcp_server import create_server, serve_http
+
+    settings = _settings()
+    server = create_server(Pipeline(settings))
+    if http:
+        serve_http(server, settings, host=host, port=port)
+    else:
+        server.run("stdio")
 
 
 @app.command(cls=_Command)

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         default="", description="Comma-separated origins allowed to call the chat from a browser (none by default)."
     )
+    api_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated keys for the /v1 (OpenAI-compatible) and /api routes and "
+                                  "`paperchat mcp --http` (Authorization: Bearer KEY); when set, requests without one "
+                                  "get 401 (the chat login does not replace a key).",
+    )
+    mcp_port: int = Field(default=7861, ge=0, le=65535, description="Port of `paperchat mcp --http`.")
     login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords per client before back-off.")
     login_backoff: float = Field(
         default=1.0, gt=0, description="Seconds of the first login lock-out; each further wrong password doubles it."

@@ -67,18 +67,15 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `chroma run` server on a free port; yields its URL."""
-    port = free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    chroma = Path(sys.executable).with_name("chroma")
-    log = open(path / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+@contextmanager
+def server_process(cmd: list[str], url: str, log_path: Path, timeout: float = 60.0,
+                   **popen: Any) -> Iterator[subprocess.Popen]:
+    """A server subprocess (output to log_path) once url answers; terminated (then killed) afterwards."""
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **popen)
     try:
-        wait_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", proc=proc)
-        yield f"http://127.0.0.1:{port}"
+        wait_http(url, timeout=timeout, proc=proc)
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -86,6 +83,17 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `chroma run` server on a free port; yields its URL."""
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    chroma = Path(sys.executable).with_name("chroma")
+    with server_process([str(chroma), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+                        f"http://127.0.0.1:{port}/api/v2/heartbeat", path / "server.log"):
+        yield f"http://127.0.0.1:{port}"
 
 
 def pipeline_on_server(url: str, collection: str, data_dir: Path) -> Pipeline:

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from rag.answer import Pipeline, QuestionError
+from rag.serve import service
 from rag.settings import Settings
 from rag.store import StoreError
 from rag.types import Answer
@@ -71,19 +72,10 @@ def _json_list(value: Any, what: str) -> list[Any]:
 
 def check_history(turns: list[Any], settings: Settings) -> None:
     """gr.Error unless history is a list of messages within the configured caps (count, each, in all)."""
-    if not all(isinstance(t, dict) and "content" in t for t in turns):
-        raise gr.Error('history must be a list of {"role": …, "content": …} messages.', print_exception=False)
-    if len(turns) > settings.max_history_turns:
-        raise gr.Error(f"history has {len(turns)} messages; at most {settings.max_history_turns} are accepted.",
-                       print_exception=False)
-    longest = max((len(str(t["content"])) for t in turns), default=0)
-    if longest > settings.max_history_chars:
-        raise gr.Error(f"A history message has {longest:,} characters; at most {settings.max_history_chars:,} "
-                       "are accepted.", print_exception=False)
-    total = sum(len(str(t["content"])) + len(str(t.get("role", ""))) for t in turns)
-    if total > settings.max_history_total_chars:
-        raise gr.Error(f"history has {total:,} characters in all; at most {settings.max_history_total_chars:,} "
-                       "are accepted.", print_exception=False)
+    try:
+        service.check_history(turns, settings)
+    except QuestionError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
 
 
 class ScriptAPI:

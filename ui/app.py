@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, validate_question
+from rag.serve.auth import api_keys
 from rag.settings import Settings
 from rag.types import Answer
 
@@ -19,6 +20,7 @@ from . import render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
 from .assets import CSS, JS, THEME
 from .guard import GuardConfig, guarded_app
+from .routes import create_router
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class ChatApp(gr.Blocks):
     """Blocks whose launch() defaults to paperchat's safe settings, theme, CSS and script."""
 
     guard = GuardConfig()
+    routers: tuple[Any, ...] = ()  # FastAPI routers served beside the app (ui.routes: /v1 and /api)
 
     def launch(self, **kwargs: Any) -> Any:  # type: ignore[override]
         """Launch with local-only look and safe defaults (no share link, no error details, tiny uploads), behind
@@ -48,7 +51,8 @@ class ChatApp(gr.Blocks):
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
         # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
-        kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth")))))
+        kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
+                                              self.routers))
         return super().launch(**kwargs)
 
 
@@ -201,7 +205,9 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         demo.guard = GuardConfig(max_body_bytes=settings.max_body_bytes,
                                  cors_origins=frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",")
                                                         if o.strip()),
-                                 login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff)
+                                 login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff,
+                                 api_keys=api_keys(settings))
+        demo.routers = (create_router(pipeline, settings),)
         turns = gr.State([])
         with gr.Row(equal_height=True, elem_id="pc-top"):
             head = gr.HTML(header_html(papers), js_on_load=None, elem_id="pc-head")

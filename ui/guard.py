@@ -5,7 +5,10 @@
 - CORS off unless configured: Gradio's own middleware reflects any localhost origin with credentials, so every
   Access-Control-* header is dropped unless the request's origin is one of the configured ones;
 - with a login set, every route but the login page and its static files needs the session cookie (Gradio leaves
-  /gradio_api/cancel, /reset, /heartbeat … open), and wrong passwords back off per client address.
+  /gradio_api/cancel, /reset, /heartbeat … open), and wrong passwords back off per client address;
+- the script routes (/v1 OpenAI-compatible, /api REST): with API keys set (RAG_API_KEYS) they need
+  `Authorization: Bearer KEY` and the session does not replace it; without keys they follow the login rule above.
+  Their docs (/api/docs, /api/openapi.json) follow the login rule.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from rag.serve.auth import bearer_ok, unauthorized_body
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ PUBLIC_PATHS = {"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css
                 "/gradio_api/login_check/", "/gradio_api/token", "/gradio_api/token/", "/gradio_api/app_id",
                 "/gradio_api/app_id/", "/gradio_api/user", "/gradio_api/user/"}
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
+API_PREFIXES = ("/v1/", "/api/")  # the script routes (ui.routes): API keys, errors in the OpenAI shape
+API_DOCS = {"/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect"}
 MAX_TRACKED_CLIENTS = 10_000
 
 
@@ -59,6 +66,7 @@ class GuardConfig:
     login_backoff_s: float = 1.0
     login_backoff_max_s: float = 300.0
     auth_required: bool = False
+    api_keys: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -150,15 +158,25 @@ class Guard:
                 ("access-control-allow-headers", headers.get("access-control-request-headers", "content-type")),
                 ("access-control-max-age", "600")])
             return
-        if self.config.auth_required and not self._public(path) and not self._logged_in(scope, headers):
-            await _respond(send, 401, {"detail": {"error": "Not authenticated"}})
+        script = path.startswith(API_PREFIXES) and path not in API_DOCS
+        if script and self.config.api_keys:
+            if not bearer_ok(headers.get("authorization"), self.config.api_keys):
+                await _respond(send, 401, unauthorized_body(), [("www-authenticate", "Bearer")])
+                return
+        elif self.config.auth_required and not self._public(path) and not self._logged_in(scope, headers):
+            denied = unauthorized_body("Not authenticated: log in, or set RAG_API_KEYS and send a key.") if script \
+                else {"detail": {"error": "Not authenticated"}}
+            await _respond(send, 401, denied)
             return
         try:
             receive = await self._limited_body(scope, headers, receive)
         except _TooLarge:
-            limit = self.config.max_body_bytes
-            await _respond(send, 413, {"detail": f"The request is too large (over {limit:,} bytes)."},
-                           [("connection", "close")])
+            message = f"The request is too large (over {self.config.max_body_bytes:,} bytes)."
+            body: dict[str, Any] = {"detail": message}
+            if script:
+                body["error"] = {"message": message, "type": "invalid_request_error", "param": None,
+                                 "code": "request_too_large"}
+            await _respond(send, 413, body, [("connection", "close")])
             return
         if path in LOGIN_PATHS and scope["method"] == "POST" and self.config.auth_required:
             await self._login(scope, receive, send)
@@ -258,8 +276,10 @@ class Guard:
             self.throttle.failed(client)
 
 
-def guarded_app(config: GuardConfig) -> Any:
-    """A Gradio App whose middleware stack is wrapped in Guard (outermost, ahead of Gradio's own CORS)."""
+def guarded_app(config: GuardConfig, routers: Iterable[Any] = ()) -> Any:
+    """A Gradio App whose middleware stack is wrapped in Guard (outermost, ahead of Gradio's own CORS), with our
+    FastAPI routers ahead of Gradio's routes; its OpenAPI page (/api/docs) documents those routers only."""
+    from fastapi.openapi.utils import get_openapi
     from gradio.routes import App, ORJSONResponse
 
     class GuardedApp(App):  # type: ignore[misc]
@@ -270,4 +290,20 @@ def guarded_app(config: GuardConfig) -> Any:
         def build_middleware_stack(self) -> Any:
             return Guard(super().build_middleware_stack(), self.guard_config)
 
-    return GuardedApp(default_response_class=ORJSONResponse)
+        def openapi(self) -> dict[str, Any]:
+            if not self.openapi_schema:
+                self.openapi_schema = get_openapi(title="paperchat API", version=self.version, routes=ours,
+                                                  description="REST routes for scripts (/api) and the "
+                                                              "OpenAI-compatible chat endpoint (/v1).")
+                schemas = self.openapi_schema.setdefault("components", {}).setdefault("schemas", {})
+                for router in routers:  # models a route documents by hand (openapi_extra) and refers to
+                    schemas.update(getattr(router, "schemas", {}))
+            return self.openapi_schema
+
+    routers = list(routers)
+    ours = [route for router in routers for route in router.routes]
+    app = GuardedApp(default_response_class=ORJSONResponse, docs_url="/api/docs", openapi_url="/api/openapi.json",
+                     swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect")
+    for router in routers:
+        app.include_router(router)
+    return app
