@@ -44,7 +44,10 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
                            r"vs\.?|unterschied\w*|vergleich\w*|diferencia\w*|différen\w*)\b", re.I)),
     ("list", re.compile(r"\b(which|what|welche|quels|quelles|qué|cuáles)\s+(of\s+(the|these|those)\s+)?"
                         r"(papers?|works|studies|"
-                        r"articles?|ones|systems|artikel|papiere|artículos)\b|\blist\s+(the|all|every)\b", re.I)),
+                        r"articles?|ones|systems|artikel|papiere|artículos)\b|\blist\s+(the|all|every)\b|"
+                        # "an overview of the papers (that are) about X": the papers that qualify, not all of them
+                        r"\b(papers|works|studies|articles)\s+((that|which)\s+(are|is)\s+)?(about|on|dealing\s+with|"
+                        r"related\s+to|concerned\s+with)\b", re.I)),
     ("overview", re.compile(r"\b(summari[sz]e|overview|what\s+(topics|themes|areas)|the\s+(paper\s+set|collection)|"
                             r"these\s+papers|all\s+(the\s+)?papers|every\s+paper|each\s+paper)\b", re.I)),
     ("expansion", re.compile(r"\b(stand\w*\s+for|acronym|abbreviat\w*|expand\w*\s+to|short\s+for)\b", re.I)),
