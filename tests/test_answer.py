@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.compose import refers_back
 from rag.answer import ABSTAIN_SENTENCE, QuestionError
 from rag.answer.analyse import asked_part, question_kind, unknown_names
 from rag.answer.compose import third_person
@@ -103,6 +104,25 @@ def test_overview_gives_one_line_per_paper(pipeline):
     ans = pipeline.answer("Summarize the paper set")
     assert len(_cited_papers(ans)) == len(pipeline.papers())
     assert ans.answer.count("\n- **") == len(pipeline.papers())
+    lines = {line.split("**")[1]: line for line in ans.answer.splitlines()[1:]}
+    # each line is the sentence that says what the paper is, not one that leans on another or a code link
+    assert "Seesaw is an LLM inference engine" in lines["Seesaw"], lines["Seesaw"]
+    assert "MergeLock is an active protection mechanism" in lines["MergeLock"], lines["MergeLock"]
+    for line in lines.values():
+        body = line.split("**: ", 1)[1]
+        assert not refers_back(body) and "github" not in body.lower(), line
+
+
+def test_an_overview_of_the_papers_about_a_topic_lists_those_that_qualify(pipeline):
+    ans = pipeline.answer("Give me an overview of the papers about mixture-of-experts models")
+    assert {"moeshard", "hecate", "gshard"} <= _cited_papers(ans) and len(_cited_papers(ans)) < 8, ans.answer
+
+
+def test_a_comparison_gets_a_column_for_the_aspect_it_names(pipeline):
+    ans = pipeline.answer("Compare Thingi10K and the Hugging Face supply chain paper in terms of how much data they "
+                          "collected")
+    assert ans.answer.splitlines()[0].endswith("| On data collected |"), ans.answer
+    assert "760,460" in ans.answer and "10,000" in ans.answer
 
 
 def test_comparison_by_description(pipeline):

@@ -24,7 +24,7 @@ QUESTION_WORDS = frozenset(
     every each all any some paper's papers' mentions listed give gives involve involves involved need needs needed
     make makes made concern concerns concerned relate relates related deal deals handle handles regarding
     behind within without among itself talk talks talking primarily mainly mostly making find finds form forms
-    way ways thing things something anything look looks looking focus focuses focused help helps helped
+    way ways thing things something anything look looks looking focus focuses focused help helps helped terms
     themselves actually exactly basically roughly overall general generally specifically particular
     faster slower larger smaller higher lower better worse bigger longer shorter more less
     goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really

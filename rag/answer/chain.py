@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ class Tables:
     by_id: dict[str, Paper]
     vocab: set[str]
     idf: dict[str, float]
+    title_vecs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +64,13 @@ class Engine:
             vocab |= {part for w in list(vocab) if "-" in w or "." in w for part in w.replace(".", "-").split("-")}
             self._tables = Tables(corpus, corpus.papers, {p.id: p for p in corpus.papers}, vocab, idf_table(texts))
         return self._tables
+
+    def title_vector(self, paper: Paper) -> np.ndarray:
+        """The embedded title of a paper (cached per corpus view): what an overview line should be closest to."""
+        t = self.tables()
+        if paper.id not in t.title_vecs:
+            t.title_vecs[paper.id] = np.asarray(self.index.embedder.embed_query(paper.title), dtype=np.float32)
+        return t.title_vecs[paper.id]
 
     def sentence_vectors(self, keys: list[tuple[str, int, int]]) -> np.ndarray:
         """Sentence vectors, computed at ingest and read from the index (no embedding for a new question)."""
@@ -110,10 +118,14 @@ def retrieve_step(state: State, engine: Engine) -> State:
     if a.kind == "compare" and len(a.papers) >= 2:
         docs = [d for pid in a.papers[:5] for d in retriever.search(a.standalone, paper_ids=[pid], k=3, qvec=qvec,
                                                                     mentioned=a.papers)]
-    elif a.kind == "overview":
+    elif a.kind == "overview":  # each paper's sentences, scored by how close they are to its own title
         chosen = [p for p in t.papers if not a.scope or p.id in a.scope][:OVERVIEW_MAX_PAPERS]
-        # Each paper's passage closest to its own title: where the abstract says what the paper is.
-        docs = [d for p in chosen for d in retriever.search(p.title, paper_ids=[p.id], k=1, mentioned=[])]
+        sources = to_sources([d for p in chosen for d in retriever.search(p.title, paper_ids=[p.id], k=3,
+                                                                           mentioned=[])])
+        evidence = [e for p in chosen for e in score(a, [s for s in sources if s.paper_id == p.id],
+                                                     engine.title_vector(p), engine.sentence_vectors, t.idf)]
+        ranking = list(dict.fromkeys(s.paper_id for s in sources))
+        return state.model_copy(update={"retrieved": Retrieved(sources=sources, ranking=ranking, evidence=evidence)})
     elif a.kind == "list":
         retriever.per_paper_cap = 2
         docs = retriever.search(a.standalone, k=engine.settings.fetch_k, qvec=qvec, mentioned=a.papers)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import re
 
 from rag.answer.analyse import short_name
-from rag.answer.evidence import BACKGROUND, CUES, DEPENDENT, MEASURED
+from rag.answer.evidence import BACKGROUND, CUES, DEPENDENT, MEASURED, has_term
 from rag.answer.models import Analysis, Decision, Draft, Evidence, Retrieved
 from rag.text import content_words, stem, stems
 from rag.types import Paper, Sentence
 
 COMPARE_COLUMNS = ("problem", "approach", "result")
+OVERVIEW_INTRO_BONUS = 0.1
+_QUANTITY = re.compile(r"\bhow\s+(much|many|large|big|fast)\b|\b(number|amount|size|count)\s+of\b", re.IGNORECASE)
+_LINK = re.compile(r"https?://|\bgithub\b|\bcode (is|will be) (available|released)\b", re.IGNORECASE)
 MAX_CELL_CHARS = 260
 RELATIVE = 0.55  # a further sentence of the lead's paper joins when it scores at least this share of the lead's
 RELATIVE_OTHER = 0.85  # … and a sentence of another paper only when nearly as good
@@ -183,8 +186,9 @@ def overview(retrieved: Retrieved, by_id: dict[str, Paper], total: int) -> Draft
         mine = [e for e in retrieved.evidence if e.paper_id == pid]
         if not mine:
             continue
-        pick = next((e for e in sorted(mine, key=lambda e: e.pos) if CUES["intro"].search(e.text)), None)
-        pick = pick or max(mine, key=lambda e: e.score)
+        # The sentence closest to the paper's title that stands alone, an introduction ('we present …') first.
+        alone = [e for e in mine if not refers_back(e.text) and not _LINK.search(e.text)] or mine
+        pick = max(alone, key=lambda e: e.score + (OVERVIEW_INTRO_BONUS if CUES["intro"].search(e.text) else 0.0))
         name = short_name(by_id.get(pid), pid)
         shown = third_person(_trim(pick.text), name, text_by_n.get(pick.n, ""))
         sentences.append(_sentence(pick, shown))
@@ -239,9 +243,11 @@ def _figure(text: str) -> str | None:
     return clause if 3 <= len(clause) <= 160 else None
 
 
-def aspect_label(analysis: Analysis) -> str:
-    """The question's own words for what a comparison is about ('how much they collected' -> 'collected')."""
-    focus = set(analysis.focus)
+def aspect_label(analysis: Analysis, by_id: dict[str, Paper]) -> str:
+    """The question's own words for what a comparison is about ('in terms of how much data they collected' -> 'data
+    collected'); words of the compared papers' titles describe the papers, not the aspect."""
+    titles = {stem(w) for p in analysis.papers if p in by_id for w in content_words(by_id[p].title)}
+    focus = set(analysis.focus) - titles
     said = [w for w in re.findall(r"[\w.-]*\w", analysis.asked) if stem(w.lower()) in focus]
     return " ".join(dict.fromkeys(said))[:60]
 
@@ -256,7 +262,9 @@ def _name_in(paper: Paper | None, name: str, passage: str) -> str:
 def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper]) -> Draft:
     """A Markdown table, one row per paper (problem, approach, reported result, and the question's own aspect when
     it names one: 'in terms of how much they collected'), every cell cited, then a contrast of the figures."""
-    aspect = aspect_label(analysis)
+    aspect = aspect_label(analysis, by_id)
+    terms = [stem(w.lower()) for w in aspect.split()]
+    quantity = bool(_QUANTITY.search(analysis.asked))
     columns = (*COMPARE_COLUMNS, "aspect") if aspect else COMPARE_COLUMNS
     header = ("| Paper | Problem | Approach | Reported result |" + (f" On {aspect} |" if aspect else "")
               + "\n|" + "---|" * (len(columns) + 1))
@@ -269,8 +277,9 @@ def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Pap
         cells = []
         name = short_name(by_id.get(pid), pid)
         for col in columns:
-            if col == "aspect":  # the paper's sentence closest to what the question asks about
-                pick = max(cands, key=lambda c: (c.lexical, c.score))
+            if col == "aspect":  # the paper's sentence on what the question asks about, a figure when it asks how much
+                pick = max(cands, key=lambda c: (sum(has_term(t, stems(c.text)) for t in terms),
+                                                 quantity and bool(MEASURED.search(c.text)), c.score))
                 text = _cell_text(pick.text)
                 sentences.append(_sentence(pick, text))
                 cells.append(f"{text} [{pick.n}]")
