@@ -177,35 +177,37 @@ def _known(token: str, vocab: set[str]) -> bool:
     return all(p.lower() in vocab or p.lower().rstrip("s") in vocab or p.isdigit() for p in named)
 
 
-def compare_targets(text: str, papers: list[Paper], resolve: Resolver) -> list[str]:
-    """The papers a comparison is between: each part named, or described and resolved by paper-level retrieval."""
-    named = mentioned_papers(text, papers)
+def compare_targets(text: str, papers: list[Paper], resolve: Resolver) -> dict[str, str]:
+    """The papers a comparison is between, each with the words that point at it: named, or described and resolved
+    by paper-level retrieval."""
+    named = {p: "" for p in mentioned_papers(text, papers)}
     if len(named) < 2:
-        named = list(dict.fromkeys([*named, *described_papers(text, resolve)]))
+        named |= {p: d for p, d in described_papers(text, resolve).items() if p not in named}
     if len(named) >= 2:
         return named
     body = _COMPARE_HEAD.sub("", text).rstrip("?. ")
-    out: list[str] = list(named)
+    out = dict(named)
     for part in _COMPARE_SPLIT.split(body):
         part = part.strip()
         if len(part) < 3 or mentioned_papers(part, papers):
             continue
         pid = resolve(part)  # a part that names no paper describes one
         if pid and pid not in out:
-            out.append(pid)
+            out[pid] = part
     return out
 
 
-def described_papers(text: str, resolve: Resolver) -> list[str]:
-    """Papers referred to by description ('the blockchain sharding one'), resolved by paper-level retrieval."""
-    out = []
+def described_papers(text: str, resolve: Resolver) -> dict[str, str]:
+    """Papers referred to by description ('the blockchain sharding one'), resolved by paper-level retrieval; each
+    with its description (those words identify the paper: they are not what the question asks about)."""
+    out: dict[str, str] = {}
     for m in _DESCRIBED.finditer(text):
         phrase = f"{m.group(1) or ''} {m.group(2) or ''}".strip()
         if len([w for w in content_words(phrase) if w not in QUESTION_WORDS]) == 0:
             continue
         pid = resolve(phrase)
         if pid and pid not in out:
-            out.append(pid)
+            out[pid] = phrase
     return out
 
 
@@ -292,10 +294,13 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     english = is_english(asked)
     kind = question_kind(asked, request.compare)
     named = [] if kind in ("list", "overview") else mentioned_papers(asked, papers)
+    described: dict[str, str] = {}
     if kind == "compare" and not request.paper_ids:
-        named = list(dict.fromkeys([*named, *compare_targets(asked, papers, resolve)]))
+        described = compare_targets(asked, papers, resolve)
+        named = list(dict.fromkeys([*named, *described]))
     elif not named and kind not in ("list", "overview"):
-        named = described_papers(asked, resolve)
+        described = described_papers(asked, resolve)
+        named = list(described)
     if kind not in ("compare", "list", "overview") and len(named) >= 2 and _BOTH.search(asked):
         kind = "compare"  # "Which gives the bigger speedup, X or Y?", "what does each of X and Y do?"
     allowed = set(request.paper_ids or [])
@@ -325,11 +330,13 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     if request.compare and request.paper_ids:
         papers_asked = list(request.paper_ids)
     names = name_words(papers_asked, by_id)
+    names |= {v for d in described.values() if d for w in content_words(d) for v in (w, stem(w))}
     contrast = [stem(w) for m in _CONTRAST.finditer(asked) for w in content_words(m.group(1))
                 if w not in QUESTION_WORDS]
     asserted = [stem(w) for m in _ASSERTED.finditer(asked) for w in content_words(m.group(1))]
     low = standalone.lower()
     spelled = [a for p in papers_asked if p in by_id for a in by_id[p].aliases if a.lower() in low]
+    spelled += [d for p, d in described.items() if d and p in papers_asked and d not in spelled]
     return Analysis(asked=asked, standalone=standalone, kind=kind, papers=papers_asked, carried=carried, scope=scope,
                     names=spelled,
                     focus=focus_terms(asked, names, vocab, english),  # the user's topic, not the names a rewrite added
