@@ -16,6 +16,7 @@ DATA_DIR = Path(str(files("rag") / "data"))
 CORPUS_PATH = DATA_DIR / "corpus" / "papers.jsonl"
 QUESTIONS_PATH = DATA_DIR / "corpus" / "questions.jsonl"
 DEV_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-dev.jsonl"
+FRESH_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh.jsonl"
 PROMPTS_DIR = DATA_DIR / "prompts"
 
 

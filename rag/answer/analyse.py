@@ -331,8 +331,7 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
         papers_asked = list(request.paper_ids)
     names = name_words(papers_asked, by_id)
     names |= {v for d in described.values() if d for w in content_words(d) for v in (w, stem(w))}
-    contrast = [stem(w) for m in _CONTRAST.finditer(asked) for w in content_words(m.group(1))
-                if w not in QUESTION_WORDS]
+    contrast = [t for m in _CONTRAST.finditer(asked) for t in focus_terms(m.group(1), set(), vocab, english)]
     asserted = [stem(w) for m in _ASSERTED.finditer(asked) for w in content_words(m.group(1))]
     low = standalone.lower()
     spelled = [a for p in papers_asked if p in by_id for a in by_id[p].aliases if a.lower() in low]
