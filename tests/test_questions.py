@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rag.evaluate import CATEGORIES, fact_found, load_questions
-from rag.settings import CORPUS_PATH, QUESTIONS_PATH
+from rag.settings import CORPUS_PATH, DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, QUESTIONS_PATH
 
 REQUIRED = {"id", "question", "category", "gold_papers", "facts", "history", "expect_abstain"}
 
@@ -95,3 +96,20 @@ def test_each_fact_is_in_a_gold_abstract(q: dict[str, Any]) -> None:
         assert any(fact_found(alternatives, PAPERS[p]["abstract"]) for p in q["gold_papers"]), (
             f"{q['id']}: no gold abstract matches {alternatives}"
         )
+
+
+# -- the two blind sets (dev: 96 questions, fresh: 100), each split into tune and a frozen test half -------------
+@pytest.mark.parametrize("path", [DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH], ids=["dev", "fresh"])
+def test_blind_sets_are_valid_and_split(path: Path) -> None:
+    qs = load_questions(path)
+    assert len({q.id for q in qs}) == len(qs) >= 96
+    splits = [q.split for q in qs]
+    assert splits.count("tune") == splits.count("test") == len(qs) // 2
+    for q in qs:
+        assert set(q.gold_papers) | set(q.ok_papers) <= set(PAPERS), q.id
+        assert q.expect_abstain == (not q.gold_papers), q.id
+        if q.history:
+            assert q.history[-1]["role"] == "assistant", q.id
+        gold_text = " ".join(PAPERS[p]["title"] + " " + PAPERS[p]["abstract"] for p in q.gold_papers)
+        for alternatives in q.facts:  # every key fact is in the abstracts the answer must cite
+            assert fact_found(alternatives, gold_text), (q.id, alternatives)
