@@ -84,6 +84,7 @@ _SUFFIXES = (("ations", "ate"), ("ation", "ate"), ("ments", ""), ("ment", ""), (
 _SPEEDUP = re.compile(r"\bspeed[\s-]+up(s?)\b", re.IGNORECASE)
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """A light suffix-stripping stem: sharding/shards/sharded -> shard (the answer stages' only stemmer)."""
     if len(word) <= 3 or word[-1].isdigit():
@@ -106,12 +107,14 @@ def term_text(text: str) -> str:
     return _SPEEDUP.sub(r"speedup\1", text)
 
 
-def stems(text: str) -> set[str]:
-    """Stems of the content words of text, hyphen parts included (re-sharding -> re-shard, shard)."""
+@lru_cache(maxsize=4096)
+def stems(text: str) -> frozenset[str]:
+    """Stems of the content words of text, hyphen parts included (re-sharding -> re-shard, shard); cached, as the
+    same sentences are scored on every question."""
     out: set[str] = set()
     for w in content_words(term_text(text)):
         out.add(stem(w))
         if "-" in w or "." in w:  # re-sharding -> re, shard; github.com -> github, com
             out.update(stem(p) for p in re.split(r"[-.]", w) if p)
             out.add(stem(w.replace("-", "")))
-    return out
+    return frozenset(out)

@@ -114,7 +114,11 @@ def retrieve_step(state: State, engine: Engine) -> State:
     a, req, t = state.analysis, state.request, engine.tables()
     assert a is not None
     retriever = make_retriever(engine.index, engine.settings, paper_ids=a.scope, mode=req.retrieval, k=req.k)
-    qvec = retriever.embed(a.standalone)
+    topic = topic_text(a, t.by_id)  # sentences are compared with the question minus the papers' names as well
+    if topic == a.standalone:
+        qvec, tvec = retriever.embed(a.standalone), None
+    else:  # one model call for both
+        qvec, tvec = np.asarray(engine.index.embedder.embed_documents([a.standalone, topic]), dtype=np.float32)
     if a.kind == "compare" and len(a.papers) >= 2:
         docs = [d for pid in a.papers[:5] for d in retriever.search(a.standalone, paper_ids=[pid], k=3, qvec=qvec,
                                                                     mentioned=a.papers)]
@@ -132,9 +136,7 @@ def retrieve_step(state: State, engine: Engine) -> State:
     else:
         docs = retriever.search(a.standalone, qvec=qvec, mentioned=a.papers)
     sources = to_sources(docs)
-    topic = topic_text(a, t.by_id)  # sentences are compared with the question minus the papers' names
-    evidence = score(a, sources, qvec, engine.sentence_vectors, t.idf,
-                     None if topic == a.standalone else retriever.embed(topic))
+    evidence = score(a, sources, qvec, engine.sentence_vectors, t.idf, tvec)
     ranking = list(dict.fromkeys(s.paper_id for s in sources))
     return state.model_copy(update={"retrieved": Retrieved(sources=sources, ranking=ranking, evidence=evidence)})
 
