@@ -25,6 +25,8 @@ QUESTION_WORDS = frozenset(
     make makes made concern concerns concerned relate relates related deal deals handle handles regarding
     behind within without among itself talk talks talking primarily mainly mostly making find finds form forms
     way ways thing things something anything look looks looking focus focuses focused help helps helped terms
+    quick quicker cheaper compared best cool thanks great sentence sentences paragraph briefly me us ok few
+    picture overall roughly
     themselves actually exactly basically roughly overall general generally specifically particular
     faster slower larger smaller higher lower better worse bigger longer shorter more less
     goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really
@@ -49,6 +51,8 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
                         r"\b(papers|works|studies|articles)\s+((that|which)\s+(are|is)\s+)?(about|on|dealing\s+with|"
                         r"related\s+to|concerned\s+with)\b", re.I)),
     ("overview", re.compile(r"\b(summari[sz]e|overview|what\s+(topics|themes|areas)|the\s+(paper\s+set|collection)|"
+                            r"überblick|zusammenfass\w*|themen|panoramica|riassun\w*|temi|aperçu|résum\w*|thèmes|"
+                            r"resumen|resume|temas|panorama|"
                             r"these\s+papers|all\s+(the\s+)?papers|every\s+paper|each\s+paper)\b", re.I)),
     ("expansion", re.compile(r"\b(stand\w*\s+for|acronym|abbreviat\w*|expand\w*\s+to|short\s+for)\b", re.I)),
     ("limitation", re.compile(r"\b(limitations?|weakness\w*|drawbacks?|shortcomings?|downsides?|disadvantages?|"
@@ -60,7 +64,8 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
                        r"motivat\w*|warum|pourquoi|por\s+qu[eé])\b", re.I)),
     ("how", re.compile(r"\b(how\s+(does|do|did|is|are|can|could|was|were)|mechanism|wie\s+(funktioniert|macht)|"
                        r"comment|c[oó]mo)\b", re.I)),
-    ("yes_no", re.compile(r"^\s*(is|are|does|do|did|can|could|was|were|has|have|will|ist|est-ce)\b", re.I)),
+    ("yes_no", re.compile(r"^\s*(is|are|does|do|did|can|could|was(?!\s+(ist|sind|macht|genau|bedeutet)\b)|were|has|"
+                          r"have|will|ist|est-ce)\b", re.I)),
 )
 _ANAPHORA = re.compile(
     r"\b(its|it|they|their|them|this (paper|system|method|work|model|approach)|that (paper|system|method|work|model)|"
@@ -293,6 +298,8 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     asked = asked_part(request.question)
     english = is_english(asked)
     kind = question_kind(asked, request.compare)
+    if kind == "overview" and focus_terms(asked, set(), vocab, english):  # '… according to these papers?': its topic
+        kind = next((k for k, cue in _KINDS if k not in ("overview", "list") and cue.search(asked)), "what")
     named = [] if kind in ("list", "overview") else mentioned_papers(asked, papers)
     described: dict[str, str] = {}
     if kind == "compare" and not request.paper_ids:
@@ -303,6 +310,8 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
         named = list(described)
     if kind not in ("compare", "list", "overview") and len(named) >= 2 and _BOTH.search(asked):
         kind = "compare"  # "Which gives the bigger speedup, X or Y?", "what does each of X and Y do?"
+    if kind == "compare" and len(named) < 2 and not request.history and not request.compare:
+        kind = next((k for k, cue in _KINDS if k != "compare" and cue.search(asked)), "what")  # 'than the baselines'
     allowed = set(request.paper_ids or [])
     standalone, carried = asked, []
     if kind == "compare" and len(named) == 1 and request.history and not request.paper_ids:

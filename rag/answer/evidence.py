@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rag.answer.models import Analysis, Evidence, Kind
-from rag.text import content_words, split_sentences, stem, stems
+from rag.text import split_sentences, stems
 from rag.types import Source
 
 SentenceVectors = Callable[[list[tuple[str, int, int]]], np.ndarray]
@@ -70,7 +70,7 @@ def idf_table(texts: list[str]) -> dict[str, float]:
     """Smoothed inverse document frequency of stemmed content words over passages."""
     df: dict[str, int] = {}
     for t in texts:
-        for w in {stem(w) for w in content_words(t)}:
+        for w in stems(t):  # the same terms coverage() matches, hyphen parts included
             df[w] = df.get(w, 0) + 1
     n = len(texts) or 1
     return {w: math.log(1 + n / c) for w, c in df.items()}
