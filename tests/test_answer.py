@@ -310,3 +310,19 @@ def test_citation_check_removes_fabricated_and_marks_unsupported():
 def test_this_paper_introduces_stands_alone(pipeline):
     ans = pipeline.answer("What is 2BP?")
     assert not ans.sentences[0].text.startswith("However"), ans.answer
+
+
+@pytest.mark.parametrize(("question", "paper"), [
+    ("What kinds of defects typical of printable meshes does the ten-thousand-model dataset try to capture?",
+     "thingi10k"),
+    ("The study on the safer weight-file format: what did it find about how repo owners respond to the "
+     "auto-generated conversion pull requests?", "empirical-study-safetensors"),
+])
+def test_a_described_paper_is_found_with_the_rest_of_the_question(pipeline, question, paper):
+    ans = pipeline.answer(question)
+    assert not ans.abstained and _cited_papers(ans) == {paper}, ans.answer
+
+
+def test_a_description_of_no_paper_here_abstains(pipeline):
+    ans = pipeline.answer("What does the protein folding paper say about accuracy?")
+    assert ans.abstained and "protein folding" in ans.notice, (ans.answer, ans.notice)

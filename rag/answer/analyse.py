@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from rag.answer.evidence import has_term
 from rag.answer.models import ABSTAIN_SENTENCE, Analysis, Kind, Request, Turn
 from rag.retrieve import mentioned_papers
-from rag.text import STOPWORDS, content_words, stem, term_text, words
+from rag.text import STOPWORDS, content_words, stem, stems, term_text, words
 from rag.types import Paper
 
 # Words that shape a question (in the languages users type) but say nothing about its topic.
@@ -79,6 +80,7 @@ _CONTRAST = re.compile(r"\b(?:instead\s+of|rather\s+than|as\s+opposed\s+to|and\s
 _DESCRIBED = re.compile(r"\bthe\s+((?:[\w-]+\s+){0,5}?)(?:paper|study|one|work|article|dataset|system)\b"
                         r"(?:\s+(?:about|on|that|which|where|for|of)\s+((?:(?!with\b|and\b|vs\b|versus\b)[\w-]+\s*){1,6}))?",
                         re.IGNORECASE)
+_DESCRIPTIVE_HEADS = frozenset({"dataset", "system"})  # 'the 3D-printing dataset' says more than 'the … paper'
 _COMPARE_SPLIT = re.compile(r"\s*(?:,|;|:|\band\b|\bwith\b|\bto\b|\bfrom\b|\bvs\.?|\bversus\b|\bagainst\b|\bor\b|"
                             r"\by\b|\bet\b|\bund\b|\bcon\b|\bavec\b|\bmit\b)\s*", re.I)
 _GERMAN = frozenset("der die das und ist wie was nicht ein eine mit für von zu den dem des im auf sich".split())
@@ -171,6 +173,13 @@ def unknown_names(text: str, vocab: set[str], english: bool) -> list[str]:
     return list(dict.fromkeys(merged))
 
 
+def unheard(description: str, vocab: set[str]) -> list[str]:
+    """A description that resolved to no paper, as an unknown name when most of its words no paper uses."""
+    said = [w for w in content_words(description) if w not in QUESTION_WORDS]
+    absent = [w for w in said if w not in vocab and stem(w) not in vocab]
+    return [description] if said and len(absent) * 2 > len(said) else []
+
+
 def _known(token: str, vocab: set[str]) -> bool:
     """A name is known when the papers use it, its singular, or (for 'LLaMa-style') its capitalised part."""
     low = token.lower()
@@ -187,7 +196,7 @@ def compare_targets(text: str, papers: list[Paper], resolve: Resolver) -> dict[s
     by paper-level retrieval."""
     named = {p: "" for p in mentioned_papers(text, papers)}
     if len(named) < 2:
-        named |= {p: d for p, d in described_papers(text, resolve).items() if p not in named}
+        named |= {p: d for p, d in described_papers(text, resolve).items() if p and p not in named}
     if len(named) >= 2:
         return named
     body = _COMPARE_HEAD.sub("", text).rstrip("?. ")
@@ -202,17 +211,31 @@ def compare_targets(text: str, papers: list[Paper], resolve: Resolver) -> dict[s
     return out
 
 
-def described_papers(text: str, resolve: Resolver) -> dict[str, str]:
-    """Papers referred to by description ('the blockchain sharding one'), resolved by paper-level retrieval; each
-    with its description (those words identify the paper: they are not what the question asks about)."""
+def described_papers(text: str, resolve: Resolver, papers: list[Paper] | None = None) -> dict[str, str]:
+    """Papers referred to by description ('the blockchain sharding one', 'the ten-thousand-model dataset'), resolved
+    by paper-level retrieval; each with its description (those words identify the paper: they are not what the
+    question asks about). With papers given, the question is about one paper and the rest of it helps find which,
+    but only a paper whose own words hold the description ('the protein folding paper' is none of them)."""
+    by_id = {p.id: p for p in papers or []}
     out: dict[str, str] = {}
     for m in _DESCRIBED.finditer(text):
-        phrase = f"{m.group(1) or ''} {m.group(2) or ''}".strip()
+        head = m.group(0).split()[len((m.group(1) or "").split()) + 1].strip(",.?:;")  # paper, dataset, system …
+        phrase = f"{m.group(1) or ''} {head if head.lower() in _DESCRIPTIVE_HEADS else ''} {m.group(2) or ''}"
+        phrase = " ".join(phrase.split())
         if len([w for w in content_words(phrase) if w not in QUESTION_WORDS]) == 0:
             continue
         pid = resolve(phrase)
+        if by_id and (whole := resolve(f"{phrase}. {text}")) and whole != pid and whole in by_id:
+            said = [stem(w) for w in content_words(phrase) if w not in QUESTION_WORDS]
+
+            def holds(p: str | None) -> int:  # how many of the description's words the paper itself uses
+                own = stems(f"{by_id[p].title} {by_id[p].abstract}") if p in by_id else frozenset()
+                return sum(has_term(t, own) for t in said)
+            pid = whole if holds(whole) and holds(whole) >= holds(pid) else pid
         if pid and pid not in out:
             out[pid] = phrase
+        elif not pid:
+            out.setdefault("", phrase)  # a description of no paper here ('the protein folding paper')
     return out
 
 
@@ -302,11 +325,13 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
         kind = next((k for k, cue in _KINDS if k not in ("overview", "list") and cue.search(asked)), "what")
     named = [] if kind in ("list", "overview") else mentioned_papers(asked, papers)
     described: dict[str, str] = {}
+    nowhere = ""
     if kind == "compare" and not request.paper_ids:
         described = compare_targets(asked, papers, resolve)
         named = list(dict.fromkeys([*named, *described]))
     elif not named and kind not in ("list", "overview"):
-        described = described_papers(asked, resolve)
+        described = described_papers(asked, resolve, papers)
+        nowhere = described.pop("", "")
         named = list(described)
     if kind not in ("compare", "list", "overview") and len(named) >= 2 and _BOTH.search(asked):
         kind = "compare"  # "Which gives the bigger speedup, X or Y?", "what does each of X and Y do?"
@@ -349,4 +374,5 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
                     names=spelled,
                     focus=focus_terms(asked, names, vocab, english),  # the user's topic, not the names a rewrite added
                     detail=asked_detail(asked, names) if english else [],
-                    unknown_names=unknown_names(asked, vocab, english), contrast=contrast, asserted=asserted)
+                    unknown_names=[*unknown_names(asked, vocab, english), *unheard(nowhere, vocab)], contrast=contrast,
+                    asserted=asserted)
