@@ -17,6 +17,9 @@ CORPUS_PATH = DATA_DIR / "corpus" / "papers.jsonl"
 QUESTIONS_PATH = DATA_DIR / "corpus" / "questions.jsonl"
 DEV_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-dev.jsonl"
 FRESH_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh.jsonl"
+FRESH2_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh2.jsonl"
+# Question sets written blind (never seeing the answering code), each split in halves: tune may be fitted on, test never.
+BLIND_SETS = (DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, FRESH2_QUESTIONS_PATH)
 PROMPTS_DIR = DATA_DIR / "prompts"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rag.evaluate import CATEGORIES, fact_found, load_questions
-from rag.settings import CORPUS_PATH, DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, QUESTIONS_PATH
+from rag.settings import BLIND_SETS, CORPUS_PATH, QUESTIONS_PATH
 
 REQUIRED = {"id", "question", "category", "gold_papers", "facts", "history", "expect_abstain"}
 
@@ -98,8 +98,8 @@ def test_each_fact_is_in_a_gold_abstract(q: dict[str, Any]) -> None:
         )
 
 
-# -- the two blind sets (dev: 96 questions, fresh: 100), each split into tune and a frozen test half -------------
-@pytest.mark.parametrize("path", [DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH], ids=["dev", "fresh"])
+# -- the blind sets (dev: 96 questions, fresh: 100, fresh2: 120), each split into tune and a frozen test half -------------
+@pytest.mark.parametrize("path", BLIND_SETS, ids=["dev", "fresh", "fresh2"])
 def test_blind_sets_are_valid_and_split(path: Path) -> None:
     qs = load_questions(path)
     assert len({q.id for q in qs}) == len(qs) >= 96

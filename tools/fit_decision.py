@@ -2,8 +2,8 @@
 
     python tools/fit_decision.py [--out fitted.json]
 
-Tune questions: corpus/questions.jsonl (the public set) and the 'tune' splits of corpus/questions-dev.jsonl and
-corpus/questions-fresh.jsonl (a second blind set, written later by another author).
+Tune questions: corpus/questions.jsonl (the public set) and the 'tune' splits of the blind sets (rag.settings.BLIND_SETS:
+corpus/questions-dev.jsonl, -fresh.jsonl and -fresh2.jsonl, each written by an author who never saw the answering code).
 The 'test' split is never used to choose anything: it is only scored, once, with the chosen thresholds.
 The objective per question: the decision is right (abstain exactly when expected) and, for list questions,
 the qualifying papers are the gold ones (Jaccard); ties go to the thresholds closest to the current defaults.
@@ -21,7 +21,7 @@ from rag.answer import Pipeline
 from rag.answer.decide import DecisionParams, decide
 from rag.answer.models import State
 from rag.evaluate import Question, load_questions
-from rag.settings import DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, QUESTIONS_PATH
+from rag.settings import BLIND_SETS, QUESTIONS_PATH
 
 # Two independent groups: list questions use only the list thresholds, every other question only the rest.
 GRIDS = (
@@ -35,7 +35,7 @@ GRIDS = (
 def _score(q: Question, state: State, pipe: Pipeline, params: DecisionParams) -> float:
     """1 for a right decision (list questions: Jaccard of qualifying vs gold papers), else 0."""
     t = pipe.engine.tables()
-    d = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params)  # type: ignore[arg-type]
+    d = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params, t.names)  # type: ignore[arg-type]
     if q.expect_abstain or d.action == "abstain":
         return float(q.expect_abstain == (d.action == "abstain"))
     if state.analysis is not None and state.analysis.kind == "list":
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the fitted thresholds as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    dev = load_questions(DEV_QUESTIONS_PATH) + load_questions(FRESH_QUESTIONS_PATH)
+    dev = [q for path in BLIND_SETS for q in load_questions(path)]
     tune = load_questions(QUESTIONS_PATH) + [q for q in dev if q.split == "tune"]
     test = [q for q in dev if q.split == "test"]
     pipe = Pipeline()

@@ -19,7 +19,7 @@ from rag.answer import compose as composer
 from rag.answer import generate
 from rag.answer.analyse import analyse, topic_text
 from rag.answer.decide import DecisionParams, decide
-from rag.answer.evidence import coverage, idf_table, score
+from rag.answer.evidence import coverage, idf_table, name_terms, score
 from rag.answer.models import ABSTAIN_SENTENCE, Draft, Retrieved, State
 from rag.answer.verify import verify
 from rag.retrieve import Index, make_retriever, mentioned_papers, to_sources
@@ -42,6 +42,7 @@ class Tables:
     vocab: set[str]
     idf: dict[str, float]
     title_vecs: dict[str, np.ndarray] = field(default_factory=dict)
+    names: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -62,7 +63,8 @@ class Engine:
             vocab = {w for t in texts for w in words(t)}
             vocab |= {w for p in corpus.papers for a in p.aliases for w in words(a)}
             vocab |= {part for w in list(vocab) if "-" in w or "." in w for part in w.replace(".", "-").split("-")}
-            self._tables = Tables(corpus, corpus.papers, {p.id: p for p in corpus.papers}, vocab, idf_table(texts))
+            self._tables = Tables(corpus, corpus.papers, {p.id: p for p in corpus.papers}, vocab, idf_table(texts),
+                                  names=name_terms(texts))
         return self._tables
 
     def title_vector(self, paper: Paper) -> np.ndarray:
@@ -146,7 +148,7 @@ def decide_step(state: State, engine: Engine) -> State:
     t = engine.tables()
     assert state.analysis is not None and state.retrieved is not None
     params = engine.params or DecisionParams(min_score=engine.settings.abstain_threshold)
-    decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params)
+    decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params, t.names)
     return state.model_copy(update={"decision": decision})
 
 

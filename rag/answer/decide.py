@@ -64,7 +64,7 @@ def _acronyms(analysis: Analysis, by_id: dict[str, Paper]) -> list[str]:
 
 
 def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vocab: set[str],
-           idf: dict[str, float], params: DecisionParams) -> Decision:
+           idf: dict[str, float], params: DecisionParams, names: frozenset[str] = frozenset()) -> Decision:
     """Answer, abstain or correct the premise, with a reason a user understands."""
     ev = retrieved.evidence
     if not ev:
@@ -83,7 +83,7 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
     cov = coverage(analysis.focus, paper_text, idf) if named else best.lexical
     signals = Signals(best=best.score, coverage=round(cov, 3))
     if analysis.kind == "list":
-        return _decide_list(analysis, ev, signals, by_id, idf, params)
+        return _decide_list(analysis, ev, signals, by_id, idf, params, names)
     if named:
         have = stems(paper_text)
         missing = [t for t in analysis.focus if not has_term(t, have)]
@@ -167,9 +167,10 @@ def wanted_figure(question: str) -> tuple[str, re.Pattern[str]]:
 
 
 def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, by_id: dict[str, Paper],
-                 idf: dict[str, float], params: DecisionParams) -> Decision:
+                 idf: dict[str, float], params: DecisionParams, names: frozenset[str]) -> Decision:
     """A list question asks every paper whether it qualifies: its abstract covers the question's constraint and its
-    best sentence answers it (clears the list threshold, or comes close to the best paper's)."""
+    best sentence answers it (clears the list threshold, or comes close to the best paper's). A name the papers use
+    ('Which papers mention vLLM?') is a hard constraint: exactly the papers that use it."""
     best: dict[str, float] = {}
     for e in ev:
         best[e.paper_id] = max(best.get(e.paper_id, 0.0), e.score)
@@ -183,6 +184,11 @@ def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, by_id
     qualifying = [p for p, s in sorted(best.items(), key=lambda kv: -kv[1])
                   if ((s >= params.list_score or s >= params.list_ratio * top) and cover[p] >= params.list_coverage)
                   or (terms and cover[p] >= 1.0)]
+    entities = [t for t in terms if t in names]
+    if entities:
+        def uses(p: str) -> bool:
+            return p in by_id and all(has_term(t, stems(f"{by_id[p].title} {by_id[p].abstract}")) for t in entities)
+        qualifying = [p for p in sorted(best, key=lambda p: -best[p]) if uses(p)]
     if not qualifying:
         return Decision(action="abstain", signals=signals,
                         reason="No paper's abstract discusses this closely enough to list it.")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rag.answer.models import Analysis, Evidence, Kind
-from rag.text import split_sentences, stems
+from rag.text import split_sentences, stem, stems
 from rag.types import Source
 
 SentenceVectors = Callable[[list[tuple[str, int, int]]], np.ndarray]
@@ -74,6 +74,22 @@ def idf_table(texts: list[str]) -> dict[str, float]:
             df[w] = df.get(w, 0) + 1
     n = len(texts) or 1
     return {w: math.log(1 + n / c) for w, c in df.items()}
+
+
+_NAME_LIKE = re.compile(r"\b(?=[\w.-]*(?:[a-z][A-Z]|[A-Z]{2}|[A-Za-z]\d|\d[A-Za-z]))[A-Za-z][\w.-]*\w")
+
+
+def name_terms(texts: list[str]) -> frozenset[str]:
+    """Stems of the names the papers use (vLLM, LLaMa-like, FlashAttention-2, GPT-4: mixed case or letters with
+    digits): a question that names one asks about exactly the papers that use it."""
+    out: set[str] = set()
+    for text in texts:
+        for m in _NAME_LIKE.finditer(text):
+            token = m.group(0)
+            out.add(stem(token.lower()))
+            out.update(stem(p.lower()) for p in re.split(r"[-.]", token)  # 'LLaMa' of 'LLaMa-like', not 'like'
+                       if p[:1].isupper() and not p.isdigit())
+    return frozenset(out)
 
 
 def _prefix_match(a: str, b: str) -> bool:
