@@ -326,3 +326,15 @@ def test_a_described_paper_is_found_with_the_rest_of_the_question(pipeline, ques
 def test_a_description_of_no_paper_here_abstains(pipeline):
     ans = pipeline.answer("What does the protein folding paper say about accuracy?")
     assert ans.abstained and "protein folding" in ans.notice, (ans.answer, ans.notice)
+
+
+@pytest.mark.parametrize("question", ["Who wrote the Hecate paper?", "Where was Seesaw published?",
+                                      "What year did GShard come out, and which conference was it at?"])
+def test_authors_venues_and_dates_are_not_in_abstracts(pipeline, question):
+    ans = pipeline.answer(question)
+    assert ans.abstained and "authors, venue or date" in ans.notice, (ans.answer, ans.notice)
+
+
+def test_a_presupposition_the_abstract_contradicts_is_corrected_with_its_passage(pipeline):
+    ans = pipeline.answer("Since Seesaw was benchmarked against TensorRT-LLM, how much faster did it turn out to be?")
+    assert not ans.abstained and "TensorRT-LLM" in ans.notice and "vLLM" in ans.answer and "1.78x" in ans.answer

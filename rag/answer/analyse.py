@@ -27,7 +27,7 @@ QUESTION_WORDS = frozenset(
     behind within without among itself talk talks talking primarily mainly mostly making find finds form forms
     way ways thing things something anything look looks looking focus focuses focused help helps helped terms
     quick quicker cheaper compared best cool thanks great sentence sentences paragraph briefly me us ok few
-    picture overall roughly
+    picture overall roughly since
     themselves actually exactly basically roughly overall general generally specifically particular
     faster slower larger smaller higher lower better worse bigger longer shorter more less
     goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really
@@ -55,6 +55,11 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
                             r"überblick|zusammenfass\w*|themen|panoramica|riassun\w*|temi|aperçu|résum\w*|thèmes|"
                             r"resumen|resume|temas|panorama|"
                             r"these\s+papers|all\s+(the\s+)?papers|every\s+paper|each\s+paper)\b", re.I)),
+    # Who wrote it, where and when it appeared: what an abstract does not carry.
+    ("bibliographic", re.compile(r"\bwho\s+(wrote|authored|are\s+the\s+authors|were\s+the\s+authors)\b|"
+                                 r"\b(where|when|what\s+year|which\s+year)\s+(was|were|did)\b[^?]{0,60}?\b(published|"
+                                 r"appear|presented|released)\b|\b(what|which)\s+(venue|conference|journal|year)\b|"
+                                 r"\bwer\s+hat\b|\bqui\s+a\s+écrit\b|\bquién\s+escribió\b", re.I)),
     ("expansion", re.compile(r"\b(stand\w*\s+for|acronym|abbreviat\w*|expand\w*\s+to|short\s+for)\b", re.I)),
     ("limitation", re.compile(r"\b(limitations?|weakness\w*|drawbacks?|shortcomings?|downsides?|disadvantages?|"
                               r"fail\w*\s+cases?)\b", re.I)),

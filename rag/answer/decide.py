@@ -72,6 +72,10 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
     if analysis.kind == "overview" or (analysis.kind == "compare" and len(analysis.papers) >= 2):
         return Decision(action="answer")
     named = [p for p in analysis.papers if p in by_id]
+    if analysis.kind == "bibliographic":
+        who = _names(named, by_id) + "'s abstract" if named else "The abstracts"
+        return Decision(action="abstain", reason=f"{who} do not give authors, venues or dates." if not named else
+                        f"{who} does not give its authors, venue or date.")
     if analysis.focus and not any(t in idf or has_term(t, idf.keys()) for t in analysis.focus):
         said = ", ".join(_words_for(analysis.focus, analysis.asked, set()))
         return Decision(action="abstain", reason=f"None of the papers mentions {said}.")
@@ -90,7 +94,7 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
         who = _names(named, by_id)
         if analysis.unknown_names:  # "Why did the GShard team choose NVIDIA GPUs?": a premise the papers never state
             said = ", ".join(analysis.unknown_names)
-            if analysis.kind in ("why", "yes_no", "how"):
+            if analysis.kind in ("why", "yes_no", "how") or _PRESUPPOSES.search(analysis.asked):
                 return Decision(action="correct_premise", signals=signals,
                                 reason=f"The premise does not hold as asked: the papers never mention {said}. "
                                        f"Here is what {who}'s abstract does say.")
@@ -144,6 +148,7 @@ def _kind_evidence(analysis: Analysis, pool: list[Evidence], paper_text: str, wh
     return ""
 
 
+_PRESUPPOSES = re.compile(r"^\s*(since|given\s+that|now\s+that|because|as)\b|\b(why\s+did|why\s+does)\b", re.I)
 _SINGULAR = re.compile(r"\b(which|what)\s+(paper|study|work|article|one)\b(?!s)", re.IGNORECASE)
 _OWN = re.compile(r"\b(we|our|this (paper|work|approach|method))\b", re.IGNORECASE)
 _PERCENT_Q = re.compile(r"\b(percent\w*|share|fraction|proportion)\b|%", re.IGNORECASE)

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from rag.types import Sentence, Source
 
-Kind = Literal["what", "how_much", "how", "why", "list", "compare", "overview", "yes_no", "expansion", "limitation"]
+Kind = Literal["what", "how_much", "how", "why", "list", "compare", "overview", "yes_no", "expansion", "limitation",
+               "bibliographic"]
 Answerer = Literal["extractive", "openai", "local"]
 ANSWERERS: tuple[str, ...] = ("extractive", "openai", "local")
 ABSTAIN_SENTENCE = "The papers here do not say."
