@@ -82,10 +82,12 @@ _ASSERTED = re.compile(r"([\w.-]+)\s+(?:instead\s+of|rather\s+than|as\s+opposed\
 _CONTRAST = re.compile(r"\b(?:instead\s+of|rather\s+than|as\s+opposed\s+to|and\s+not|but\s+not|not)\s+([\w\s-]{2,40}?)"
                        r"(?=[?.,;)]|$)", re.IGNORECASE)
 # "the 3D-printing dataset paper", "the policy paper on open-sourcing foundation models", "the paper about X"
-_DESCRIBED = re.compile(r"\bthe\s+((?:[\w-]+\s+){0,5}?)(?:paper|study|one|work|article|dataset|system)\b"
+_DESCRIBED = re.compile(r"\bthe\s+((?:[\w-]+\s+){0,5}?)(?:paper|study|one|work|article|dataset|system|engine|framework|"
+                        r"library|technique|method|approach|algorithm|benchmark|tool)\b"
                         r"(?:\s+(?:about|on|that|which|where|for|of)\s+((?:(?!with\b|and\b|vs\b|versus\b)[\w-]+\s*){1,6}))?",
                         re.IGNORECASE)
-_DESCRIPTIVE_HEADS = frozenset({"dataset", "system"})  # 'the 3D-printing dataset' says more than 'the … paper'
+_DESCRIPTIVE_HEADS = frozenset({"dataset", "system", "engine", "framework", "library", "technique", "method", "approach",
+                                "algorithm", "benchmark", "tool"})  # 'the 3D-printing dataset' says more than 'the … paper'
 _COMPARE_SPLIT = re.compile(r"\s*(?:,|;|:|\band\b|\bwith\b|\bto\b|\bfrom\b|\bvs\.?|\bversus\b|\bagainst\b|\bor\b|"
                             r"\by\b|\bet\b|\bund\b|\bcon\b|\bavec\b|\bmit\b)\s*", re.I)
 _GERMAN = frozenset("der die das und ist wie was nicht ein eine mit für von zu den dem des im auf sich".split())
