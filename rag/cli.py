@@ -296,21 +296,6 @@ def chat(
     launch(_settings(host=host, port=port, share=share or None))
 
 
-@app.command(cls=_Command)
-@_guard
-def bench(
-    out: Annotated[Path, typer.Option(metavar="DIR", help="Directory for bench.json and bench.md.")] = Path("bench-out"),
-    sizes: Annotated[str, typer.Option(
-        metavar="N,N", help="Synthetic corpus sizes in chunks, comma-separated.")] = "10000,100000",
-    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny sizes and few repeats (CI).")] = False,
-    local: Annotated[bool, typer.Option("--local/--no-local", help="Include the local llama.cpp model.")] = True,
-) -> None:
-    """Benchmark every stage against a naive LangChain baseline and a no-framework floor."""
-    from rag.bench import run
-
-    run(out=out, sizes=[int(x) for x in sizes.split(",") if x.strip()], smoke=smoke, include_local=local)
-
-
 @app.command("eval", cls=_Command)
 @_guard
 def eval_(

@@ -15,6 +15,7 @@ import chromadb
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
@@ -77,9 +78,9 @@ class Index:
     read, at most once per settings.view_check_seconds) and reloads the view when it moved.
     """
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, embedder: Embeddings | None = None) -> None:
         self.store, self.settings = store, settings
-        self.embedder = get_embeddings(settings)
+        self.embedder = embedder if embedder is not None else get_embeddings(settings)
         self._corpus: Corpus | None = None
         self._checked = float("-inf")  # monotonic time of the last generation check
         self._lock = threading.Lock()
@@ -266,12 +267,12 @@ class HybridRetriever(BaseRetriever):
         fetch = min(self.settings.fetch_k, len(corpus.ids))
         if qvec is None:
             qvec = self.embed(query)
-        dense = self._dense(qvec, fetch, allowed)
+        dense = self.dense(qvec, fetch, allowed)
         ranked: dict[str, float] = {}
         for rank, cid in enumerate(dense):
             ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
         if self.mode == "hybrid":
-            for rank, cid in enumerate(self._bm25(query, fetch, allowed, corpus)):
+            for rank, cid in enumerate(self.keyword(query, fetch, allowed, corpus)):
                 ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
         # A dense hit the view does not know was written after it was loaded (another process's ingest): read it
         # from Chroma, and drop ids stored nowhere any more, instead of failing the question.
@@ -323,13 +324,15 @@ class HybridRetriever(BaseRetriever):
         """The query vector (compute it once and pass it to search() for several searches)."""
         return np.asarray(self.index.embedder.embed_query(query), dtype=np.float32)
 
-    def _dense(self, qvec: np.ndarray, fetch: int, allowed: set[str] | None) -> list[str]:
+    def dense(self, qvec: np.ndarray, fetch: int, allowed: set[str] | None = None) -> list[str]:
         """Chunk ids by cosine similarity from Chroma's HNSW index."""
         where = {"paper_id": {"$in": sorted(allowed)}} if allowed else None
         return self.index.query(qvec, fetch, where)
 
-    def _bm25(self, query: str, fetch: int, allowed: set[str] | None, corpus: Corpus) -> list[str]:
+    def keyword(self, query: str, fetch: int, allowed: set[str] | None = None,
+                corpus: Corpus | None = None) -> list[str]:
         """Chunk ids by BM25 score (zero-score chunks dropped)."""
+        corpus = corpus if corpus is not None else self.index.corpus()
         tokens = _tokenize([query])[0]
         if not tokens or corpus.bm25 is None:
             return []
