@@ -32,13 +32,12 @@ import platform
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,13 +315,6 @@ def _wait_idle(pid: int | None, timeout: float = 60.0) -> None:
         if now - last < 0.05:
             return
         last = now
-
-
-def _free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _version(package: str) -> str | None:
@@ -1107,40 +1099,30 @@ def stage_ui(ctx: Ctx, rep: Report) -> None:
         for sid, title, unit in ids:
             rep.skip(sid, title, unit, reason)
         return
-    import httpx
+    from rag.proc import ProcessExited, free_port, stop_process, wait_http
 
     env = _child_env(RAG_DATA_DIR=str(ctx.ours_dir), RAG_ANSWERER="extractive")
     launches: list[float] = []
     single: list[float] = []
     multi: list[float] = []
     for i in range(ctx.plan.ui_launches):
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}/"
         logfile = open(ctx.tmp / f"chat-{i}.log", "wb")  # noqa: SIM115 - closed in finally
         t = time.perf_counter()
         proc = subprocess.Popen([*_paperchat(), "chat", "--host", "127.0.0.1", "--port", str(port)], env=env,
                                 cwd=ROOT, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            while True:
-                if proc.poll() is not None:
-                    tail = (ctx.tmp / f"chat-{i}.log").read_text(errors="replace")[-500:]
-                    raise RuntimeError(f"paperchat chat exited with code {proc.returncode}: {tail}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url, timeout=2).status_code == 200:
-                        break
-                if time.perf_counter() - t > 180:
-                    raise RuntimeError("paperchat chat did not answer HTTP 200 within 180 s")
-                time.sleep(0.05)
+            try:
+                wait_http(url, 180, proc=proc, status=200, interval=0.05)
+            except ProcessExited as exc:
+                tail = (ctx.tmp / f"chat-{i}.log").read_text(errors="replace")[-500:]
+                raise RuntimeError(f"paperchat chat exited with code {exc.returncode}: {tail}") from None
             launches.append(time.perf_counter() - t)
             if i == ctx.plan.ui_launches - 1:
                 single, multi = _ui_clients(url, ctx.questions, ctx.plan.ui_requests)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, 15)
             logfile.close()
     rep.add(Stage("launch_ready", "Chat server: launch to HTTP 200", "s", {"ours": _summary(launches)},
                   note="includes building the pipeline and one warm-up answer before serving"))

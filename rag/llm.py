@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from rag import llm_guard
 from rag.llm_guard import Deadline  # noqa: F401 - re-exported: callers build deadlines with Deadline.after(s)
 from rag.llm_guard import Watch, watching
+from rag.proc import ProcessExited, free_port, stop_process, wait_http
 from rag.settings import Settings
 
 try:  # langchain-core>=1.3 marks prompts longer than the context window
@@ -411,13 +412,6 @@ def _server_env() -> dict[str, str]:
     return env
 
 
-def _free_port(host: str) -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 class LocalServer:
     """llama-cpp-python's OpenAI-compatible server in a child process, stopped at exit at the latest."""
 
@@ -499,7 +493,7 @@ class LocalServer:
             if importlib.util.find_spec("llama_cpp") is None:
                 raise LLMError("The local model needs llama-cpp-python: `pip install -e '.[local]'`.")
             self.stop()
-            self.port = _free_port(self.host)
+            self.port = free_port(self.host)
             self._log_dir = Path(tempfile.mkdtemp(prefix="paperchat-llama-"))
             started = time.monotonic()
             with open(self.log_path, "wb") as log_file:  # type: ignore[arg-type]
@@ -522,22 +516,16 @@ class LocalServer:
             return self
 
     def _wait_healthy(self, started: float) -> None:
-        """Poll GET /v1/models until it returns 200, the process exits or start_timeout passes."""
-        url = f"{self.base_url}/models"
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                if self._proc is None or self._proc.poll() is not None:
-                    code = self._proc.returncode if self._proc is not None else None
-                    raise LLMError(f"The local language model server exited (code {code}).{self._log_tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(url).status_code == 200:
-                        return
-                if time.monotonic() - started > self.start_timeout:
-                    raise LLMError(
-                        f"The local language model server was not ready within {_seconds(self.start_timeout)} s."
-                        f"{self._log_tail()}"
-                    )
-                time.sleep(0.2)
+        """Wait until GET /v1/models returns 200; LLMError if the process exits or start_timeout passes first."""
+        left = self.start_timeout - (time.monotonic() - started)
+        try:
+            wait_http(f"{self.base_url}/models", max(left, 0.0), proc=self._proc, status=200)
+        except ProcessExited as exc:
+            raise LLMError(f"The local language model server exited (code {exc.returncode}).{self._log_tail()}") \
+                from None
+        except TimeoutError:
+            raise LLMError(f"The local language model server was not ready within {_seconds(self.start_timeout)} s."
+                           f"{self._log_tail()}") from None
 
     def _log_tail(self) -> str:
         """The last lines of the server log, for an error message."""
@@ -554,13 +542,7 @@ class LocalServer:
             if proc is not None:
                 if proc.poll() is None:
                     log.info("stopping llama.cpp server pid %s", proc.pid)
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=grace)
-                    except subprocess.TimeoutExpired:
-                        log.warning("llama.cpp server pid %s ignored SIGTERM; killing it", proc.pid)
-                        proc.kill()
-                        proc.wait()
+                stop_process(proc, grace)
             atexit.unregister(self.stop)
             if self._log_dir is not None:
                 shutil.rmtree(self._log_dir, ignore_errors=True)

@@ -22,7 +22,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from conftest import free_port
+from rag.proc import free_port
 from fault_server import Body, Cut, FaultServer, Hang, Malformed, Reply, Status, canary_of, messages_text
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, validate_question
 from rag.citations import CITATION
