@@ -975,7 +975,7 @@ def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
     from langchain_community.llms import LlamaCpp
     from llama_cpp import Llama
 
-    from rag.llm import default_gguf, get_local_server, stop_local_server
+    from rag.llm.local import default_gguf, get_local_server, stop_local_server
 
     gguf = str(default_gguf())
     settings = _shipped(data_dir=ctx.ours_dir, answerer="local")

@@ -318,7 +318,10 @@ def eval_(
 ) -> None:
     """Run the question set through the chat's chain and write results, summary and report."""
     from rag.answer import Pipeline
-    from rag.evaluate import check_thresholds, evaluate, load_questions, parse_thresholds, write_outputs
+    from rag.eval.gates import check_thresholds, parse_thresholds
+    from rag.eval.questions import load_questions
+    from rag.eval.report import write_outputs
+    from rag.eval.run import evaluate
     from rag.settings import QUESTIONS_PATH
 
     gates = parse_thresholds(minimum or [], thresholds)

@@ -10,7 +10,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from rag.llm import LocalServer, default_gguf
+from rag.llm.local import LocalServer, default_gguf
 from rag.proc import free_port
 
 

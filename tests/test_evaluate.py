@@ -10,28 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from rag.evaluate import (
+from rag.eval.gates import check_thresholds, parse_thresholds
+from rag.eval.metrics import (
     METRICS,
-    Question,
-    QuestionResult,
-    SentenceRow,
-    check_thresholds,
-    citation_markers,
     compute_metrics,
-    evaluate,
     fact_found,
-    failure_tag,
     hit_at_k,
-    load_questions,
     mrr_at_k,
     ndcg_at_k,
-    parse_thresholds,
     recall_at_k,
-    score_sentence,
     unique_papers,
     wilson,
-    write_outputs,
 )
+from rag.eval.questions import Question, load_questions
+from rag.eval.report import write_outputs
+from rag.eval.run import evaluate
+from rag.eval.score import QuestionResult, SentenceRow, citation_markers, failure_tag, score_sentence
 from rag.types import Answer, Sentence, Source
 
 RANKED = ["a", "b", "c", "d", "e"]
@@ -359,5 +353,5 @@ def test_load_questions_reports_the_line(tmp_path: Path) -> None:
 
 
 def test_library_stays_free_of_gradio() -> None:
-    code = "import sys, rag.evaluate, rag.report; assert 'gradio' not in sys.modules"
+    code = "import sys, rag.eval.run, rag.eval.report; assert 'gradio' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
