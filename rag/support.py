@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from rag.text import STOPWORDS, numbers, sentences, stem, words
+from rag.text import STOPWORDS, numbers, sentences, stem, strip_citations, words
 
 # Calibrated on tests/data/support_pairs.jsonl (71 hand-labelled pairs, 34 supported) by a sweep of tau
 # over 0.30..0.75: best agreement 65/71 = 0.915, reached at tau <= 0.40 and at 0.55; 0.55 has the higher
@@ -47,7 +47,6 @@ NEGATIONS = frozenset(
     "not no never cannot can't cant won't don't doesn't didn't isn't aren't wasn't weren't shouldn't wouldn't "
     "couldn't hasn't haven't hadn't without neither nor none nothing unable fail fails failed failing unlike".split()
 )
-_CITATION = re.compile(r"\s*\[\d+(?:\s*[,;–-]\s*\d+)*\]")
 _EMPHASIS = re.compile(r"(?<![\w*])(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
 _SPACED_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u202f,]\d{3})+(?![\d,]|\.\d)")
 _TIMES = re.compile(r"(\d)\s*(?:times\b|×|x\b|X\b)")
@@ -128,7 +127,7 @@ class SupportResult:
 
 def strip_markup(text: str) -> str:
     """Text without citation markers ("[1]", "[2, 3]") or Markdown emphasis."""
-    text = _CITATION.sub("", text)
+    text = strip_citations(text)
     text = _EMPHASIS.sub(r"\2", text)
     return re.sub(r"\s+", " ", text).strip()
 

@@ -22,6 +22,13 @@ STOPWORDS = frozenset(
     shown s propose proposes proposed present presents introduce introduces new existing work approach method""".split()
 )
 
+# A citation marker: one source number or a group of them, [1], [2, 3], [2; 3] (the only citation syntax).
+CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_CITATION_SEP = re.compile(r"\s*[,;]\s*")
+# What strip_citations removes: markers with the space before them, ranges such as [1–3] too (they cite nothing
+# checkable, but must not be read as words or numbers of the sentence).
+_CITATION_MARK = re.compile(r"\s*\[\d+(?:\s*[,;–-]\s*\d+)*\]")
+
 
 @lru_cache(maxsize=1)
 def encoding() -> tiktoken.Encoding:
@@ -50,6 +57,21 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 def sentences(text: str) -> list[str]:
     """The sentences of text."""
     return [text[a:b] for a, b in split_sentences(text)]
+
+
+def citation_group(group: str) -> list[int]:
+    """The source numbers of one CITATION match's group ('2, 3' -> [2, 3])."""
+    return [int(n) for n in _CITATION_SEP.split(group)]
+
+
+def citation_numbers(text: str) -> list[int]:
+    """Citation numbers in text, in order of appearance ('[1]', '[2, 3]', '[2; 3]')."""
+    return [n for group in CITATION.findall(text) for n in citation_group(group)]
+
+
+def strip_citations(text: str) -> str:
+    """Text without its citation markers (and the space before each)."""
+    return _CITATION_MARK.sub("", text)
 
 
 def words(text: str) -> list[str]:

@@ -25,7 +25,8 @@ from rag.eval.metrics import (
 from rag.eval.questions import Question, load_questions
 from rag.eval.report import write_outputs
 from rag.eval.run import evaluate
-from rag.eval.score import QuestionResult, SentenceRow, citation_markers, failure_tag, score_sentence
+from rag.eval.score import QuestionResult, SentenceRow, failure_tag, score_sentence
+from rag.text import citation_numbers
 from rag.types import Answer, Sentence, Source
 
 RANKED = ["a", "b", "c", "d", "e"]
@@ -97,8 +98,8 @@ def test_fact_matching(alternatives: list[str], answer: str, found: bool) -> Non
     ("text", "expected"),
     [("a [1] b [2, 3].", [1, 2, 3]), ("[12]", [12]), ("none", []), ("[1][2]", [1, 2]), ("[a] [1;4]", [1, 4])],
 )
-def test_citation_markers(text: str, expected: list[int]) -> None:
-    assert citation_markers(text) == expected
+def test_citation_numbers(text: str, expected: list[int]) -> None:
+    assert citation_numbers(text) == expected
 
 
 def _row(**overrides: object) -> QuestionResult:

@@ -290,6 +290,11 @@ def test_citations_link_only_to_local_anchors() -> None:
     assert re.findall(r"\]\(([^)]*)\)", out) == ["#src-4-2", "#src-4-3"]
 
 
+def test_citation_groups_link_each_known_number() -> None:
+    out = render.link_citations("A claim [2, 3; 9].", turn=1, known={2, 3})
+    assert out == "A claim [[2]](#src-1-2)[[3]](#src-1-3)[9]."
+
+
 def test_sources_panel_escapes_passages(pipeline: Pipeline) -> None:
     ans = pipeline.answer(SEESAW_Q)
     src = ans.sources[0].model_copy(update={"text": '<script>x()</script> <b onclick="y()">b</b>', "title": "<i>T"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field
 from rag.eval.metrics import fact_found, hit_at_k, unique_papers
 from rag.eval.questions import Question
 from rag.support import strip_markup, support, support_multi
+from rag.text import citation_numbers
 from rag.text import sentences as split_sentences
 from rag.types import Answer, Source
 
@@ -18,12 +18,6 @@ FAILURE_TAGS: tuple[str, ...] = (
     "error", "retrieval_miss", "false_abstain", "missed_facts", "bad_citation", "unsupported_sentence",
     "missed_abstain", "ok",
 )
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-
-
-def citation_markers(text: str) -> list[int]:
-    """Citation numbers in text, in order of appearance ('[1]', '[2, 3]')."""
-    return [int(n) for group in _CITATION.findall(text) for n in re.split(r"\s*[,;]\s*", group)]
 
 
 class SentenceRow(BaseModel):
@@ -86,9 +80,9 @@ class QuestionResult(BaseModel):
 def _answer_sentences(answer: Answer) -> list[tuple[str, list[int]]]:
     """(text, citations) per sentence: the chain's sentences if it gave them, else the answer split."""
     if answer.sentences:
-        pairs = [(s.text, [*s.citations, *citation_markers(s.text)]) for s in answer.sentences]
+        pairs = [(s.text, [*s.citations, *citation_numbers(s.text)]) for s in answer.sentences]
     else:
-        pairs = [(s, citation_markers(s)) for s in split_sentences(answer.answer)]
+        pairs = [(s, citation_numbers(s)) for s in split_sentences(answer.answer)]
     return [(strip_markup(t), list(dict.fromkeys(c))) for t, c in pairs if strip_markup(t)]
 
 
@@ -151,7 +145,7 @@ def score_answer(question: Question, answer: Answer, latency_ms: float) -> Quest
             row.citations_precise += precise
             cited += citations
         # The chain strips citations to missing passages; they still count as fabricated here.
-        every = set(cited) | set(citation_markers(answer.answer)) | set(answer.removed_citations)
+        every = set(cited) | set(citation_numbers(answer.answer)) | set(answer.removed_citations)
         row.invalid_citations = sorted(c for c in every if c not in by_n)
         row.cited_papers = unique_papers(by_n[c].paper_id for c in cited if c in by_n)
     row.failure = failure_tag(row)
