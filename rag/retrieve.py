@@ -22,7 +22,7 @@ from pydantic import ConfigDict
 from rag.embeddings import get_embeddings
 from rag.settings import Settings
 from rag.store import PAGE, Store, StoreError, get_all, reopen_store, sentence_id, written_elsewhere
-from rag.text import STOPWORDS, content_words
+from rag.text import content_words, hyphen_parts
 from rag.types import Paper, Source
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
         for w in content_words(text):
             toks.append(w)
             if "-" in w:
-                toks.extend(p for p in w.split("-") if p and p not in STOPWORDS)
+                toks.extend(hyphen_parts(w))
                 toks.append(w.replace("-", ""))
         out.append(toks)
     return out
