@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 
 from rag.support import support_multi
+from rag.text import CITATION, citation_group, citation_numbers
 from rag.text import sentences as split_into_sentences
 from rag.types import Sentence, Source
 
-CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_MOVED_CITES = re.compile(r"([.!?])\s*((?:\s*\[\d+(?:\s*,\s*\d+)*\])+)")
+_MOVED_CITES = re.compile(rf"([.!?])\s*((?:\s*{CITATION.pattern})+)")  # "Text. [1]": cites the sentence before
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 GROUNDED_SHARE = 0.5  # an LLM answer with fewer supported sentences than this is not passed off as grounded
 
@@ -64,7 +64,7 @@ def check_citations(text: str, sources: list[Source]) -> CheckResult:
     removed: list[int] = []
 
     def fix(match: re.Match[str]) -> str:
-        nums = [int(x) for x in re.split(r"\s*,\s*", match.group(1))]
+        nums = citation_group(match.group(1))
         kept = [n for n in nums if n in valid]
         removed.extend(n for n in nums if n not in valid)
         return "".join(f"[{n}]" for n in kept)
@@ -72,7 +72,7 @@ def check_citations(text: str, sources: list[Source]) -> CheckResult:
     cleaned = CITATION.sub(fix, text)
     sentences: list[Sentence] = []
     for unit in _units(cleaned):
-        cites = list(dict.fromkeys(int(n) for group in CITATION.findall(unit) for n in re.split(r"\s*,\s*", group)))
+        cites = list(dict.fromkeys(citation_numbers(unit)))
         body = CITATION.sub("", _strip_label(unit)).strip()
         if not body:
             continue

@@ -314,21 +314,6 @@ def mcp(
         server.run("stdio")
 
 
-@app.command(cls=_Command)
-@_guard
-def bench(
-    out: Annotated[Path, typer.Option(metavar="DIR", help="Directory for bench.json and bench.md.")] = Path("bench-out"),
-    sizes: Annotated[str, typer.Option(
-        metavar="N,N", help="Synthetic corpus sizes in chunks, comma-separated.")] = "10000,100000",
-    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny sizes and few repeats (CI).")] = False,
-    local: Annotated[bool, typer.Option("--local/--no-local", help="Include the local llama.cpp model.")] = True,
-) -> None:
-    """Benchmark every stage against a naive LangChain baseline and a no-framework floor."""
-    from rag.bench import run
-
-    run(out=out, sizes=[int(x) for x in sizes.split(",") if x.strip()], smoke=smoke, include_local=local)
-
-
 @app.command("eval", cls=_Command)
 @_guard
 def eval_(
@@ -351,7 +336,10 @@ def eval_(
 ) -> None:
     """Run the question set through the chat's chain and write results, summary and report."""
     from rag.answer import Pipeline
-    from rag.evaluate import check_thresholds, evaluate, load_questions, parse_thresholds, write_outputs
+    from rag.eval.gates import check_thresholds, parse_thresholds
+    from rag.eval.questions import load_questions
+    from rag.eval.report import write_outputs
+    from rag.eval.run import evaluate
     from rag.settings import QUESTIONS_PATH
 
     gates = parse_thresholds(minimum or [], thresholds)

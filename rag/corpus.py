@@ -8,14 +8,11 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from rag.text import TITLE_STOPWORDS
 from rag.types import Paper
 
 MAX_TITLE_CHARS = 300
 MIN_ABSTRACT_CHARS = 80
-_STOPWORDS = frozenset(
-    "a an the of for and or to in on at by via with from into based towards toward is are its their "
-    "our using".split()
-)
 # A "name-like" token: a word with internal capitals or digits (MoEShard, 2BP, S2-Attention, HO-Ring).
 _NAME_TOKEN = re.compile(r"(?<![\w-])([A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)(?![\w-])")
 _PHRASE = r"([A-Z0-9][\w-]*(?:\s+[A-Z][\w-]*)*)"
@@ -39,7 +36,7 @@ class CorpusError(ValueError):
 def slugify(text: str, max_words: int = 3) -> str:
     """Lower-case, hyphen-joined slug of the first content words of text."""
     words = [w for w in re.split(r"[^a-z0-9-]+", text.lower().replace("'", "")) if w.strip("-")]
-    content = [w.strip("-") for w in words if w not in _STOPWORDS]
+    content = [w.strip("-") for w in words if w not in TITLE_STOPWORDS]
     return "-".join(content[:max_words]) or "paper"
 
 
@@ -90,7 +87,7 @@ def derive_aliases(papers: list[tuple[str, str]]) -> list[list[str]]:
         aliases: list[str] = []
         for cand in candidates:
             key = cand.lower()
-            if key in {a.lower() for a in aliases} or key in _STOPWORDS:
+            if key in {a.lower() for a in aliases} or key in TITLE_STOPWORDS:
                 continue
             pattern = re.compile(rf"(?<![\w-]){re.escape(key)}(?![\w-])")
             if any(pattern.search(t) for j, t in enumerate(texts) if j != i):

@@ -52,8 +52,12 @@ class MiniLMEmbeddings(Embeddings):
     name = MINILM_NAME
     dim = MINILM_DIM
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, pad_to: int | None = None) -> None:
+        """pad_to: pad every input to this many tokens (chromadb's default embedder pads to 256), not the batch's."""
         self._threads = threads
+        self._pad_to = pad_to
+        if pad_to:
+            self.name = f"{MINILM_NAME}-padded{pad_to}"
         self._session = None
         self._tokenizer = None
         self._lock = threading.Lock()
@@ -69,7 +73,8 @@ class MiniLMEmbeddings(Embeddings):
             model_path, tok_path = minilm_files()
             tokenizer = Tokenizer.from_file(str(tok_path))
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
-            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # pads to the longest in a batch only
+            # pads to the longest in a batch only, unless a fixed length was asked for
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=self._pad_to)
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
             if self._threads:

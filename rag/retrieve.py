@@ -15,6 +15,7 @@ import chromadb
 import numpy as np
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
@@ -22,7 +23,7 @@ from pydantic import ConfigDict
 from rag.embeddings import get_embeddings
 from rag.settings import Settings
 from rag.store import PAGE, Store, StoreError, get_all, reopen_store, sentence_id, written_elsewhere
-from rag.text import STOPWORDS, content_words
+from rag.text import content_words, hyphen_parts
 from rag.types import Paper, Source
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
         for w in content_words(text):
             toks.append(w)
             if "-" in w:
-                toks.extend(p for p in w.split("-") if p and p not in STOPWORDS)
+                toks.extend(hyphen_parts(w))
                 toks.append(w.replace("-", ""))
         out.append(toks)
     return out
@@ -78,9 +79,9 @@ class Index:
     read, at most once per settings.view_check_seconds) and reloads the view when it moved.
     """
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, embedder: Embeddings | None = None) -> None:
         self.store, self.settings = store, settings
-        self.embedder = get_embeddings(settings)
+        self.embedder = embedder if embedder is not None else get_embeddings(settings)
         self._corpus: Corpus | None = None
         self._checked = float("-inf")  # monotonic time of the last generation check
         self._lock = threading.Lock()
@@ -281,12 +282,12 @@ class HybridRetriever(BaseRetriever):
         fetch = min(self.settings.fetch_k, len(corpus.ids))
         if qvec is None:
             qvec = self.embed(query)
-        dense = self._dense(qvec, fetch, allowed)
+        dense = self.dense(qvec, fetch, allowed)
         ranked: dict[str, float] = {}
         for rank, cid in enumerate(dense):
             ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
         if self.mode == "hybrid":
-            for rank, cid in enumerate(self._bm25(query, fetch, allowed, corpus)):
+            for rank, cid in enumerate(self.keyword(query, fetch, allowed, corpus)):
                 ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
         # A dense hit the view does not know was written after it was loaded (another process's ingest): read it
         # from Chroma, and drop ids stored nowhere any more, instead of failing the question.
@@ -338,13 +339,15 @@ class HybridRetriever(BaseRetriever):
         """The query vector (compute it once and pass it to search() for several searches)."""
         return np.asarray(self.index.embedder.embed_query(query), dtype=np.float32)
 
-    def _dense(self, qvec: np.ndarray, fetch: int, allowed: set[str] | None) -> list[str]:
+    def dense(self, qvec: np.ndarray, fetch: int, allowed: set[str] | None = None) -> list[str]:
         """Chunk ids by cosine similarity from Chroma's HNSW index."""
         where = {"paper_id": {"$in": sorted(allowed)}} if allowed else None
         return self.index.query(qvec, fetch, where)
 
-    def _bm25(self, query: str, fetch: int, allowed: set[str] | None, corpus: Corpus) -> list[str]:
+    def keyword(self, query: str, fetch: int, allowed: set[str] | None = None,
+                corpus: Corpus | None = None) -> list[str]:
         """Chunk ids by BM25 score (zero-score chunks dropped)."""
+        corpus = corpus if corpus is not None else self.index.corpus()
         tokens = _tokenize([query])[0]
         if not tokens or corpus.bm25 is None:
             return []

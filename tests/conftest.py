@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 
 from rag.answer import Pipeline
+from rag.proc import free_port, stop_process, wait_http
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,29 +43,6 @@ def pipeline(index_dir: Path) -> Pipeline:
     return Pipeline(Settings(data_dir=index_dir))
 
 
-def free_port() -> int:
-    """A free TCP port on localhost."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    """Wait until url answers HTTP (any status), or fail."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode} before {url} answered")
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
 @contextmanager
 def server_process(cmd: list[str], url: str, log_path: Path, timeout: float = 60.0,
                    **popen: Any) -> Iterator[subprocess.Popen]:
@@ -77,11 +53,7 @@ def server_process(cmd: list[str], url: str, log_path: Path, timeout: float = 60
         wait_http(url, timeout=timeout, proc=proc)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 10)
         log.close()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +10,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from rag.llm import LocalServer, default_gguf
+from rag.llm.local import LocalServer, default_gguf
+from rag.proc import free_port
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +25,7 @@ def llama_server() -> Iterator[LocalServer]:
 @pytest.fixture
 def dead_llm_url() -> str:
     """An OpenAI-style base URL on a local port with nothing listening."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 class FakeChatModel(BaseChatModel):

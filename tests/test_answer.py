@@ -307,6 +307,16 @@ def test_citation_check_removes_fabricated_and_marks_unsupported():
     assert not checked.grounded
 
 
+@pytest.mark.parametrize("marker", ["[1, 7]", "[1; 7]", "[1][7]"])
+def test_citation_groups_are_one_syntax(marker: str) -> None:
+    """The checker, the evaluation and the UI read the same markers (rag.text.CITATION)."""
+    src = [Source(n=1, paper_id="seesaw", title="Seesaw", chunk_id="c1", score=1.0,
+                  text="Seesaw achieves a throughput increase of up to 1.78x compared to vLLM.")]
+    checked = check_citations(f"Seesaw achieves up to 1.78x higher throughput than vLLM {marker}.", src)
+    assert checked.removed == [7] and checked.text.endswith("vLLM [1].")
+    assert checked.sentences[0].citations == [1] and checked.sentences[0].supported
+
+
 def test_this_paper_introduces_stands_alone(pipeline):
     ans = pipeline.answer("What is 2BP?")
     assert not ans.sentences[0].text.startswith("However"), ans.answer

@@ -76,7 +76,7 @@ def test_dead_endpoint_gives_notice_and_extractive_answer(index_dir, dead_llm_ur
 
 def test_local_answerer_starts_its_own_server(index_dir, llama_server):  # noqa: F811
     pytest.importorskip("llama_cpp")
-    from rag.llm import stop_local_server
+    from rag.llm.local import stop_local_server
 
     pipe = Pipeline(Settings(data_dir=index_dir, answerer="local", llm_max_tokens=60))
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import bench
+import bench
 
 # Measured even in a smoke run; local-model and UI stages are skipped there (each with a note).
 CORE = ["query_embedding", "ingest_total", "ingest_embed_rate", "ingest_store_rate", "cold_start", "answer_total",

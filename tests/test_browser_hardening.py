@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from conftest import CHROMIUM, free_port, serve_app
+from conftest import CHROMIUM, serve_app
+
+from rag.proc import free_port
 from rag.answer import Pipeline
 
 pytestmark = [

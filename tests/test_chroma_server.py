@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, pipeline_on_server, wait_http
+from conftest import pipeline_on_server
+
+from rag.proc import free_port, stop_process, wait_http
 from rag.answer import Pipeline
 from rag.chunking import chunk_paper
 from rag.corpus import load_corpus
@@ -46,13 +48,8 @@ class ChromaProcess:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 10)
         self.proc = None
 
 

@@ -17,7 +17,7 @@ from rag import cli
 from rag.answer import ANSWERERS
 from rag.settings import Settings
 
-COMMANDS = ["ingest", "papers", "search", "ask", "chat", "mcp", "bench", "eval", "build-corpus"]
+COMMANDS = ["ingest", "papers", "search", "ask", "chat", "mcp", "eval", "build-corpus"]
 
 
 def help_text(*args: str) -> str:

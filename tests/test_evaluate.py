@@ -10,28 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from rag.evaluate import (
+from rag.eval.gates import check_thresholds, parse_thresholds
+from rag.eval.metrics import (
     METRICS,
-    Question,
-    QuestionResult,
-    SentenceRow,
-    check_thresholds,
-    citation_markers,
     compute_metrics,
-    evaluate,
     fact_found,
-    failure_tag,
     hit_at_k,
-    load_questions,
     mrr_at_k,
     ndcg_at_k,
-    parse_thresholds,
     recall_at_k,
-    score_sentence,
     unique_papers,
     wilson,
-    write_outputs,
 )
+from rag.eval.questions import Question, load_questions
+from rag.eval.report import write_outputs
+from rag.eval.run import evaluate
+from rag.eval.score import QuestionResult, SentenceRow, failure_tag, score_sentence
+from rag.text import citation_numbers
 from rag.types import Answer, Sentence, Source
 
 RANKED = ["a", "b", "c", "d", "e"]
@@ -103,8 +98,8 @@ def test_fact_matching(alternatives: list[str], answer: str, found: bool) -> Non
     ("text", "expected"),
     [("a [1] b [2, 3].", [1, 2, 3]), ("[12]", [12]), ("none", []), ("[1][2]", [1, 2]), ("[a] [1;4]", [1, 4])],
 )
-def test_citation_markers(text: str, expected: list[int]) -> None:
-    assert citation_markers(text) == expected
+def test_citation_numbers(text: str, expected: list[int]) -> None:
+    assert citation_numbers(text) == expected
 
 
 def _row(**overrides: object) -> QuestionResult:
@@ -359,5 +354,5 @@ def test_load_questions_reports_the_line(tmp_path: Path) -> None:
 
 
 def test_library_stays_free_of_gradio() -> None:
-    code = "import sys, rag.evaluate, rag.report; assert 'gradio' not in sys.modules"
+    code = "import sys, rag.eval.run, rag.eval.report; assert 'gradio' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

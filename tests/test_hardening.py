@@ -14,7 +14,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from conftest import free_port, serve_app
+from conftest import serve_app
+
+from rag.proc import free_port
 from rag.answer import Pipeline, QuestionError
 from rag.settings import Settings
 from ui.app import ANSWERING, ChatHandlers, build_app

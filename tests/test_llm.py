@@ -14,21 +14,10 @@ import pytest
 from fault_server import FaultServer, Flood, Reply, Status, Trickle
 from llm_fixtures import dead_llm_url, llama_server  # noqa: F401
 
-from rag.llm import (
-    DEFAULT_MAX_CHARS,
-    Deadline,
-    LLMDeadlineExceeded,
-    LLMError,
-    LLMTruncated,
-    LocalServer,
-    chat_model,
-    complete,
-    default_gguf,
-    friendly_error,
-    get_local_server,
-    stop_local_server,
-    stream_text,
-)
+from rag.llm.chat import DEFAULT_MAX_CHARS, chat_model, complete, stream_text
+from rag.llm.errors import LLMDeadlineExceeded, LLMError, LLMTruncated, friendly_error
+from rag.llm.guard import Deadline
+from rag.llm.local import LocalServer, default_gguf, get_local_server, stop_local_server
 from rag.settings import Settings, get_settings
 
 SECRET = "sk-test-secret-123"

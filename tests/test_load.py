@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from conftest import free_port
+from rag.proc import free_port
 from rag.answer import Pipeline
 from rag.settings import Settings
 from ui.app import build_app

@@ -14,11 +14,12 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from conftest import ROOT, free_port, server_process
+from conftest import ROOT, server_process
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from rag.answer import ABSTAIN_SENTENCE, Pipeline
+from rag.proc import free_port
 
 pytestmark = pytest.mark.slow
 TOOLS = {"ask", "search_papers", "compare", "list_papers", "get_paper"}

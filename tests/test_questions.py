@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from rag.evaluate import CATEGORIES, fact_found, load_questions
+from rag.eval.metrics import fact_found
+from rag.eval.questions import CATEGORIES, load_questions
 from rag.settings import BLIND_SETS, CORPUS_PATH, QUESTIONS_PATH
 
 REQUIRED = {"id", "question", "category", "gold_papers", "facts", "history", "expect_abstain"}

@@ -22,7 +22,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from conftest import free_port
+from rag.proc import free_port
 from fault_server import Body, Cut, FaultServer, Hang, Malformed, Reply, Status, canary_of, messages_text
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, validate_question
 from rag.citations import CITATION
@@ -378,7 +378,8 @@ def test_llm_stream_cut_cleanly_is_not_passed_off_as_an_answer(llm_pipe: Pipelin
 ], ids=["ok", "5xx then ok", "malformed", "empty", "cut body", "404"])
 @pytest.mark.parametrize("streaming", [False, True], ids=["json", "sse"])
 def test_llm_module_faults(fault: FaultServer, script: list[Any], expected: str, streaming: bool) -> None:
-    from rag.llm import LLMError, chat_model, complete, stream_text
+    from rag.llm.chat import chat_model, complete, stream_text
+    from rag.llm.errors import LLMError
 
     fault.script(*script)
     model = chat_model(Settings(llm_base_url=fault.url, llm_timeout=TIMEOUT, llm_api_key=SecretStr(SECRET)))
@@ -394,7 +395,8 @@ def test_llm_module_faults(fault: FaultServer, script: list[Any], expected: str,
 
 
 def test_stream_text_detects_a_cleanly_cut_stream(fault_llm: FaultServer) -> None:
-    from rag.llm import LLMError, chat_model, stream_text
+    from rag.llm.chat import chat_model, stream_text
+    from rag.llm.errors import LLMError
 
     fault_llm.script(Cut(chunked=False))
     model = chat_model(Settings(llm_base_url=fault_llm.url, llm_timeout=TIMEOUT))

@@ -33,7 +33,9 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, free_port, wait_http
+from conftest import ROOT
+
+from rag.proc import free_port, stop_process, wait_http
 from rag.settings import QUESTIONS_PATH
 
 log = logging.getLogger("soak")
@@ -80,17 +82,6 @@ def rss_mb(pid: int) -> float:
         return round(int(match.group(1)) / 1024, 1) if match else float("nan")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate one process this test started; kill it if it does not go within 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def start(stack: ExitStack, args: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
     """Start a long-lived process with its output in log_path; stopped when the stack closes (even on failure)."""
     out = stack.enter_context(open(log_path, "w"))  # noqa: SIM115 - closed by the stack after the process stops
@@ -109,7 +100,7 @@ def ingest(env: dict[str, str], paths: list[Path], timeout: float = 300) -> tupl
     except subprocess.TimeoutExpired:
         out, err = "", f"did not finish within {timeout} s"
     finally:
-        stop(proc)
+        stop_process(proc, 10)
     failed = "" if proc.returncode == 0 and "Traceback" not in err else f"exit {proc.returncode}: {err[-2000:]}"
     lines = out.strip().splitlines()
     return time.perf_counter() - t0, lines[-1] if lines else "", failed

@@ -19,7 +19,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from conftest import ROOT, free_port, wait_http
+from conftest import ROOT
+
+from rag.proc import free_port, stop_process, wait_http
 from fault_server import Body, FaultServer, Reply, messages_text
 from rag.answer import Pipeline, QuestionError, validate_question
 from rag.settings import Settings
@@ -288,6 +290,11 @@ def test_citations_link_only_to_local_anchors() -> None:
     assert re.findall(r"\]\(([^)]*)\)", out) == ["#src-4-2", "#src-4-3"]
 
 
+def test_citation_groups_link_each_known_number() -> None:
+    out = render.link_citations("A claim [2, 3; 9].", turn=1, known={2, 3})
+    assert out == "A claim [[2]](#src-1-2)[[3]](#src-1-3)[9]."
+
+
 def test_sources_panel_escapes_passages(pipeline: Pipeline) -> None:
     ans = pipeline.answer(SEESAW_Q)
     src = ans.sources[0].model_copy(update={"text": '<script>x()</script> <b onclick="y()">b</b>', "title": "<i>T"})
@@ -337,8 +344,7 @@ def test_launch_serves_locally_with_auth(index_dir: Path, tmp_path: Path) -> Non
         assert client.predict(api_name="/papers")
         print(f"launch() to serving: {ready:.1f} s")
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_process(proc, 20)
         log.close()
     out = (tmp_path / "chat.log").read_text()
     assert re.search(r"ready in \d+\.\d s at http://127\.0\.0\.1:\d+", out), out

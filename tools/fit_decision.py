@@ -20,7 +20,7 @@ from pathlib import Path
 from rag.answer import Pipeline
 from rag.answer.decide import DecisionParams, decide
 from rag.answer.models import State
-from rag.evaluate import Question, load_questions
+from rag.eval.questions import Question, load_questions
 from rag.settings import BLIND_SETS, QUESTIONS_PATH
 
 # Two independent groups: list questions use only the list thresholds, every other question only the rest.

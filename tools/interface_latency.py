@@ -26,7 +26,7 @@ import openai
 from mcp import Client, StdioServerParameters
 
 from rag.answer import Pipeline
-from rag.evaluate import load_questions
+from rag.eval.questions import load_questions
 from rag.settings import QUESTIONS_PATH, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 from rag.answer import ABSTAIN_SENTENCE
+from rag.text import CITATION, citation_group, citation_numbers
 from rag.types import Answer, Paper, Source
 
 _TARGET = r"\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)?"  # a link target, with one level of nested parentheses
@@ -15,7 +16,6 @@ _LINK = re.compile(r"\[([^\]]*)\]" + _TARGET)
 _REF_DEF = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
 _SCHEME = re.compile(r"\b(https?|ftp|javascript|data|vbscript|file|mailto)(:)", re.IGNORECASE)
 _WWW = re.compile(r"\bwww\.", re.IGNORECASE)
-_CITE = re.compile(r"\[(\d+)\]")
 ABSTAIN_HEAD = "Not in these papers"
 
 
@@ -50,13 +50,16 @@ def link_citations(text: str, turn: int, known: set[int] | None = None) -> str:
     Markdown rather than HTML so a message copied from the chat reads as Markdown: "[[1]](#src-0-1)".
     """
 
-    def repl(m: re.Match[str]) -> str:
-        n = int(m.group(1))
-        if known is not None and n not in known:
-            return m.group(0)
-        return f"[[{n}]](#{anchor(turn, n)})"
+    def link(n: int) -> str:
+        return f"[{n}]" if known is not None and n not in known else f"[[{n}]](#{anchor(turn, n)})"
 
-    return _CITE.sub(repl, text)
+    def repl(m: re.Match[str]) -> str:
+        nums = citation_group(m.group(1))
+        if len(nums) == 1 and known is not None and nums[0] not in known:
+            return m.group(0)
+        return "".join(link(n) for n in nums)
+
+    return CITATION.sub(repl, text)
 
 
 def _verbatim(sentence: str, sources: Iterable[Source]) -> bool:
@@ -156,7 +159,7 @@ def _highlight(source: Source, answer: Answer) -> str:
 def cited_numbers(answer: Answer) -> list[int]:
     """Source numbers the answer text cites, in order of first citation."""
     known = {s.n for s in answer.sources}
-    found = [int(m) for m in _CITE.findall(answer.answer + "\n" + answer.evidence)]
+    found = citation_numbers(answer.answer + "\n" + answer.evidence)
     return [n for n in dict.fromkeys(found) if n in known]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rag.answer.evidence import has_term
 from rag.answer.models import ABSTAIN_SENTENCE, Analysis, Kind, Request, Turn
 from rag.retrieve import mentioned_papers
-from rag.text import STOPWORDS, content_words, stem, stems, term_text, words
+from rag.text import STOPWORDS, content_words, hyphen_parts, stem, stems, term_text, words
 from rag.types import Paper
 
 # Words that shape a question (in the languages users type) but say nothing about its topic.
@@ -142,7 +142,7 @@ def focus_terms(text: str, named: set[str], vocab: set[str], english: bool) -> l
         if not english and w not in vocab and stem(w) not in vocab:
             continue
         if "-" in w:  # one concept: mixture-of-experts is covered where mixture and expert both are
-            parts = [stem(p) for p in w.split("-") if p and p not in STOPWORDS and len(p) > 1]
+            parts = [stem(p) for p in hyphen_parts(w) if len(p) > 1]
             out.append("-".join(parts) if len(parts) > 1 else (parts[0] if parts else stem(w)))
         else:
             out.append(stem(w))

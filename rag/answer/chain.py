@@ -176,7 +176,7 @@ def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
             yield "text", delta
         draft = Draft(text="".join(parts), answerer=req.answerer)
     except Exception as exc:  # every LLM failure becomes a notice plus the extractive answer, but a cut reply
-        from rag.llm import LLMTruncated, friendly_error
+        from rag.llm.errors import LLMTruncated, friendly_error
 
         if isinstance(exc, LLMTruncated):  # keeps what came: it is checked like any answer, with the notice
             draft = Draft(text="".join(parts), answerer=req.answerer, notice=str(exc))

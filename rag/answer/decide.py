@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from rag.answer.analyse import QUESTION_WORDS, short_name
 from rag.answer.evidence import CUES, coverage, has_term
 from rag.answer.models import Analysis, Decision, Evidence, Retrieved, Signals
-from rag.text import stem, stems
+from rag.text import stem, stems, word_family
 from rag.types import Paper
 
 
@@ -165,7 +165,7 @@ def wanted_figure(question: str) -> tuple[str, re.Pattern[str]]:
         return "speed-up or improvement figure", re.compile(r"\d\s*(x\b|×|times\b|%|X\b)", re.IGNORECASE)
     m = _COUNT_Q.search(question)
     if m and m.group(1).lower() not in QUESTION_WORDS:
-        noun = re.escape(stem(m.group(1).lower())[:5])
+        noun = re.escape(word_family(stem(m.group(1).lower())))
         return f"count of {m.group(1)}", re.compile(rf"\d[\d,. ]*\s*(?:[\w-]+\s+){{0,2}}{noun}|{noun}\w*\s+of\s+\d",
                                                     re.IGNORECASE)
     return "figure", re.compile(r"\d")

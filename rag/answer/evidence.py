@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rag.answer.models import Analysis, Evidence, Kind
-from rag.text import split_sentences, stem, stems
+from rag.text import FAMILY_PREFIX, content_words, same_word_family, split_sentences, stem, stems
 from rag.types import Source
 
 SentenceVectors = Callable[[list[tuple[str, int, int]]], np.ndarray]
@@ -92,17 +92,6 @@ def name_terms(texts: list[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def _prefix_match(a: str, b: str) -> bool:
-    """Stems of one word family: a common prefix of 5+ letters covering 80% of the shorter (modify/modificat)."""
-    short = min(len(a), len(b))
-    if short < 5 or a[:5] != b[:5]:
-        return False
-    n = 5
-    while n < short and a[n] == b[n]:
-        n += 1
-    return n >= 0.8 * short
-
-
 def has_term(term: str, have: set[str]) -> bool:
     """Whether a topic stem is among have (a compound 'mixture-of-expert' only when all its parts are), or shares a
     word family with one."""
@@ -110,7 +99,7 @@ def has_term(term: str, have: set[str]) -> bool:
         return True
     if "-" in term:
         return all(has_term(p, have) for p in term.split("-"))
-    return len(term) >= 5 and any(_prefix_match(term, h) for h in have)
+    return len(term) >= FAMILY_PREFIX and any(same_word_family(term, h) for h in have)
 
 
 def absent_idf(idf: dict[str, float]) -> float:

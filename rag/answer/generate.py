@@ -62,8 +62,8 @@ def condense_messages(question: str, history: list[Turn]) -> list[tuple[str, str
 
 
 def _deadline(request: Request) -> Any:
-    """The request's answer deadline as rag.llm wants it (None when there is none)."""
-    from rag.llm import Deadline
+    """The request's answer deadline as rag.llm.chat wants it (None when there is none)."""
+    from rag.llm.guard import Deadline
 
     return Deadline(request.deadline, request.budget) if request.deadline is not None else None
 
@@ -71,13 +71,13 @@ def _deadline(request: Request) -> Any:
 def stream(model: Any, prompt: list[tuple[str, str]], request: Request, max_chars: int) -> Iterator[str]:
     """Text deltas from the chat model, canary redacted: LLMError on any failure, LLMTruncated at the cap,
     LLMDeadlineExceeded when the request's deadline passes."""
-    from rag.llm import stream_text
+    from rag.llm.chat import stream_text
 
     yield from redact_canary(stream_text(model, prompt, deadline=_deadline(request), max_chars=max_chars))
 
 
 def complete(model: Any, prompt: list[tuple[str, str]], request: Request, max_chars: int) -> str:
     """The chat model's whole reply within the request's deadline (LLMError on any failure)."""
-    from rag.llm import complete as llm_complete
+    from rag.llm.chat import complete as llm_complete
 
     return llm_complete(model, prompt, deadline=_deadline(request), max_chars=max_chars)

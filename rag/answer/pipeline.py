@@ -52,7 +52,8 @@ class Pipeline:
         """The chat model of an LLM answerer: the one passed in, else one made from the settings."""
         if self._chat_model is not None:
             return self._chat_model
-        from rag.llm import chat_model, get_local_server
+        from rag.llm.chat import chat_model
+        from rag.llm.local import get_local_server
 
         if answerer == "local":
             server = get_local_server(self.settings)

@@ -10,8 +10,12 @@ Arms:
          faithfully: our ONNX MiniLM with every input padded to 256 tokens, as Chroma's embedder does.
   floor  exact numpy search, bm25s, raw onnxruntime and raw llama.cpp: the least work for the same job.
 
-Only the standard library is imported at module level: `python -m rag.bench <child> <json>` runs the cold-start and
-memory children, and the floor's cold start must not pay for LangChain's imports.
+A developer tool, not part of the shipped package: run it from a checkout with `python -m bench` (needs the
+`[bench]` extra). It uses rag's public API only: stages are timed through the answer chain's named steps (a
+LangChain callback handler), never by patching the library or Chroma.
+
+Only the standard library is imported at module level: `python -m bench.runner <child> <json>` runs the cold-start
+and memory children, and the floor's cold start must not pay for LangChain's imports.
 """
 
 from __future__ import annotations
@@ -28,13 +32,12 @@ import platform
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,24 +240,30 @@ def _interleave(fns: dict[str, Callable[[Any], Any]], inputs: list[Any], plan: P
     return samples
 
 
-@contextlib.contextmanager
-def _clock(obj: Any, method: str = "encode") -> Iterator[list[float]]:
-    """Accumulate the seconds spent in obj.method while the block runs (an instance-level wrapper)."""
-    spent = [0.0]
-    original = getattr(obj, method)
+def timed_embeddings(inner: Any) -> Any:
+    """LangChain Embeddings that add up the seconds the wrapped embedder spends (`.spent`), delegating to it."""
+    from langchain_core.embeddings import Embeddings
 
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            spent[0] += time.perf_counter() - t
+    class Timed(Embeddings):
+        """The wrapped embedder, with a stopwatch."""
 
-    setattr(obj, method, timed)
-    try:
-        yield spent
-    finally:
-        delattr(obj, method)
+        def __init__(self) -> None:
+            self.spent = 0.0
+
+        def _time(self, fn: Callable[[Any], Any], arg: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(arg)
+            finally:
+                self.spent += time.perf_counter() - t
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self._time(inner.embed_documents, texts)
+
+        def embed_query(self, text: str) -> list[float]:
+            return self._time(inner.embed_query, text)
+
+    return Timed()
 
 
 def _shipped(**overrides: Any) -> Any:
@@ -279,8 +288,8 @@ def _paperchat() -> list[str]:
 
 
 def _run_child(name: str, args: dict[str, Any], env: dict[str, str], timeout: float = 900.0) -> dict[str, Any]:
-    """Run `python -m rag.bench name args` and return the JSON it prints last."""
-    proc = subprocess.run([sys.executable, "-m", "rag.bench", name, json.dumps(args)], capture_output=True,
+    """Run `python -m bench.runner name args` and return the JSON it prints last."""
+    proc = subprocess.run([sys.executable, "-m", "bench.runner", name, json.dumps(args)], capture_output=True,
                           text=True, env=env, timeout=timeout, cwd=ROOT, check=False)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
@@ -306,55 +315,6 @@ def _wait_idle(pid: int | None, timeout: float = 60.0) -> None:
         if now - last < 0.05:
             return
         last = now
-
-
-TOO_MANY_VARIABLES = "too many SQL variables"
-GET_PAGE = 5000
-
-
-@contextlib.contextmanager
-def paged_gets() -> Iterator[None]:
-    """Make Collection.get() without ids, filters or limit read in pages while the block runs.
-
-    One unbounded get() of more than 32,766 records exceeds SQLite's variable limit inside Chroma, so neither ours'
-    Index nor LangChain's Chroma.get() can read a 100k-chunk index; this is the fix the report suggests.
-    """
-    from chromadb.api.models.Collection import Collection
-
-    original = Collection.get
-
-    def get(self: Any, ids: Any = None, where: Any = None, limit: int | None = None, offset: int | None = None,
-            where_document: Any = None, include: Any = None, **kwargs: Any) -> Any:
-        include = ["metadatas", "documents"] if include is None else include
-        if ids is not None or where is not None or where_document is not None or limit is not None or offset:
-            return original(self, ids=ids, where=where, limit=limit, offset=offset, where_document=where_document,
-                            include=include, **kwargs)
-        out: dict[str, Any] = {}
-        done = 0
-        while True:
-            page = original(self, limit=GET_PAGE, offset=done, include=include, **kwargs)
-            if not out:
-                out = {k: (list(v) if isinstance(v, list) else v) for k, v in page.items()}
-            else:
-                for k, v in page.items():
-                    if isinstance(v, list):
-                        out[k].extend(v)
-            if len(page["ids"]) < GET_PAGE:
-                return out
-            done += len(page["ids"])
-
-    Collection.get = get  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Collection.get = original  # type: ignore[method-assign]
-
-
-def _free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _version(package: str) -> str | None:
@@ -407,16 +367,7 @@ def padded_embeddings() -> Any:
     """Chroma's default embedder, emulated: our ONNX MiniLM with every input padded to 256 tokens."""
     from rag.embeddings import MiniLMEmbeddings
 
-    class PaddedMiniLM(MiniLMEmbeddings):
-        """MiniLM padded to a fixed 256 tokens, as chromadb's ONNXMiniLM_L6_V2 does."""
-
-        name = "all-MiniLM-L6-v2-padded256"
-
-        def _load(self) -> None:
-            super()._load()
-            self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=PAD_LENGTH)  # type: ignore[union-attr]
-
-    return PaddedMiniLM()
+    return MiniLMEmbeddings(pad_to=PAD_LENGTH)
 
 
 def lookup_embeddings(table: dict[str, list[float]], fallback: Any) -> Any:
@@ -433,6 +384,9 @@ def lookup_embeddings(table: dict[str, list[float]], fallback: Any) -> Any:
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
             return fallback.embed_documents(texts)
+
+        def encode(self, texts: list[str]) -> Any:
+            return fallback.encode(texts)
 
     return Lookup()
 
@@ -502,9 +456,13 @@ class Naive:
         from langchain_community.retrievers import BM25Retriever
         from langchain_core.documents import Document
 
+        from rag.store import get_all
+
         self.vectorstore = vectorstore
         t = time.perf_counter()
-        got = vectorstore.get(include=["documents", "metadatas"])
+        # Chroma.get() of every record in one call fails past 32,766 rows (SQLite's variable limit): read in pages
+        # through the public limit/offset, as ours does.
+        got = get_all(vectorstore, ["documents", "metadatas"])
         docs = [Document(page_content=text, metadata=meta or {}, id=cid)
                 for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
         self.bm25 = BM25Retriever.from_documents(docs)
@@ -653,23 +611,22 @@ def stage_ingest(ctx: Ctx, rep: Report) -> None:
 
     def ours(i: int) -> tuple[float, float, int]:
         folder = ctx.tmp / f"ours-{i}"
-        with _clock(ctx.ours_emb) as spent:
-            t = time.perf_counter()
-            report = ingest_paths([], _shipped(data_dir=folder))
-            total = time.perf_counter() - t
+        t = time.perf_counter()
+        report = ingest_paths([], _shipped(data_dir=folder))
+        total = time.perf_counter() - t
         ctx.ours_dir = folder
-        return total, spent[0], report.added
+        return total, report.embed_seconds, report.added
 
     def naive(i: int) -> tuple[float, float, int]:
         from langchain_chroma import Chroma
 
         folder = ctx.tmp / f"naive-{i}"
-        with _clock(ctx.padded) as spent:
-            t = time.perf_counter()
-            Chroma.from_documents(docs, ctx.padded, persist_directory=str(folder), collection_name="naive")
-            total = time.perf_counter() - t
+        timed = timed_embeddings(ctx.padded)
+        t = time.perf_counter()
+        Chroma.from_documents(docs, timed, persist_directory=str(folder), collection_name="naive")
+        total = time.perf_counter() - t
         ctx.naive_dir = folder
-        return total, spent[0], len(docs)
+        return total, timed.spent, len(docs)
 
     def floor(i: int) -> tuple[float, float, int]:
         folder = ctx.tmp / f"floor-{i}"
@@ -705,9 +662,9 @@ def stage_cold_start(ctx: Ctx, rep: Report) -> None:
     env_ours = _child_env(RAG_DATA_DIR=str(ctx.ours_dir), RAG_ANSWERER="extractive")
     cmds = {
         "ours": ([*_paperchat(), "ask", q], env_ours),
-        "naive": ([sys.executable, "-m", "rag.bench", "naive-cold",
+        "naive": ([sys.executable, "-m", "bench.runner", "naive-cold",
                    json.dumps({"dir": str(ctx.naive_dir), "question": q})], ctx.env),
-        "floor": ([sys.executable, "-m", "rag.bench", "floor-cold",
+        "floor": ([sys.executable, "-m", "bench.runner", "floor-cold",
                    json.dumps({"dir": str(ctx.floor_dir), "question": q, "model": ctx.model_files[0],
                                "tokenizer": ctx.model_files[1]})], ctx.env),
     }
@@ -866,13 +823,27 @@ def stage_answer(ctx: Ctx, rep: Report) -> None:
                   note="ours: LCEL + input validation; naive: LCEL + prompt formatting; floor has no framework"))
 
 
-def _recall(collection: Any, ids: list[str], vectors: Any, queries: Any, k: int) -> float:
-    """Mean overlap of Chroma's top-k with the exact top-k."""
+Search = Callable[[Any, int], list[list[str]]]  # query vectors, k -> the ids found for each
+
+
+def _chroma_search(collection: Any) -> Search:
+    """A Chroma collection's approximate top-k ids."""
+    return lambda queries, k: collection.query(query_embeddings=queries, n_results=k, include=[])["ids"]
+
+
+def _vectorstore_search(vectorstore: Any) -> Search:
+    """A LangChain vector store's top-k ids, one query at a time."""
+    return lambda queries, k: [[d.id for d in vectorstore.similarity_search_by_vector(q.tolist(), k=k)]
+                               for q in queries]
+
+
+def _recall(search: Search, ids: list[str], vectors: Any, queries: Any, k: int) -> float:
+    """Mean overlap of a search's top-k with the exact top-k."""
     import numpy as np
 
     k = min(k, len(ids))
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :k]
-    got = collection.query(query_embeddings=queries, n_results=k, include=[])["ids"]
+    got = search(queries, k)
     return float(np.mean([len(set(g) & {ids[j] for j in e}) / k for g, e in zip(got, exact, strict=True)]))
 
 
@@ -905,39 +876,26 @@ def stage_retrieval(ctx: Ctx, rep: Report, size: int | str) -> None:
         vectors = np.load(synth / "vectors.npy")
         floor_dir, naive_vs = synth, _naive_vectorstore(lookup, client=store.client, collection=store.chunks.name)
         label = f"{n:,} chunks"
-    index = Index(store, settings)
-    index.embedder = lookup
-    paged = False
+    index = Index(store, settings, embedder=lookup)
     t = time.perf_counter()
-    try:
-        corpus = index.corpus()
-    except Exception as exc:
-        if TOO_MANY_VARIABLES not in str(exc):
-            raise
-        paged = True
-        t = time.perf_counter()
-        with paged_gets():
-            corpus = index.corpus()
+    corpus = index.corpus()
     ours_load = time.perf_counter() - t
     retriever = make_retriever(index, settings)
     fetch = min(settings.fetch_k, len(corpus.ids))
-    with paged_gets():  # LangChain's Chroma.get() of every chunk fails past 32,766 rows; ours pages by itself now
-        naive = Naive(naive_vs)
+    naive = Naive(naive_vs)
     t = time.perf_counter()
     floor = Floor.load(floor_dir)  # type: ignore[arg-type]
     floor_load = time.perf_counter() - t
     rep.add(Stage(f"corpus_load@{size}", f"Retrieval view load at {label} (read chunks, build BM25)", "s",
                   {"ours": _one(ours_load, 3), "naive": _one(naive.load_s, 3), "floor": _one(floor_load, 3)},
-                  note="ours: Index.corpus() (Chroma get + our tokenizer + bm25s); naive: vectorstore.get() + "
-                       "BM25Retriever.from_documents; floor: np.load + bm25s"
-                       + (f". Ours and naive FAIL here as shipped (Chroma: '{TOO_MANY_VARIABLES}': one get() of "
-                          f"more than 32,766 chunks); measured with get() paged by {GET_PAGE:,}" if paged else "")))
+                  note="ours: Index.corpus() (paged Chroma get + our tokenizer + bm25s); naive: vectorstore.get() "
+                       "paged + BM25Retriever.from_documents; floor: np.load + bm25s"))
     qv = {q: np.asarray(v, dtype=np.float32) for q, v in ctx.qvecs.items()}
     stages = {
-        "vector": {"ours": lambda q: retriever._dense(qv[q], fetch, None),
+        "vector": {"ours": lambda q: retriever.dense(qv[q], fetch),
                    "naive": lambda q: naive_vs.similarity_search_by_vector(ctx.qvecs[q], k=NAIVE_K),
                    "floor": lambda q: floor.vector(qv[q])},
-        "bm25": {"ours": lambda q: retriever._bm25(q, fetch, None, corpus),
+        "bm25": {"ours": lambda q: retriever.keyword(q, fetch, corpus=corpus),
                  "naive": lambda q: naive.bm25.invoke(q), "floor": lambda q: floor.keyword(q)},
         "fused": {"ours": lambda q: retriever.search(q), "naive": lambda q: naive.ensemble.invoke(q),
                   "floor": lambda q: floor.fused(q, qv[q])},
@@ -952,9 +910,9 @@ def stage_retrieval(ctx: Ctx, rep: Report, size: int | str) -> None:
                             "rank_bm25 scores every document in Python" if name == "bm25" else
                             "ours: dense + BM25 + RRF + named-paper check + per-paper cap + similarities")))
     queries = np.stack([qv[q] for q in ctx.qvecs])
-    r5 = _recall(store.chunks, ids, vectors, queries, 5)
-    r30 = _recall(store.chunks, ids, vectors, queries, settings.fetch_k)
-    naive_r5 = r5 if size != ABSTRACTS else _recall(naive_vs._collection, *_ids_vectors(naive_vs), queries, 5)
+    r5 = _recall(_chroma_search(store.chunks), ids, vectors, queries, 5)
+    r30 = _recall(_chroma_search(store.chunks), ids, vectors, queries, settings.fetch_k)
+    naive_r5 = r5 if size != ABSTRACTS else _recall(_vectorstore_search(naive_vs), *_ids_vectors(naive_vs), queries, 5)
     rep.add(Stage(f"recall5@{size}", f"Recall@5 of Chroma HNSW vs exact search at {label}", "recall",
                   {"ours": _one(r5), "naive": _one(naive_r5), "floor": _one(1.0)},
                   note=f"{len(queries)} question vectors; recall@{settings.fetch_k} (what ours fuses) = {r30:.3f}"
@@ -964,26 +922,21 @@ def stage_retrieval(ctx: Ctx, rep: Report, size: int | str) -> None:
 
 
 def _ids_vectors(vectorstore: Any) -> tuple[list[str], Any]:
-    """Ids and stored vectors of a LangChain Chroma collection."""
+    """Ids and stored vectors of a LangChain Chroma vector store."""
     import numpy as np
 
-    got = vectorstore._collection.get(include=["embeddings"])
+    from rag.store import get_all
+
+    got = get_all(vectorstore, ["embeddings"])
     return list(got["ids"]), np.asarray(got["embeddings"], dtype=np.float32)
 
 
 def stage_scale(ctx: Ctx, rep: Report, n: int, store: Path, synth: Path) -> None:
     """Fresh processes over the largest index: time to load it, to answer, and peak memory, per arm."""
     qs = ctx.questions[: ctx.plan.child_answers]
-    failed: list[str] = []
 
     def child(name: str, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return _run_child(name, {**args, "paged": False}, ctx.env)
-        except RuntimeError as exc:
-            if TOO_MANY_VARIABLES not in str(exc):
-                raise
-            failed.append(name.split("-")[0])
-            return _run_child(name, {**args, "paged": True}, ctx.env)
+        return _run_child(name, args, ctx.env)
 
     got = {
         "ours": child("ours-scale", {"store": str(store), "questions": qs}),
@@ -992,10 +945,6 @@ def stage_scale(ctx: Ctx, rep: Report, n: int, store: Path, synth: Path) -> None
                                        "tokenizer": ctx.model_files[1]}),
     }
     rep.meta[f"scale@{n}"] = got
-    if failed:
-        rep.notes.append(f"At {n:,} chunks {' and '.join(failed)} cannot open the index as shipped: Chroma raises "
-                         f"'{TOO_MANY_VARIABLES}' on one get() of every chunk (SQLite allows 32,766 variables). "
-                         f"The {n:,}-chunk rows were measured with get() paged by {GET_PAGE:,}.")
     rep.add(Stage(f"peak_rss@{n}", f"Peak RSS, fresh process answering at {n:,} chunks", "MB",
                   {a: _one(g["rss_mb"], 1) for a, g in got.items()},
                   note="ours: Pipeline (extractive) incl. MiniLM; naive: Chroma + rank_bm25 + padded MiniLM; "
@@ -1026,7 +975,7 @@ def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
     from langchain_community.llms import LlamaCpp
     from llama_cpp import Llama
 
-    from rag.llm import default_gguf, get_local_server, stop_local_server
+    from rag.llm.local import default_gguf, get_local_server, stop_local_server
 
     gguf = str(default_gguf())
     settings = _shipped(data_dir=ctx.ours_dir, answerer="local")
@@ -1145,45 +1094,35 @@ def stage_ui(ctx: Ctx, rep: Report) -> None:
     ids = [("launch_ready", "Chat server: launch to HTTP 200", "s"),
            ("ui_first_1", "UI: first chunk, 1 user (gradio_client /ask)", "s"),
            ("ui_first_4", "UI: first chunk, 4 concurrent users (gradio_client /ask)", "s")]
-    reason = "smoke run" if ctx.smoke else "" if importlib.util.find_spec("ui.app") else "ui.app is not importable yet"
+    reason = "smoke run" if ctx.smoke else "" if importlib.util.find_spec("gradio_client") else "no gradio_client"
     if reason:
         for sid, title, unit in ids:
             rep.skip(sid, title, unit, reason)
         return
-    import httpx
+    from rag.proc import ProcessExited, free_port, stop_process, wait_http
 
     env = _child_env(RAG_DATA_DIR=str(ctx.ours_dir), RAG_ANSWERER="extractive")
     launches: list[float] = []
     single: list[float] = []
     multi: list[float] = []
     for i in range(ctx.plan.ui_launches):
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}/"
         logfile = open(ctx.tmp / f"chat-{i}.log", "wb")  # noqa: SIM115 - closed in finally
         t = time.perf_counter()
         proc = subprocess.Popen([*_paperchat(), "chat", "--host", "127.0.0.1", "--port", str(port)], env=env,
                                 cwd=ROOT, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            while True:
-                if proc.poll() is not None:
-                    tail = (ctx.tmp / f"chat-{i}.log").read_text(errors="replace")[-500:]
-                    raise RuntimeError(f"paperchat chat exited with code {proc.returncode}: {tail}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url, timeout=2).status_code == 200:
-                        break
-                if time.perf_counter() - t > 180:
-                    raise RuntimeError("paperchat chat did not answer HTTP 200 within 180 s")
-                time.sleep(0.05)
+            try:
+                wait_http(url, 180, proc=proc, status=200, interval=0.05)
+            except ProcessExited as exc:
+                tail = (ctx.tmp / f"chat-{i}.log").read_text(errors="replace")[-500:]
+                raise RuntimeError(f"paperchat chat exited with code {exc.returncode}: {tail}") from None
             launches.append(time.perf_counter() - t)
             if i == ctx.plan.ui_launches - 1:
                 single, multi = _ui_clients(url, ctx.questions, ctx.plan.ui_requests)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, 15)
             logfile.close()
     rep.add(Stage("launch_ready", "Chat server: launch to HTTP 200", "s", {"ours": _summary(launches)},
                   note="includes building the pipeline and one warm-up answer before serving"))
@@ -1402,7 +1341,7 @@ def run(out: Path, sizes: list[int], smoke: bool = False, include_local: bool = 
     return data
 
 
-# -- child processes (python -m rag.bench <name> <json>) ---------------------------------------------------------
+# -- child processes (python -m bench.runner <name> <json>) ------------------------------------------------------
 
 
 def _child_build_store(a: dict[str, Any]) -> dict[str, Any]:
@@ -1483,13 +1422,12 @@ def _child_ours_scale(a: dict[str, Any]) -> dict[str, Any]:
     """Ours over a large index: load, answers, peak memory."""
     from rag.answer import Pipeline
 
-    with paged_gets() if a["paged"] else contextlib.nullcontext():
-        pipe = Pipeline(_shipped(data_dir=Path(a["store"])))
-        t = time.perf_counter()
-        pipe.papers()
-        load = time.perf_counter() - t
-        answers = _timed_answers(pipe.answer, a["questions"])
-    return {"load_s": load, "answers_s": answers, "rss_mb": _rss_mb(), "paged": a["paged"]}
+    pipe = Pipeline(_shipped(data_dir=Path(a["store"])))
+    t = time.perf_counter()
+    pipe.papers()
+    load = time.perf_counter() - t
+    answers = _timed_answers(pipe.answer, a["questions"])
+    return {"load_s": load, "answers_s": answers, "rss_mb": _rss_mb()}
 
 
 def _child_naive_scale(a: dict[str, Any]) -> dict[str, Any]:
@@ -1499,12 +1437,11 @@ def _child_naive_scale(a: dict[str, Any]) -> dict[str, Any]:
     import langchain_community.retrievers  # noqa: F401
 
     t = time.perf_counter()
-    with paged_gets() if a["paged"] else contextlib.nullcontext():
-        naive = Naive(_naive_vectorstore(padded_embeddings(), directory=Path(a["store"]) / "chroma",
-                                         collection="paperchat"))
+    naive = Naive(_naive_vectorstore(padded_embeddings(), directory=Path(a["store"]) / "chroma",
+                                     collection="paperchat"))
     load = time.perf_counter() - t
     answers = _timed_answers(naive.ensemble.invoke, a["questions"])
-    return {"load_s": load, "answers_s": answers, "rss_mb": _rss_mb(), "paged": a["paged"]}
+    return {"load_s": load, "answers_s": answers, "rss_mb": _rss_mb()}
 
 
 def _child_floor_scale(a: dict[str, Any]) -> dict[str, Any]:
