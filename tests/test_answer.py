@@ -348,3 +348,19 @@ def test_authors_venues_and_dates_are_not_in_abstracts(pipeline, question):
 def test_a_presupposition_the_abstract_contradicts_is_corrected_with_its_passage(pipeline):
     ans = pipeline.answer("Since Seesaw was benchmarked against TensorRT-LLM, how much faster did it turn out to be?")
     assert not ans.abstained and "TensorRT-LLM" in ans.notice and "vLLM" in ans.answer and "1.78x" in ans.answer
+
+
+def test_a_list_question_naming_a_system_lists_exactly_the_papers_that_use_it(pipeline):
+    ans = pipeline.answer("Which papers mention vLLM, either as a baseline to beat or as something their software "
+                          "works with?")
+    assert _cited_papers(ans) == {"seesaw", "s2-attention"}, ans.answer
+
+
+def test_names_are_mixed_case_or_alphanumeric_and_rare_acronyms_are_not():
+    from rag.answer.evidence import name_terms
+
+    texts = ["We beat vLLM on LLMs with GPUs.", "LLaMa-like models and GPT-4 use GPUs.", "An LLM on GPUs.",
+             "Plain text.", "More plain text.", "Even more."]
+    names = name_terms(texts)
+    assert {"vllm", "llama", "gpt-4"} <= names
+    assert not {"llm", "gpu", "like"} & names

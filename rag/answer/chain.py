@@ -64,7 +64,7 @@ class Engine:
             vocab |= {w for p in corpus.papers for a in p.aliases for w in words(a)}
             vocab |= {part for w in list(vocab) if "-" in w or "." in w for part in w.replace(".", "-").split("-")}
             self._tables = Tables(corpus, corpus.papers, {p.id: p for p in corpus.papers}, vocab, idf_table(texts),
-                                  names=name_terms(texts))
+                                  names=name_terms([f"{p.title} {p.abstract}" for p in corpus.papers]))
         return self._tables
 
     def title_vector(self, paper: Paper) -> np.ndarray:

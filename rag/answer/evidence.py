@@ -79,17 +79,26 @@ def idf_table(texts: list[str]) -> dict[str, float]:
 _NAME_LIKE = re.compile(r"\b(?=[\w.-]*(?:[a-z][A-Z]|[A-Z]{2}|[A-Za-z]\d|\d[A-Za-z]))[A-Za-z][\w.-]*\w")
 
 
+NAME_MAX_SHARE = 1 / 3  # a name used by more of the papers (LLM, GPU) is a common term with synonyms, not a name
+
+
 def name_terms(texts: list[str]) -> frozenset[str]:
     """Stems of the names the papers use (vLLM, LLaMa-like, FlashAttention-2, GPT-4: mixed case or letters with
-    digits): a question that names one asks about exactly the papers that use it."""
-    out: set[str] = set()
+    digits; not all-capital acronyms) in at most a third of the texts (one text per paper): a question that names
+    one asks about exactly the papers that use it."""
+    df: dict[str, int] = {}
     for text in texts:
+        mine: set[str] = set()
         for m in _NAME_LIKE.finditer(text):
             token = m.group(0)
-            out.add(stem(token.lower()))
-            out.update(stem(p.lower()) for p in re.split(r"[-.]", token)  # 'LLaMa' of 'LLaMa-like', not 'like'
-                       if p[:1].isupper() and not p.isdigit())
-    return frozenset(out)
+            if re.fullmatch(r"[A-Z]+s?", token):  # LLM(s), GPU(s), KV: acronyms the papers also spell out
+                continue
+            mine.add(stem(token.lower()))
+            mine.update(stem(p.lower()) for p in re.split(r"[-.]", token)  # 'LLaMa' of 'LLaMa-like', not 'like'
+                        if p[:1].isupper() and not p.isdigit())
+        for t in mine:
+            df[t] = df.get(t, 0) + 1
+    return frozenset(t for t, n in df.items() if n <= max(1, NAME_MAX_SHARE * len(texts)))
 
 
 def has_term(term: str, have: set[str]) -> bool:
