@@ -86,7 +86,7 @@ def start(stack: ExitStack, args: list[str], log_path: Path, env: dict[str, str]
     """Start a long-lived process with its output in log_path; stopped when the stack closes (even on failure)."""
     out = stack.enter_context(open(log_path, "w"))  # noqa: SIM115 - closed by the stack after the process stops
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    stack.callback(stop, proc)
+    stack.callback(stop_process, proc, 10)
     return proc
 
 

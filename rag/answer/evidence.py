@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rag.answer.models import Analysis, Evidence, Kind
-from rag.text import FAMILY_PREFIX, content_words, same_word_family, split_sentences, stem, stems
+from rag.text import FAMILY_PREFIX, same_word_family, split_sentences, stem, stems
 from rag.types import Source
 
 SentenceVectors = Callable[[list[tuple[str, int, int]]], np.ndarray]
