@@ -364,3 +364,8 @@ def test_names_are_mixed_case_or_alphanumeric_and_rare_acronyms_are_not():
     names = name_terms(texts)
     assert {"vllm", "llama", "gpt-4"} <= names
     assert not {"llm", "gpu", "like"} & names
+
+
+def test_what_problem_leads_with_the_problem_stated_before_the_contribution(pipeline):
+    ans = pipeline.answer("What problem does Ladder Residual solve?")
+    assert ans.answer.startswith("However, using model parallelism necessitates communication"), ans.answer

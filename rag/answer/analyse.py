@@ -270,9 +270,9 @@ def short_name(paper: Paper | None, fallback: str) -> str:
 def topic_text(analysis: Analysis, by_id: dict[str, Paper]) -> str:
     """The standalone question without the names of the papers it is about ('How does Seesaw keep switching cheap?'
     -> 'How does keep switching cheap?'): what sentences of those papers are compared with, so that a sentence that
-    repeats the name does not outrank the one that answers. The question itself when it asks about nothing but
-    the paper (no topic words)."""
-    if not analysis.papers or not analysis.focus:
+    repeats the name does not outrank the one that answers. The question itself when it asks what the paper is
+    ('What is Seesaw?': the sentence that names and defines it is the answer)."""
+    if not analysis.papers or (not analysis.focus and analysis.kind in ("what", "expansion", "how", "yes_no")):
         return analysis.standalone
     names = set(analysis.names)
     for pid in analysis.papers:
@@ -283,7 +283,7 @@ def topic_text(analysis: Analysis, by_id: dict[str, Paper]) -> str:
     for name in sorted(names, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(name)}(?:'s)?(?!\w)", " ", text, flags=re.IGNORECASE)
     text = re.sub(r"\s+", " ", text).strip()
-    return text if content_words(text) else analysis.standalone
+    return text if content_words(text) or not analysis.focus else analysis.standalone
 
 
 def carried_papers(history: list[Turn], papers: list[Paper]) -> list[str]:

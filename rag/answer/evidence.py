@@ -142,15 +142,23 @@ def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: 
     defines = [re.compile(rf"\(\s*{re.escape(n)}\s*\)|^{re.escape(n)}\s+(is|are)\b|\b(propose|introduce|present|design|"
                           rf"build)\w*\s+(\w+\s+){{0,6}}{re.escape(n)}\b", re.IGNORECASE)
                for n in analysis.names] if analysis.kind in ("what", "expansion") else []
+    # An abstract states its problem before its contribution: for 'what problem does X solve?' a problem sentence
+    # ahead of the paper's introduction ('we propose …') is the problem, one after it a detail of the solution.
+    intro_at = {c.paper_id: c.pos for c in reversed(cands) if CUES["intro"].search(c.text)} \
+        if analysis.kind == "why" and about_paper else {}
     for c, v in zip(cands, vecs, strict=True):
         c.topical = float(np.dot(v, qvec if topic_vec is None else topic_vec))
-        c.dense = max(float(np.dot(v, qvec)), c.topical)
+        # A question about nothing but its paper ('What problem does X solve?'): the name says nothing of which
+        # sentence answers, so only the nameless similarity counts.
+        c.dense = c.topical if about_paper and topic_vec is not None else max(float(np.dot(v, qvec)), c.topical)
         c.lexical = coverage(analysis.focus, c.text, idf)
         bonus = 0.0
         if cue is not None and cue.search(c.text) and (analysis.kind != "what" or about_paper):
             bonus += KIND_BONUS if analysis.kind != "how_much" or MEASURED.search(c.text) else KIND_BONUS / 2
         if c.paper_id in analysis.papers:
             bonus += NAMED_BONUS
+        if cue is not None and c.pos < intro_at.get(c.paper_id, -1) and cue.search(c.text):
+            bonus += KIND_BONUS
         if any(d.search(c.text) for d in defines):  # where the name the question uses is defined
             bonus += KIND_BONUS
         if BACKGROUND.search(c.text):
