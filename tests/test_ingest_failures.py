@@ -239,8 +239,9 @@ def the_rest() -> list[dict]:
             if p.id not in {"seesaw", "2bp"}]
 
 
-@pytest.mark.slow
-def test_too_little_disk_space_is_refused_before_writing(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def indexed_then_full(tmp_path: Path) -> Iterator[tuple[Path, Settings, dict]]:
+    """A small disk holding an index of two papers, then filled up to 1 MiB: (data dir, its settings, its state)."""
     with small_disk(tmp_path / "disk") as disk:
         data = disk / "data"
         base = write_jsonl(tmp_path / "base.jsonl", rows("seesaw", "2bp"))
@@ -248,6 +249,12 @@ def test_too_little_disk_space_is_refused_before_writing(tmp_path: Path) -> None
         settings = Settings(data_dir=data)
         before = state(settings)
         fill(disk, leave=1 << 20)
+        yield data, settings, before
+
+
+@pytest.mark.slow
+def test_too_little_disk_space_is_refused_before_writing(tmp_path: Path) -> None:
+    with indexed_then_full(tmp_path) as (data, settings, before):
         line = one_error_line(run_cli("ingest", write_jsonl(tmp_path / "more.jsonl", the_rest()), data_dir=data))
         assert "not enough free space" in line and str(data) in line and "nothing was written" in line
         asked = run_cli("ask", SEESAW_Q, data_dir=data)  # the disk was not filled up: asking still works
@@ -330,13 +337,7 @@ def test_cli_progress_bar_runs(tmp_path: Path, settings: Settings, monkeypatch: 
 @pytest.mark.slow
 def test_reset_without_room_keeps_the_old_index(tmp_path: Path) -> None:
     """--reset checks the space before deleting anything: a refused rebuild must not cost the user the index."""
-    with small_disk(tmp_path / "disk") as disk:
-        data = disk / "data"
-        base = write_jsonl(tmp_path / "base.jsonl", rows("seesaw", "2bp"))
-        assert run_cli("ingest", base, data_dir=data).returncode == 0
-        settings = Settings(data_dir=data)
-        before = state(settings)
-        fill(disk, leave=1 << 20)
+    with indexed_then_full(tmp_path) as (data, settings, before):
         line = one_error_line(run_cli("ingest", "--reset", write_jsonl(tmp_path / "all.jsonl", the_rest()),
                                       data_dir=data))
         assert "not enough free space" in line
