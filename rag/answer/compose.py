@@ -278,8 +278,9 @@ def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Pap
         name = short_name(by_id.get(pid), pid)
         for col in columns:
             if col == "aspect":  # the paper's sentence on what the question asks about, a figure when it asks how much
-                pick = max(cands, key=lambda c: (sum(has_term(t, stems(c.text)) for t in terms),
-                                                 quantity and bool(MEASURED.search(c.text)), c.score))
+                pick = max(cands,
+                           key=lambda c: (sum(has_term(t, stems(c.text)) for t in terms),
+                                          quantity and bool(MEASURED.search(c.text)), c.topical))
                 text = _cell_text(pick.text)
                 sentences.append(_sentence(pick, text))
                 cells.append(f"{text} [{pick.n}]")
