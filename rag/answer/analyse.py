@@ -218,6 +218,12 @@ def compare_targets(text: str, papers: list[Paper], resolve: Resolver) -> dict[s
     return out
 
 
+def _holds(paper: Paper | None, terms: list[str]) -> int:
+    """How many of the terms the paper's own title and abstract use."""
+    own = stems(f"{paper.title} {paper.abstract}") if paper is not None else frozenset()
+    return sum(has_term(t, own) for t in terms)
+
+
 def described_papers(text: str, resolve: Resolver, papers: list[Paper] | None = None) -> dict[str, str]:
     """Papers referred to by description ('the blockchain sharding one', 'the ten-thousand-model dataset'), resolved
     by paper-level retrieval; each with its description (those words identify the paper: they are not what the
@@ -235,10 +241,8 @@ def described_papers(text: str, resolve: Resolver, papers: list[Paper] | None = 
         if by_id and (whole := resolve(f"{phrase}. {text}")) and whole != pid and whole in by_id:
             said = [stem(w) for w in content_words(phrase) if w not in QUESTION_WORDS]
 
-            def holds(p: str | None) -> int:  # how many of the description's words the paper itself uses
-                own = stems(f"{by_id[p].title} {by_id[p].abstract}") if p in by_id else frozenset()
-                return sum(has_term(t, own) for t in said)
-            pid = whole if holds(whole) and holds(whole) >= holds(pid) else pid
+            held = {p: _holds(by_id.get(p), said) for p in (whole, pid)}
+            pid = whole if held[whole] and held[whole] >= held[pid] else pid
         if pid and pid not in out:
             out[pid] = phrase
         elif not pid:
