@@ -349,3 +349,14 @@ def test_launch_serves_locally_with_auth(index_dir: Path, tmp_path: Path) -> Non
     out = (tmp_path / "chat.log").read_text()
     assert re.search(r"ready in \d+\.\d s at http://127\.0\.0\.1:\d+", out), out
     assert "Traceback" not in out
+
+
+def test_the_footer_has_no_gradio_settings_link(pipeline) -> None:
+    """Issue 13: the footer's "Settings" opened Gradio's developer panel beside the app's own Settings tab."""
+    import httpx
+
+    from conftest import serve_app
+
+    with serve_app(pipeline) as url:
+        config = httpx.get(f"{url}/config", timeout=30).json()
+    assert config["footer_links"] == ["api"]

@@ -47,7 +47,7 @@ class ChatApp(gr.Blocks):
         ui.guard (body limit, security headers, no CORS, every route behind the login if there is one)."""
         defaults = {"theme": THEME, "css": CSS, "js": JS, "share": False, "show_error": False,
                     "max_file_size": "1mb", "ssr_mode": False, "mcp_server": False, "run_history": False,
-                    "footer_links": ["api", "settings"]}
+                    "footer_links": ["api"]}  # no Gradio "Settings": the app has its own Settings tab
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
         # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
