@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
+from fault_server import Body, FaultServer, Reply, messages_text
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from conftest import ROOT
-
-from rag.proc import free_port, stop_process, wait_http
-from fault_server import Body, FaultServer, Reply, messages_text
 from rag.answer import Pipeline, QuestionError, validate_question
+from rag.proc import free_port, stop_process, wait_http
 from rag.settings import Settings
 from ui import render
 from ui.api import parse_auth, write_export
@@ -354,7 +353,6 @@ def test_launch_serves_locally_with_auth(index_dir: Path, tmp_path: Path) -> Non
 def test_the_footer_has_no_gradio_settings_link(pipeline) -> None:
     """Issue 13: the footer's "Settings" opened Gradio's developer panel beside the app's own Settings tab."""
     import httpx
-
     from conftest import serve_app
 
     with serve_app(pipeline) as url:
