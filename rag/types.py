@@ -14,6 +14,11 @@ class Paper(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     source: str = ""
 
+    @property
+    def text(self) -> str:
+        """Title and abstract: everything the paper itself says here (for checks of which words it uses)."""
+        return f"{self.title} {self.abstract}"
+
 
 class Chunk(BaseModel):
     """A token-bounded passage of one paper's abstract with its character offsets."""

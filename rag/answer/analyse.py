@@ -82,12 +82,14 @@ _ASSERTED = re.compile(r"([\w.-]+)\s+(?:instead\s+of|rather\s+than|as\s+opposed\
 _CONTRAST = re.compile(r"\b(?:instead\s+of|rather\s+than|as\s+opposed\s+to|and\s+not|but\s+not|not)\s+([\w\s-]{2,40}?)"
                        r"(?=[?.,;)]|$)", re.IGNORECASE)
 # "the 3D-printing dataset paper", "the policy paper on open-sourcing foundation models", "the paper about X"
-_DESCRIBED = re.compile(r"\bthe\s+((?:[\w-]+\s+){0,5}?)(?:paper|study|one|work|article|dataset|system|engine|framework|"
-                        r"library|technique|method|approach|algorithm|benchmark|tool)\b"
-                        r"(?:\s+(?:about|on|that|which|where|for|of)\s+((?:(?!with\b|and\b|vs\b|versus\b)[\w-]+\s*){1,6}))?",
-                        re.IGNORECASE)
-_DESCRIPTIVE_HEADS = frozenset({"dataset", "system", "engine", "framework", "library", "technique", "method", "approach",
-                                "algorithm", "benchmark", "tool"})  # 'the 3D-printing dataset' says more than 'the … paper'
+# Head nouns that say what kind of work a description points at; those after the first five say something of the
+# paper themselves ('the 3D-printing dataset' says more than 'the 3D-printing paper').
+_DESCRIBED_HEADS = ("paper", "study", "one", "work", "article", "dataset", "system", "engine", "framework", "library",
+                    "technique", "method", "approach", "algorithm", "benchmark", "tool")
+_DESCRIPTIVE_HEADS = frozenset(_DESCRIBED_HEADS[5:])
+_DESCRIBED = re.compile(rf"\bthe\s+(?P<desc>(?:[\w-]+\s+){{0,5}}?)(?P<head>{'|'.join(_DESCRIBED_HEADS)})\b"
+                        r"(?:\s+(?:about|on|that|which|where|for|of)\s+"
+                        r"(?P<about>(?:(?!with\b|and\b|vs\b|versus\b)[\w-]+\s*){1,6}))?", re.IGNORECASE)
 _COMPARE_SPLIT = re.compile(r"\s*(?:,|;|:|\band\b|\bwith\b|\bto\b|\bfrom\b|\bvs\.?|\bversus\b|\bagainst\b|\bor\b|"
                             r"\by\b|\bet\b|\bund\b|\bcon\b|\bavec\b|\bmit\b)\s*", re.I)
 _GERMAN = frozenset("der die das und ist wie was nicht ein eine mit für von zu den dem des im auf sich".split())
@@ -107,11 +109,11 @@ def asked_part(question: str) -> str:
     return " ".join(kept)
 
 
-def question_kind(text: str, compare: bool = False) -> Kind:
-    """The first kind whose cue the question carries, 'what' otherwise."""
+def question_kind(text: str, compare: bool = False, excluding: tuple[Kind, ...] = ()) -> Kind:
+    """The first kind whose cue the question carries (of those not excluded), 'what' otherwise."""
     if compare:
         return "compare"
-    return next((kind for kind, cue in _KINDS if cue.search(text)), "what")
+    return next((kind for kind, cue in _KINDS if kind not in excluding and cue.search(text)), "what")
 
 
 def is_english(text: str) -> bool:
@@ -220,7 +222,7 @@ def compare_targets(text: str, papers: list[Paper], resolve: Resolver) -> dict[s
 
 def _holds(paper: Paper | None, terms: list[str]) -> int:
     """How many of the terms the paper's own title and abstract use."""
-    own = stems(f"{paper.title} {paper.abstract}") if paper is not None else frozenset()
+    own = stems(paper.text) if paper is not None else frozenset()
     return sum(has_term(t, own) for t in terms)
 
 
@@ -232,15 +234,13 @@ def described_papers(text: str, resolve: Resolver, papers: list[Paper] | None = 
     by_id = {p.id: p for p in papers or []}
     out: dict[str, str] = {}
     for m in _DESCRIBED.finditer(text):
-        head = m.group(0).split()[len((m.group(1) or "").split()) + 1].strip(",.?:;")  # paper, dataset, system …
-        phrase = f"{m.group(1) or ''} {head if head.lower() in _DESCRIPTIVE_HEADS else ''} {m.group(2) or ''}"
-        phrase = " ".join(phrase.split())
+        head = m["head"] if m["head"].lower() in _DESCRIPTIVE_HEADS else ""
+        phrase = " ".join(f"{m['desc'] or ''} {head} {m['about'] or ''}".split())
         if len([w for w in content_words(phrase) if w not in QUESTION_WORDS]) == 0:
             continue
         pid = resolve(phrase)
         if by_id and (whole := resolve(f"{phrase}. {text}")) and whole != pid and whole in by_id:
             said = [stem(w) for w in content_words(phrase) if w not in QUESTION_WORDS]
-
             held = {p: _holds(by_id.get(p), said) for p in (whole, pid)}
             pid = whole if held[whole] and held[whole] >= held[pid] else pid
         if pid and pid not in out:
@@ -333,7 +333,7 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     english = is_english(asked)
     kind = question_kind(asked, request.compare)
     if kind == "overview" and focus_terms(asked, set(), vocab, english):  # '… according to these papers?': its topic
-        kind = next((k for k, cue in _KINDS if k not in ("overview", "list") and cue.search(asked)), "what")
+        kind = question_kind(asked, excluding=("overview", "list"))
     named = [] if kind in ("list", "overview") else mentioned_papers(asked, papers)
     described: dict[str, str] = {}
     nowhere = ""
@@ -347,7 +347,7 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     if kind not in ("compare", "list", "overview") and len(named) >= 2 and _BOTH.search(asked):
         kind = "compare"  # "Which gives the bigger speedup, X or Y?", "what does each of X and Y do?"
     if kind == "compare" and len(named) < 2 and not request.history and not request.compare:
-        kind = next((k for k, cue in _KINDS if k != "compare" and cue.search(asked)), "what")  # 'than the baselines'
+        kind = question_kind(asked, excluding=("compare",))  # 'quicker than the best existing ones?'
     allowed = set(request.paper_ids or [])
     standalone, carried = asked, []
     if kind == "compare" and len(named) == 1 and request.history and not request.paper_ids:

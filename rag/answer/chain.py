@@ -64,7 +64,7 @@ class Engine:
             vocab |= {w for p in corpus.papers for a in p.aliases for w in words(a)}
             vocab |= {part for w in list(vocab) if "-" in w or "." in w for part in w.replace(".", "-").split("-")}
             self._tables = Tables(corpus, corpus.papers, {p.id: p for p in corpus.papers}, vocab, idf_table(texts),
-                                  names=name_terms([f"{p.title} {p.abstract}" for p in corpus.papers]))
+                                  names=name_terms([p.text for p in corpus.papers]))
         return self._tables
 
     def title_vector(self, paper: Paper) -> np.ndarray:
@@ -116,29 +116,28 @@ def retrieve_step(state: State, engine: Engine) -> State:
     a, req, t = state.analysis, state.request, engine.tables()
     assert a is not None
     retriever = make_retriever(engine.index, engine.settings, paper_ids=a.scope, mode=req.retrieval, k=req.k)
-    topic = topic_text(a, t.by_id)  # sentences are compared with the question minus the papers' names as well
-    if topic == a.standalone:
-        qvec, tvec = retriever.embed(a.standalone), None
-    else:  # one model call for both
-        qvec, tvec = np.asarray(engine.index.embedder.embed_documents([a.standalone, topic]), dtype=np.float32)
-    if a.kind == "compare" and len(a.papers) >= 2:
-        docs = [d for pid in a.papers[:5] for d in retriever.search(a.standalone, paper_ids=[pid], k=3, qvec=qvec,
-                                                                    mentioned=a.papers)]
-    elif a.kind == "overview":  # each paper's sentences, scored by how close they are to its own title
+    if a.kind == "overview":  # each paper's sentences, scored by how close they are to its own title
         chosen = [p for p in t.papers if not a.scope or p.id in a.scope][:OVERVIEW_MAX_PAPERS]
         sources = to_sources([d for p in chosen for d in retriever.search(p.title, paper_ids=[p.id], k=3,
                                                                            mentioned=[])])
         evidence = [e for p in chosen for e in score(a, [s for s in sources if s.paper_id == p.id],
                                                      engine.title_vector(p), engine.sentence_vectors, t.idf)]
-        ranking = list(dict.fromkeys(s.paper_id for s in sources))
-        return state.model_copy(update={"retrieved": Retrieved(sources=sources, ranking=ranking, evidence=evidence)})
-    elif a.kind == "list":
-        retriever.per_paper_cap = 2
-        docs = retriever.search(a.standalone, k=engine.settings.fetch_k, qvec=qvec, mentioned=a.papers)
     else:
-        docs = retriever.search(a.standalone, qvec=qvec, mentioned=a.papers)
-    sources = to_sources(docs)
-    evidence = score(a, sources, qvec, engine.sentence_vectors, t.idf, tvec)
+        topic = topic_text(a, t.by_id)  # sentences are compared with the question minus the papers' names as well
+        if topic == a.standalone:
+            qvec, tvec = retriever.embed(a.standalone), None
+        else:  # one model call for both
+            qvec, tvec = np.asarray(engine.index.embedder.embed_documents([a.standalone, topic]), dtype=np.float32)
+        if a.kind == "compare" and len(a.papers) >= 2:
+            docs = [d for pid in a.papers[:5] for d in retriever.search(a.standalone, paper_ids=[pid], k=3,
+                                                                        qvec=qvec, mentioned=a.papers)]
+        elif a.kind == "list":
+            retriever.per_paper_cap = 2
+            docs = retriever.search(a.standalone, k=engine.settings.fetch_k, qvec=qvec, mentioned=a.papers)
+        else:
+            docs = retriever.search(a.standalone, qvec=qvec, mentioned=a.papers)
+        sources = to_sources(docs)
+        evidence = score(a, sources, qvec, engine.sentence_vectors, t.idf, tvec)
     ranking = list(dict.fromkeys(s.paper_id for s in sources))
     return state.model_copy(update={"retrieved": Retrieved(sources=sources, ranking=ranking, evidence=evidence)})
 

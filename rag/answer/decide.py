@@ -73,9 +73,8 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
         return Decision(action="answer")
     named = [p for p in analysis.papers if p in by_id]
     if analysis.kind == "bibliographic":
-        who = _names(named, by_id) + "'s abstract" if named else "The abstracts"
-        return Decision(action="abstain", reason=f"{who} do not give authors, venues or dates." if not named else
-                        f"{who} does not give its authors, venue or date.")
+        return Decision(action="abstain", reason=f"{_names(named, by_id)}'s abstract does not give its authors, venue "
+                        "or date." if named else "The abstracts do not give authors, venues or dates.")
     if analysis.focus and not any(t in idf or has_term(t, idf.keys()) for t in analysis.focus):
         said = ", ".join(_words_for(analysis.focus, analysis.asked, set()))
         return Decision(action="abstain", reason=f"None of the papers mentions {said}.")
@@ -83,7 +82,7 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
         return Decision(action="abstain", reason=f"The papers never mention {', '.join(analysis.unknown_names)}.")
     pool = [e for e in ev if e.paper_id in named] or ev
     best = max(pool, key=lambda e: e.score)
-    paper_text = " ".join(f"{by_id[p].title} {by_id[p].abstract}" for p in named)
+    paper_text = " ".join(by_id[p].text for p in named)
     cov = coverage(analysis.focus, paper_text, idf) if named else best.lexical
     signals = Signals(best=best.score, coverage=round(cov, 3))
     if analysis.kind == "list":
@@ -183,8 +182,7 @@ def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, by_id
     # every word of the constraint qualifies on that alone ('Which papers mention the KV cache?').
     contrast = set(analysis.contrast)
     terms = [t for t in analysis.focus if t not in contrast]
-    cover = {p: coverage(terms, f"{by_id[p].title} {by_id[p].abstract}" if p in by_id else "", idf) if terms else 1.0
-             for p in best}
+    cover = {p: coverage(terms, by_id[p].text if p in by_id else "", idf) if terms else 1.0 for p in best}
     top = max(best.values(), default=0.0)
     qualifying = [p for p, s in sorted(best.items(), key=lambda kv: -kv[1])
                   if ((s >= params.list_score or s >= params.list_ratio * top) and cover[p] >= params.list_coverage)
@@ -192,7 +190,7 @@ def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, by_id
     entities = [t for t in terms if t in names]
     if entities:
         def uses(p: str) -> bool:
-            return p in by_id and all(has_term(t, stems(f"{by_id[p].title} {by_id[p].abstract}")) for t in entities)
+            return p in by_id and all(has_term(t, stems(by_id[p].text)) for t in entities)
         qualifying = [p for p in sorted(best, key=lambda p: -best[p]) if uses(p)]
     if not qualifying:
         return Decision(action="abstain", signals=signals,

@@ -77,8 +77,6 @@ def idf_table(texts: list[str]) -> dict[str, float]:
 
 
 _NAME_LIKE = re.compile(r"\b(?=[\w.-]*(?:[a-z][A-Z]|[A-Z]{2}|[A-Za-z]\d|\d[A-Za-z]))[A-Za-z][\w.-]*\w")
-
-
 NAME_MAX_SHARE = 1 / 3  # a name used by more of the papers (LLM, GPU) is a common term with synonyms, not a name
 
 
@@ -111,19 +109,12 @@ def has_term(term: str, have: set[str]) -> bool:
     return len(term) >= FAMILY_PREFIX and any(same_word_family(term, h) for h in have)
 
 
-def absent_idf(idf: dict[str, float]) -> float:
-    """The weight of a word no passage contains: rarer than the rarest one (document frequency 1/2)."""
-    return 1.0
-
-
 def coverage(terms: list[str], text: str, idf: dict[str, float]) -> float:
-    """IDF-weighted share of terms that text contains (stem match). A term no passage contains weighs most: it
-    is the most specific thing asked ('quantum' in 'quantum error-correction code')."""
+    """IDF-weighted share of terms that text contains (stem match); a term no passage contains weighs 1."""
     if not terms:
         return 0.0
     have = stems(text)
-    rarest = absent_idf(idf)
-    weights = {t: max(idf.get(p, rarest) for p in t.split("-")) for t in terms}  # a compound weighs as its rarest part
+    weights = {t: max(idf.get(p, 1.0) for p in t.split("-")) for t in terms}  # a compound weighs as its rarest part
     return sum(w for t, w in weights.items() if has_term(t, have)) / (sum(weights.values()) or 1.0)
 
 
