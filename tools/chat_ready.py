@@ -14,9 +14,7 @@ import subprocess
 import sys
 import time
 
-import httpx
-
-from rag.proc import free_port, stop_process
+from rag.proc import free_port, stop_process, wait_http
 
 FLOOR = ("import time, gradio as gr\nwith gr.Blocks() as d: gr.Markdown('x')\n"
          "d.launch(server_port={port}, server_name='127.0.0.1', prevent_thread_lock=True, quiet=True)\ntime.sleep(120)")
@@ -28,14 +26,8 @@ def ready(cmd: list[str], port: int, limit: float = 120.0) -> float:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     try:
-        while time.perf_counter() - t0 < limit:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
-                    return time.perf_counter() - t0
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"{cmd[0]} was not ready within {limit:.0f} s")
+        wait_http(f"http://127.0.0.1:{port}/", limit, proc=proc, status=200, interval=0.05)
+        return time.perf_counter() - t0
     finally:
         stop_process(proc, 10)
 
