@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from pydantic import BaseModel, Field
 
 
+class Body(BaseModel):
+    """A paper's full text beyond its abstract (from a PDF), with where each page and section starts in it."""
+
+    text: str
+    page_starts: list[int] = Field(
+        default_factory=list, description="Character offset in text where page i+1 begins (ascending, first is 0)."
+    )
+    first_page: int = Field(default=1, description="The page number printed for page_starts[0].")
+    sections: list[tuple[int, str]] = Field(
+        default_factory=list, description="(offset, heading) of each section heading found, ascending."
+    )
+
+    def page_at(self, offset: int) -> int:
+        """The page number holding the character at offset (0 when the body has no page map)."""
+        if not self.page_starts:
+            return 0
+        return self.first_page + max(0, bisect_right(self.page_starts, offset) - 1)
+
+    def section_at(self, offset: int) -> str:
+        """The heading of the section holding the character at offset ("" before the first heading)."""
+        i = bisect_right([o for o, _ in self.sections], offset) - 1
+        return self.sections[i][1] if i >= 0 else ""
+
+
 class Paper(BaseModel):
-    """One paper: a stable id, its title, abstract and short aliases."""
+    """One paper: a stable id, its title, abstract and short aliases, bibliographic metadata where known."""
 
     id: str
     title: str
     abstract: str
     aliases: list[str] = Field(default_factory=list)
-    source: str = ""
+    source: str = Field(default="", description="Where it was read from: 'file:line', or the file name.")
+    kind: str = Field(default="", description="What it was read from: page, jsonl, markdown, pdf, bibtex, ris.")
+    authors: list[str] = Field(default_factory=list)
+    year: int | None = None
+    venue: str = ""
+    doi: str = ""
+    arxiv: str = ""
+    url: str = ""
+    pages: int = Field(default=0, description="Page count of the PDF it came from (0 when not from a PDF).")
+    added: str = Field(default="", description="When it was first indexed (ISO 8601, UTC).")
+    digest: str = Field(default="", description="Content hash of what was indexed: same digest, nothing to redo.")
+    body: Body | None = Field(default=None, description="Full text beyond the abstract; not kept in paper records.")
 
     @property
     def text(self) -> str:
@@ -30,6 +67,9 @@ class Chunk(BaseModel):
     start: int
     end: int
     index: int
+    page: int = Field(default=0, description="First page of the passage (0: not from a paged body).")
+    page_end: int = 0
+    section: str = ""
 
 
 class Source(BaseModel):
@@ -43,6 +83,9 @@ class Source(BaseModel):
     score: float
     start: int = 0
     end: int = 0
+    page: int = 0
+    page_end: int = 0
+    section: str = ""
 
 
 class Sentence(BaseModel):
