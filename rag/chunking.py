@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -34,20 +35,38 @@ def chunk_id(paper_id: str, text: str, occurrence: int = 0) -> str:
     return f"{paper_id}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
+def _split(text: str, splitter: RecursiveCharacterTextSplitter, what: str) -> Iterator[tuple[str, int]]:
+    """(passage, start offset) of each piece of text, in order."""
+    start = -1
+    for i, piece in enumerate(splitter.split_text(text)):
+        # Offsets are found here: LangChain's add_start_index mixes token overlap with character offsets.
+        start = text.find(piece, start + 1)
+        if start < 0:
+            raise ValueError(f"chunk {i} of {what} is not a substring of its text")
+        yield piece, start
+
+
 def chunk_paper(paper: Paper, chunk_tokens: int = 160, overlap: int = 32) -> list[Chunk]:
-    """Split a paper's abstract into chunks carrying paper id, title and character offsets."""
+    """Split a paper's abstract, then its body if it has one, into chunks with ids, offsets, pages and sections.
+
+    Offsets are into the abstract for abstract chunks and into body.text for body chunks (those carry page > 0).
+    """
     splitter = make_splitter(chunk_tokens, overlap)
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
-    start = -1
-    for i, text in enumerate(splitter.split_text(paper.abstract)):
-        # Offsets are found here: LangChain's add_start_index mixes token overlap with character offsets.
-        start = paper.abstract.find(text, start + 1)
-        if start < 0:
-            raise ValueError(f"chunk {i} of {paper.id} is not a substring of its abstract")
+
+    def add(text: str, start: int, **where: int | str) -> None:
         seen[text] = occurrence = seen.get(text, -1) + 1
         chunks.append(Chunk(id=chunk_id(paper.id, text, occurrence), paper_id=paper.id, title=paper.title, text=text,
-                            start=start, end=start + len(text), index=i))
+                            start=start, end=start + len(text), index=len(chunks), **where))  # type: ignore[arg-type]
+
+    for text, start in _split(paper.abstract, splitter, f"the abstract of {paper.id}"):
+        add(text, start)
+    body = paper.body
+    if body is not None and body.text.strip():
+        for text, start in _split(body.text, splitter, f"the body of {paper.id}"):
+            end = start + len(text)
+            add(text, start, page=body.page_at(start), page_end=body.page_at(end - 1), section=body.section_at(start))
     return chunks
 
 

@@ -164,15 +164,17 @@ PROGRESS_BAR_MIN = 256  # passages: below this an ingest takes a few seconds and
 @_guard
 def ingest(
     paths: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="PATH", help="Paper files: two-line page, .jsonl or .md.", show_default=False)] = None,
+        metavar="PATH", help="Paper files or folders: PDF, .bib, .ris, .jsonl, .md or two-line pages.",
+        show_default=False)] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Delete the index first.")] = False,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Let a paper replace an indexed paper that has its id but another title.")] = False,
 ) -> None:
     """Index papers (the bundled corpus when no PATH is given); idempotent.
 
-    A paper with the id and title of an indexed one updates it; the same id with another title is refused
-    unless --replace is given.
+    Folders are searched for paper files. A paper with the id and title of an indexed one updates it; the same id
+    with another title is refused unless --replace is given. A file that cannot be read is named with the reason
+    and the others are still indexed (the exit status is then 1); with --reset any bad file stops the run first.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -196,23 +198,47 @@ def ingest(
         report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress, replace=replace)
     finally:
         bar.stop()
-    typer.echo(f"Indexed {report.papers} paper(s): {report.added} new chunk(s), {report.removed} stale removed, "
-               f"{report.unchanged} unchanged ({report.seconds:.1f}s).")
+    for problem in report.skipped:
+        typer.secho(f"Skipped: {problem}", err=True, fg=typer.colors.YELLOW)
+    for problem in report.failed:
+        typer.secho(f"Failed: {problem}", err=True, fg=typer.colors.RED)
+    typer.echo(report.summary())
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @app.command(cls=_Command)
 @_guard
 def papers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the indexed papers."""
+    """List the indexed papers: id, kind, source file, pages, passages, date added and title."""
     from rag.answer import Pipeline
     from rag.serve.service import PaperService
 
-    found = PaperService(Pipeline(_settings())).papers()
+    found = PaperService(Pipeline(_settings())).library()
     if as_json:
-        typer.echo(json.dumps([p.model_dump() for p in found], indent=2))
+        typer.echo(json.dumps([p.model_dump() for p in found], indent=2, ensure_ascii=False))
         return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "kind", "source", "pages", "passages", "added", "title", box=None, pad_edge=False)
     for p in found:
-        typer.echo(f"{p.id:<32} {p.title}")
+        table.add_row(p.id, p.kind or "-", p.source or "-", str(p.pages or "-"), str(p.chunks), p.added[:10] or "-",
+                      p.title)
+    Console(width=max(120, Console().width)).print(table)
+
+
+@app.command(cls=_Command)
+@_guard
+def remove(
+    paper_ids: Annotated[list[str], typer.Argument(metavar="ID", help="Paper ids ('paperchat papers' lists them).",
+                                                   show_default=False)],
+) -> None:
+    """Remove papers from the index: their passages, sentence vectors and records."""
+    from rag.ingest import remove_papers
+
+    gone = remove_papers(paper_ids, _settings())
+    typer.echo(f"Removed {len(set(paper_ids))} paper(s) ({gone} passage(s)).")
 
 
 @app.command(cls=_Command)
@@ -231,13 +257,15 @@ def search(
     from rag.serve.service import PaperService
 
     settings = _settings(retrieval=_value(retrieval))
+    from rag.types import page_label
+
     passages = PaperService(Pipeline(settings)).search(question, k=k, paper_ids=paper)
-    rows = [p.model_dump() for p in passages]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps([p.model_dump() for p in passages], indent=2, ensure_ascii=False))
         return
-    for r in rows:
-        typer.echo(f"{r['rank']}. [{r['paper_id']}] {r['title']}  (score {r['score']:.4f})\n   {r['text'][:300]}\n")
+    for p in passages:
+        where = f", {page_label(p.page, p.page_end)}" if p.page else ""
+        typer.echo(f"{p.rank}. [{p.paper_id}{where}] {p.title}  (score {p.score:.4f})\n   {p.text[:300]}\n")
 
 
 @app.command(cls=_Command)
@@ -274,7 +302,8 @@ def ask(
         typer.echo("\nSources:")
         for s in ans.sources:
             if s.n in cited:
-                typer.echo(f"[{s.n}] {s.title} ({s.paper_id})")
+                where = f", {s.page_label}" if s.page_label else ""
+                typer.echo(f"[{s.n}] {s.title} ({s.paper_id}{where})")
 
 
 @app.command(cls=_Command)

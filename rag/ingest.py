@@ -3,9 +3,9 @@ chunks removed, every parse or storage failure one clear error."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +13,11 @@ from pathlib import Path
 from langchain_core.embeddings import Embeddings
 
 from rag.chunking import chunk_paper, embedding_text
-from rag.corpus import CorpusError, check_abstract_sizes, load_corpus, read_papers, source_location
+from rag.corpus import CorpusError, check_abstract_sizes, load_corpus, source_location
 from rag.embeddings import get_embeddings
+from rag.files import Batch, Problem, digest, read_batch
 from rag.settings import Settings
-from rag.store import (WRITE_ERRORS, Store, StoreLockedError, check_free_space, get_all, open_store, reset_store,
+from rag.store import (WRITE_ERRORS, PaperRecord, Store, StoreLockedError, check_free_space, get_all, open_store, reset_store,
                        sentence_id, storage_error, writer_lock)
 from rag.text import split_sentences
 from rag.types import Chunk, Paper
@@ -29,7 +30,7 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass
 class IngestReport:
-    """What one ingest run changed."""
+    """What one ingest run changed: passages, and papers added, updated or unchanged; files that failed."""
 
     papers: int = 0
     added: int = 0
@@ -39,6 +40,23 @@ class IngestReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     paper_ids: list[str] = field(default_factory=list)
+    new_papers: list[str] = field(default_factory=list)
+    updated_papers: list[str] = field(default_factory=list)
+    same_papers: list[str] = field(default_factory=list)
+    files: int = 0
+    failed: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for people: papers added / updated / unchanged, files failed, entries skipped."""
+        parts = [f"{len(self.new_papers)} added", f"{len(self.updated_papers)} updated",
+                 f"{len(self.same_papers)} unchanged"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        passages = f"{self.added} new passage(s), {self.removed} stale removed, {self.unchanged} unchanged"
+        return f"Indexed {self.papers} paper(s): {', '.join(parts)} ({passages}; {self.seconds:.1f}s)."
 
 
 class PaperIdClashError(CorpusError):
@@ -86,6 +104,22 @@ def _store_sentences(store: Store, embedder: Embeddings, chunks: list[Chunk]) ->
     store.sentences.upsert(ids=[r[0] for r in rows], embeddings=[vecs[r[2]] for r in rows],  # type: ignore[arg-type]
                            metadatas=[r[1] for r in rows])
     return len(rows), spent
+
+
+def chunk_metadata(c: Chunk) -> dict[str, str | int]:
+    """A passage's metadata in Chroma; page and section only for passages of a paged body."""
+    meta: dict[str, str | int] = {"paper_id": c.paper_id, "title": c.title, "start": c.start, "end": c.end,
+                                  "index": c.index}
+    if c.page:
+        meta.update(page=c.page, page_end=c.page_end, section=c.section)
+    return meta
+
+
+def _record(paper: Paper, old: PaperRecord | None, order: int, chunks: int) -> PaperRecord:
+    """The record to store for a paper: its digest, first-added date and order kept from before."""
+    stamp = old.paper.added if old and old.paper.added else datetime.now(UTC).isoformat(timespec="seconds")
+    paper = paper.model_copy(update={"body": None, "digest": digest(paper), "added": stamp})
+    return PaperRecord(paper=paper, order=old.order if old else order, chunks=chunks)
 
 
 def ingest_papers(papers: list[Paper], settings: Settings, store: Store, progress: Progress | None = None) -> IngestReport:
@@ -136,8 +170,7 @@ def _ingest_papers(papers: list[Paper], settings: Settings, store: Store, progre
             report.embed_seconds += time.perf_counter() - t1
             store.chunks.upsert(
                 ids=[c.id for c in part], embeddings=vectors, documents=[c.text for c in part],  # type: ignore[arg-type]
-                metadatas=[{"paper_id": c.paper_id, "title": c.title, "start": c.start, "end": c.end,
-                            "index": c.index} for c in part],
+                metadatas=[chunk_metadata(c) for c in part],
             )
             n, spent = _store_sentences(store, embedder, part)
             report.sentences += n
@@ -148,15 +181,26 @@ def _ingest_papers(papers: list[Paper], settings: Settings, store: Store, progre
             if store.sentences is not None:
                 store.sentences.delete(where={"chunk_id": {"$in": stale}})
             store.chunks.delete(ids=stale)
-        previous = store.papers.get(ids=ids, include=["metadatas"])
-        orders = {pid: int(m.get("order", 0)) for pid, m in zip(previous["ids"], previous["metadatas"] or [], strict=True)}
-        store.papers.upsert(
-            ids=ids, documents=[p.abstract for p in batch],
-            embeddings=embedder.embed_documents([f"{p.title}. {', '.join(p.aliases)}" for p in batch]),  # type: ignore[arg-type]
-            metadatas=[{"title": p.title, "aliases": json.dumps(p.aliases), "source": p.source,
-                        "order": orders.get(p.id, order_base + b + i), "chunks": len(chunks[p.id])}
-                       for i, p in enumerate(batch)],
-        )
+        previous = store.papers.get(ids=ids, include=["documents", "metadatas"])
+        before = {pid: PaperRecord.of(pid, doc or "", m) for pid, doc, m in
+                  zip(previous["ids"], previous["documents"] or [], previous["metadatas"] or [], strict=True)}
+        records = [_record(p, before.get(p.id), order_base + b + i, len(chunks[p.id])) for i, p in enumerate(batch)]
+        changed = [r for r in records if before.get(r.paper.id) != r or new or stale]
+        if changed:
+            store.papers.upsert(
+                ids=[r.paper.id for r in changed], documents=[r.paper.abstract for r in changed],
+                embeddings=embedder.embed_documents(  # type: ignore[arg-type]
+                    [f"{r.paper.title}. {', '.join(r.paper.aliases)}" for r in changed]),
+                metadatas=[r.metadata() for r in changed],  # type: ignore[misc]
+            )
+        for r in records:
+            old = before.get(r.paper.id)
+            (report.new_papers if old is None else report.same_papers if old.paper.digest == r.paper.digest and
+             old == r else report.updated_papers).append(r.paper.id)
+        if not (changed or new or stale):
+            report.unchanged += len(keep)
+            report.paper_ids.extend(ids)
+            continue
         store.bump_generation()  # running processes reload their view of the index on their next question
         report.added += len(new)
         report.removed += len(stale)
@@ -170,20 +214,23 @@ def _ingest_papers(papers: list[Paper], settings: Settings, store: Store, progre
 
 def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
                  progress: Progress | None = None, replace: bool = False) -> IngestReport:
-    """Parse every file first (a bad file stops the run before the index is touched), then ingest them.
+    """Read every file and folder given, then ingest the papers they hold (the bundled corpus when none).
 
-    A paper is the same paper as an indexed one when both its id and its title match (case and spacing aside):
-    it is then updated in place (an edited abstract replaces the old chunks). A file that gives an indexed
+    A file that cannot be read is reported in the result (IngestReport.failed, with its reason) while the rest
+    of the batch is ingested; when it was the only one, its CorpusError is raised. With reset=True any bad file
+    stops the run before the old index is deleted. A paper is the same paper as an indexed one when both its id
+    and its title match (case and spacing aside): it is then updated in place. A file that gives an indexed
     paper's id to a paper with another title is refused with PaperIdClashError, unless replace=True.
     """
     paths = list(paths)
     limits = (settings.min_abstract_chars, settings.max_abstract_chars)
     with writer_lock(settings):
         if reset:  # parse before deleting: a bad file must not cost the user the index
-            papers = read_papers(paths, abstract_chars=limits) if paths else _bundled(settings)
-            _refuse_duplicate_ids(papers)
+            batch = read_batch(paths, abstract_chars=limits) if paths else Batch(papers=_bundled(settings))
+            _raise_first_failure(batch, alone=False)
+            _refuse_duplicate_ids(batch.papers)
             check_free_space(settings, sum(len(chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap))
-                                           for p in papers), replacing=True)  # before the old index is deleted
+                                           for p in batch.papers), replacing=True)  # before the old index goes
             try:
                 reset_store(settings)
             except WRITE_ERRORS as exc:
@@ -192,11 +239,40 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
         else:
             store = open_store(settings)
             existing = store.list_papers()
-            papers = read_papers(paths, existing=existing, abstract_chars=limits) if paths else _bundled(settings)
-            _refuse_duplicate_ids(papers)
+            batch = read_batch(paths, existing, limits) if paths else Batch(papers=_bundled(settings))
+            _raise_first_failure(batch, alone=True)
+            _refuse_duplicate_ids(batch.papers)
             if not replace:
-                _refuse_id_clashes(papers, existing)
-        return ingest_papers(papers, settings, store, progress)
+                _refuse_id_clashes(batch.papers, existing)
+        report = ingest_papers(batch.papers, settings, store, progress)
+    report.files, report.failed, report.skipped = batch.files, batch.failed, batch.skipped
+    return report
+
+
+def _raise_first_failure(batch: Batch, alone: bool) -> None:
+    """Raise the first failed file's error: always (alone=False), or when nothing else was read (alone=True)."""
+    if batch.failed and (not alone or not batch.papers):
+        first = batch.failed[0]
+        raise CorpusError(first.path, first.line, first.reason)
+
+
+def remove_papers(paper_ids: list[str], settings: Settings) -> int:
+    """Delete papers from the index by id (all must exist); returns the passages removed."""
+    with writer_lock(settings):
+        store = open_store(settings)
+        known = {p.id for p in store.list_papers()}
+        unknown = [pid for pid in paper_ids if pid not in known]
+        if unknown:
+            raise NotIndexedError(f"no indexed paper has the id {', '.join(map(repr, unknown))}; "
+                                    f"'paperchat papers' lists them")
+        try:
+            return store.remove_papers(list(dict.fromkeys(paper_ids)))
+        except WRITE_ERRORS as exc:
+            raise storage_error(exc, store.where) from None
+
+
+class NotIndexedError(ValueError):
+    """A paper id that is not in the index."""
 
 
 def _bundled(settings: Settings) -> list[Paper]:

@@ -24,7 +24,7 @@ from rag.embeddings import get_embeddings
 from rag.settings import Settings
 from rag.store import PAGE, Store, StoreError, get_all, reopen_store, sentence_id, written_elsewhere
 from rag.text import content_words, hyphen_parts
-from rag.types import Paper, Source
+from rag.types import Body, Paper, Source
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
@@ -66,6 +66,16 @@ class Corpus:
     def pos(self) -> dict[str, int]:
         """Row of each chunk id."""
         return {cid: i for i, cid in enumerate(self.ids)}
+
+
+def _with_bodies(papers: list[Paper], texts: list[str], metas: list[dict]) -> list[Paper]:
+    """Papers with the text of their body passages (PDFs) attached, so checks of which words a paper uses see it."""
+    parts: dict[str, list[tuple[int, str]]] = {}
+    for text, meta in zip(texts, metas, strict=True):
+        if meta.get("page"):
+            parts.setdefault(str(meta["paper_id"]), []).append((int(meta.get("index", 0)), text))
+    return [p.model_copy(update={"body": Body(text=" ".join(t for _, t in sorted(parts[p.id])))}) if p.id in parts
+            else p for p in papers]
 
 
 SENTENCE_CACHE = 50_000  # sentence vectors kept in memory per process (~75 MB at 384 dims)
@@ -148,8 +158,8 @@ class Index:
             bm25 = bm25s.BM25()
             bm25.index(_tokenize([f"{m['title']} {t}" for m, t in zip(metas, texts, strict=True)]),
                        show_progress=False)
-        return Corpus(ids=ids, texts=texts, metas=metas, papers=self.store.list_papers(), bm25=bm25, count=len(ids),
-                      generation=generation)
+        return Corpus(ids=ids, texts=texts, metas=metas, papers=_with_bodies(self.store.list_papers(), texts, metas),
+                      bm25=bm25, count=len(ids), generation=generation)
 
     def chunks(self, ids: list[str]) -> dict[str, tuple[str, dict]]:
         """(text, metadata) of chunks by id: from the view, else read from Chroma; ids stored nowhere are left out."""
@@ -370,4 +380,6 @@ def to_sources(docs: list[Document]) -> list[Source]:
     """Numbered sources [1..n] from retrieved documents."""
     return [Source(n=i, paper_id=d.metadata["paper_id"], title=d.metadata["title"], chunk_id=d.metadata["chunk_id"],
                    text=d.page_content, score=float(d.metadata.get("score", 0.0)), start=int(d.metadata.get("start", 0)),
-                   end=int(d.metadata.get("end", 0))) for i, d in enumerate(docs, start=1)]
+                   end=int(d.metadata.get("end", 0)), page=int(d.metadata.get("page", 0)),
+                   page_end=int(d.metadata.get("page_end", 0)), section=str(d.metadata.get("section", "")))
+            for i, d in enumerate(docs, start=1)]

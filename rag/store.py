@@ -14,9 +14,9 @@ import shutil
 import sqlite3
 import uuid
 import warnings
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,6 +26,7 @@ from chromadb.api import ClientAPI
 from chromadb.api.client import SharedSystemClient
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
+from pydantic import BaseModel
 
 from rag.embeddings import get_embeddings
 from rag.settings import Settings
@@ -199,13 +200,57 @@ class Store:
         meta[GENERATION_KEY] = f"{os.getpid()}-{uuid.uuid4().hex}"  # the writer's pid: see written_elsewhere()
         self.chunks.modify(metadata=meta)
 
-    def list_papers(self) -> list[Paper]:
-        """Every indexed paper, in ingestion order."""
+    def records(self) -> list[PaperRecord]:
+        """Every indexed paper with its index bookkeeping, in ingestion order."""
         got = get_all(self.papers, ["documents", "metadatas"])
         rows = sorted(zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True),
                       key=lambda row: (int(row[2].get("order", 0)), row[0]))
-        return [Paper(id=pid, title=str(meta["title"]), abstract=doc or "", aliases=json.loads(str(meta["aliases"])),
-                      source=str(meta.get("source", ""))) for pid, doc, meta in rows]
+        return [PaperRecord.of(pid, doc or "", meta) for pid, doc, meta in rows]
+
+    def list_papers(self) -> list[Paper]:
+        """Every indexed paper, in ingestion order."""
+        return [r.paper for r in self.records()]
+
+    def remove_papers(self, paper_ids: list[str]) -> int:
+        """Delete papers' passages, sentence vectors and records; returns how many passages went."""
+        if not paper_ids:
+            return 0
+        gone = self.chunks.get(where={"paper_id": {"$in": paper_ids}}, include=[])["ids"]
+        if self.sentences is not None:
+            self.sentences.delete(where={"paper_id": {"$in": paper_ids}})
+        if gone:
+            self.chunks.delete(ids=gone)
+        self.papers.delete(ids=paper_ids)
+        self.bump_generation()
+        return len(gone)
+
+
+class PaperRecord(BaseModel):
+    """A paper as the index holds it: the paper (no body), its ingestion order and passage count."""
+
+    paper: Paper
+    order: int = 0
+    chunks: int = 0
+
+    @classmethod
+    def of(cls, pid: str, abstract: str, meta: Mapping[str, Any]) -> PaperRecord:
+        """Read a paper record's document and metadata (records written before metadata was kept read too)."""
+        year = int(meta.get("year") or 0)
+        paper = Paper(id=pid, title=str(meta["title"]), abstract=abstract, aliases=json.loads(str(meta["aliases"])),
+                      source=str(meta.get("source", "")), kind=str(meta.get("kind", "")),
+                      authors=json.loads(str(meta.get("authors") or "[]")), year=year or None,
+                      **{k: str(meta.get(k, "")) for k in _TEXT_FIELDS}, pages=int(meta.get("pages") or 0))
+        return cls(paper=paper, order=int(meta.get("order", 0)), chunks=int(meta.get("chunks", 0)))
+
+    def metadata(self) -> dict[str, str | int]:
+        """The paper record's metadata (Chroma takes str, int, float and bool values only: no None, no lists)."""
+        p = self.paper
+        return {"title": p.title, "aliases": json.dumps(p.aliases), "source": p.source, "kind": p.kind,
+                "authors": json.dumps(p.authors, ensure_ascii=False), "year": p.year or 0, "pages": p.pages,
+                **{k: getattr(p, k) for k in _TEXT_FIELDS}, "order": self.order, "chunks": self.chunks}
+
+
+_TEXT_FIELDS = ("venue", "doi", "arxiv", "url", "added", "digest")
 
 
 def _collection(client: ClientAPI, name: str, model: str, dim: int, where: str) -> Collection:

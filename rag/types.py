@@ -53,8 +53,8 @@ class Paper(BaseModel):
 
     @property
     def text(self) -> str:
-        """Title and abstract: everything the paper itself says here (for checks of which words it uses)."""
-        return f"{self.title} {self.abstract}"
+        """Title, abstract and body: everything the paper itself says here (for checks of which words it uses)."""
+        return f"{self.title} {self.abstract} {self.body.text}" if self.body else f"{self.title} {self.abstract}"
 
 
 class Chunk(BaseModel):
@@ -86,6 +86,18 @@ class Source(BaseModel):
     page: int = 0
     page_end: int = 0
     section: str = ""
+
+    @property
+    def page_label(self) -> str:
+        """'p. 7', 'pp. 7–8', or '' for a passage of an abstract."""
+        return page_label(self.page, self.page_end)
+
+
+def page_label(page: int, page_end: int = 0) -> str:
+    """'p. 7' for one page, 'pp. 7–8' for a range, '' when there is no page."""
+    if not page:
+        return ""
+    return f"pp. {page}–{page_end}" if page_end > page else f"p. {page}"
 
 
 class Sentence(BaseModel):

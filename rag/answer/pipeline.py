@@ -14,9 +14,10 @@ from rag.answer.chain import Engine, compose_events, create_chain, create_prepar
 from rag.answer.models import Question, State
 from rag.answer.request import build_request
 from rag.answer.verify import verify
-from rag.ingest import IngestReport, ensure_index, ingest_paths
+from rag.ingest import IngestReport, Progress, ensure_index, ingest_paths, remove_papers
 from rag.retrieve import Index
 from rag.settings import Settings
+from rag.store import PaperRecord
 from rag.types import Answer, Paper
 
 
@@ -64,13 +65,28 @@ class Pipeline:
         """Every indexed paper."""
         return self.engine.tables().papers
 
-    def ingest(self, paths: list[Path], reset: bool = False, replace: bool = False) -> IngestReport:
-        """Add papers from files (replace: let a paper take over another paper's id); the retrieval view follows
-        the index's generation stamp, in this process and in every other one."""
-        report = ingest_paths(paths, self.settings, reset=reset, replace=replace)
-        if self._engine is not None:
-            self._engine.index.invalidate()  # this process wrote: no need to wait for the stamp check
+    def records(self) -> list[PaperRecord]:
+        """Every indexed paper with its passage count and order, read from the index."""
+        return self.engine.index.store.records()
+
+    def ingest(self, paths: list[Path], reset: bool = False, replace: bool = False,
+               progress: Progress | None = None) -> IngestReport:
+        """Add papers from files and folders (replace: let a paper take over another paper's id); the retrieval view
+        follows the index's generation stamp, in this process and in every other one."""
+        report = ingest_paths(paths, self.settings, reset=reset, replace=replace, progress=progress)
+        self._wrote()
         return report
+
+    def remove(self, paper_ids: list[str]) -> int:
+        """Remove papers by id; returns the passages removed."""
+        gone = remove_papers(paper_ids, self.settings)
+        self._wrote()
+        return gone
+
+    def _wrote(self) -> None:
+        """This process changed the index: the view reloads on the next question, without waiting for the check."""
+        if self._engine is not None:
+            self._engine.index.invalidate()
 
     def _state(self, question: str, **options: Any) -> State:
         """The chain's input: a validated request."""

@@ -39,6 +39,22 @@ class PaperInfo(PaperSummary):
     abstract: str
 
 
+class LibraryEntry(PaperSummary):
+    """An indexed paper as the library lists it: where it came from, its size in the index, its metadata."""
+
+    kind: str = Field("", description="What it was read from: pdf, bibtex, ris, jsonl, markdown, page.")
+    source: str = Field("", description="The file (and line) it was read from.")
+    pages: int = Field(0, description="Pages of its PDF (0: not from a PDF).")
+    chunks: int = Field(0, description="Passages it has in the index.")
+    added: str = Field("", description="When it was first indexed (ISO 8601, UTC).")
+    authors: list[str] = Field(default_factory=list)
+    year: int | None = None
+    venue: str = ""
+    doi: str = ""
+    arxiv: str = ""
+    url: str = ""
+
+
 class Passage(BaseModel):
     """One retrieved passage, best first."""
 
@@ -48,6 +64,9 @@ class Passage(BaseModel):
     chunk_id: str = Field(description="The passage's id in the index.")
     text: str
     score: float = Field(description="Reciprocal-rank-fusion score (dense + BM25); higher is better.")
+    page: int = Field(0, description="The page it starts on, for a passage of a PDF's body (0: from an abstract).")
+    page_end: int = Field(0, description="The page it ends on (0: from an abstract).")
+    section: str = Field("", description="The section heading it sits under, where one was found.")
 
 
 class CitedAnswer(BaseModel):
@@ -101,6 +120,11 @@ class PaperService:
         """Every indexed paper."""
         return [PaperSummary.model_validate(p.model_dump()) for p in self.pipeline.papers()]
 
+    def library(self) -> list[LibraryEntry]:
+        """Every indexed paper with its source, kind, pages, passages, date added and bibliographic metadata."""
+        return [LibraryEntry.model_validate({**r.paper.model_dump(exclude={"body"}), "chunks": r.chunks})
+                for r in self.pipeline.records()]
+
     def paper(self, paper_id: str) -> PaperInfo:
         """One paper with its abstract, or UnknownPaperError."""
         return PaperInfo.model_validate(self.resolve([paper_id])[0].model_dump())
@@ -119,7 +143,9 @@ class PaperService:
         docs = make_retriever(self.pipeline.index, self.pipeline.settings, paper_ids=ids, mode=retrieval,
                               k=k).search(query)
         return [Passage(rank=d.metadata["rank"], paper_id=d.metadata["paper_id"], title=d.metadata["title"],
-                        chunk_id=d.metadata["chunk_id"], text=d.page_content, score=d.metadata["score"]) for d in docs]
+                        chunk_id=d.metadata["chunk_id"], text=d.page_content, score=d.metadata["score"],
+                        page=int(d.metadata.get("page", 0)), page_end=int(d.metadata.get("page_end", 0)),
+                        section=str(d.metadata.get("section", ""))) for d in docs]
 
     def ask(self, question: str, paper_ids: Sequence[str] | None = None, history: Sequence[object] | None = None,
             answerer: str | None = None, k: int | None = None) -> CitedAnswer:
