@@ -55,7 +55,7 @@ def chunk_paper(paper: Paper, chunk_tokens: int = 160, overlap: int = 32) -> lis
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
 
-    def add(text: str, start: int, **where: int | str) -> None:
+    def add(text: str, start: int, **where: object) -> None:
         seen[text] = occurrence = seen.get(text, -1) + 1
         chunks.append(Chunk(id=chunk_id(paper.id, text, occurrence), paper_id=paper.id, title=paper.title, text=text,
                             start=start, end=start + len(text), index=len(chunks), **where))  # type: ignore[arg-type]
@@ -66,7 +66,9 @@ def chunk_paper(paper: Paper, chunk_tokens: int = 160, overlap: int = 32) -> lis
     if body is not None and body.text.strip():
         for text, start in _split(body.text, splitter, f"the body of {paper.id}"):
             end = start + len(text)
-            add(text, start, page=body.page_at(start), page_end=body.page_at(end - 1), section=body.section_at(start))
+            breaks = [o - start for o in body.page_starts if start < o < end]
+            add(text, start, page=body.page_at(start), page_end=body.page_at(end - 1), section=body.section_at(start),
+                page_breaks=breaks)
     return chunks
 
 

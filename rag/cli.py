@@ -302,7 +302,7 @@ def ask(
         typer.echo("\nSources:")
         for s in ans.sources:
             if s.n in cited:
-                where = f", {s.page_label}" if s.page_label else ""
+                where = f", {ans.cited_pages(s.n)}" if s.page else ""
                 typer.echo(f"[{s.n}] {s.title} ({s.paper_id}{where})")
 
 

@@ -3,6 +3,7 @@ chunks removed, every parse or storage failure one clear error."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -111,7 +112,7 @@ def chunk_metadata(c: Chunk) -> dict[str, str | int]:
     meta: dict[str, str | int] = {"paper_id": c.paper_id, "title": c.title, "start": c.start, "end": c.end,
                                   "index": c.index}
     if c.page:
-        meta.update(page=c.page, page_end=c.page_end, section=c.section)
+        meta.update(page=c.page, page_end=c.page_end, section=c.section, page_breaks=json.dumps(c.page_breaks))
     return meta
 
 

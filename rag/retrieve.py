@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -381,5 +382,6 @@ def to_sources(docs: list[Document]) -> list[Source]:
     return [Source(n=i, paper_id=d.metadata["paper_id"], title=d.metadata["title"], chunk_id=d.metadata["chunk_id"],
                    text=d.page_content, score=float(d.metadata.get("score", 0.0)), start=int(d.metadata.get("start", 0)),
                    end=int(d.metadata.get("end", 0)), page=int(d.metadata.get("page", 0)),
-                   page_end=int(d.metadata.get("page_end", 0)), section=str(d.metadata.get("section", "")))
+                   page_end=int(d.metadata.get("page_end", 0)), section=str(d.metadata.get("section", "")),
+                   page_breaks=json.loads(str(d.metadata.get("page_breaks") or "[]")))
             for i, d in enumerate(docs, start=1)]

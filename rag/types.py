@@ -70,6 +70,8 @@ class Chunk(BaseModel):
     page: int = Field(default=0, description="First page of the passage (0: not from a paged body).")
     page_end: int = 0
     section: str = ""
+    page_breaks: list[int] = Field(default_factory=list,
+                                   description="Offsets in text where pages page+1, page+2 … begin.")
 
 
 class Source(BaseModel):
@@ -86,11 +88,23 @@ class Source(BaseModel):
     page: int = 0
     page_end: int = 0
     section: str = ""
+    page_breaks: list[int] = Field(default_factory=list, description="Offsets in text where pages page+1 … begin.")
 
     @property
     def page_label(self) -> str:
         """'p. 7', 'pp. 7–8', or '' for a passage of an abstract."""
         return page_label(self.page, self.page_end)
+
+    def page_at(self, offset: int) -> int:
+        """The page holding the passage's character at offset (0 for a passage of an abstract)."""
+        return self.page + bisect_right(self.page_breaks, offset) if self.page else 0
+
+    def pages_of(self, spans: list[tuple[int, int]]) -> str:
+        """The page label of the given (start, end) spans of the passage ('' when it has no pages)."""
+        if not self.page or not spans:
+            return self.page_label
+        pages = [self.page_at(a) for a, _ in spans] + [self.page_at(max(a, b - 1)) for a, b in spans]
+        return page_label(min(pages), max(pages))
 
 
 def page_label(page: int, page_end: int = 0) -> str:
@@ -127,6 +141,13 @@ class Answer(BaseModel):
     evidence: str = ""
     closest_papers: list[str] = Field(default_factory=list)
     paper_ids: list[str] = Field(default_factory=list)
+    def cited_pages(self, n: int) -> str:
+        """Where in source n this answer's sentences cite it: 'p. 7', 'pp. 7–8', or '' (no pages)."""
+        source = next((s for s in self.sources if s.n == n), None)
+        if source is None:
+            return ""
+        return source.pages_of([(a, b) for s in self.sentences for m, a, b in s.spans if m == n])
+
     removed_citations: list[int] = Field(
         default_factory=list, description="Citation numbers the answerer wrote that point at no passage (removed)."
     )
