@@ -299,6 +299,8 @@ def _ris_records(text: str) -> list[tuple[int, str]]:
     """Each record's text with the 1-based line of its TY tag (rispy gives no line numbers)."""
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if _RIS_START.match(line)]
+    if not starts:
+        return []
     ends = starts[1:] + [len(lines)]
     return [(s + 1, "\n".join(lines[s:e])) for s, e in zip(starts, ends, strict=True)]
 

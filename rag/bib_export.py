@@ -45,9 +45,13 @@ def _title(title: str) -> str:
 
 
 def _author(name: str) -> str:
-    """One escaped author name, braced whole when it holds a comma or ' and ' that would split it."""
-    escaped = escape(name)
-    return "{" + escaped + "}" if "," in name or re.search(r"\sand\s", name, re.IGNORECASE) else escaped
+    """One author as BibTeX: 'Last, Jr., First' if it ends in Jr. or III; braced whole if a comma or 'and' is in it."""
+    if "," in name or re.search(r"\sand\s", name, re.IGNORECASE):
+        return "{" + escape(name) + "}"
+    tokens = name.split()
+    if len(tokens) > 2 and tokens[-1].lower() in _NAME_SUFFIXES:
+        return f"{escape(tokens[-2])}, {escape(tokens[-1])}, {escape(' '.join(tokens[:-2]))}"
+    return escape(name)
 
 
 def _ascii_word(text: str) -> str:
