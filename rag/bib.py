@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 import bibtexparser
 import rispy
 from bibtexparser.middlewares import LatexDecodingMiddleware, NormalizeFieldKeys, SeparateCoAuthors, SplitNameParts
-from bibtexparser.model import DuplicateBlockKeyBlock, Entry, ParsingFailedBlock
+from bibtexparser.model import DuplicateBlockKeyBlock, DuplicateFieldKeyBlock, Entry, ParsingFailedBlock
 from pydantic import BaseModel, Field
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
@@ -199,6 +199,8 @@ def _failed_reason(block: ParsingFailedBlock) -> str:
     if isinstance(block, DuplicateBlockKeyBlock):
         first = block.previous_block.start_line
         return f"duplicate key {block.key!r} (first used on line {first + 1})" if first is not None else "duplicate key"
+    if isinstance(block, DuplicateFieldKeyBlock):
+        return f"the same field twice: {', '.join(sorted(block.duplicate_keys))}"
     error = block.error
     detail = getattr(error, "abort_reason", "") or str(error) or type(error).__name__
     return f"unreadable BibTeX: {_clean(detail)}"

@@ -246,6 +246,11 @@ def test_malformed_entry_is_reported_with_its_line_and_the_good_ones_read():
         ("@article{a, title = {T}, abstract = {" + ABSTRACT + "}}\n\n@misc{c title = {U}}\n",
          [(3, "", "unreadable BibTeX: Expected comma after entry key, but found =")]),
         ("@article{a, title = {T}, abstract = {" + ABSTRACT + "}}\n@misc{d, title = {U}\n", [(2, "d", None)]),
+        ("@article{e, title = {T}, title = {U}, abstract = {" + ABSTRACT + "}}\n",
+         [(1, "e", "the same field twice: title")]),
+        ("@article{f, title = {T}, author = {Doe, Jane, Jr, Extra}, abstract = {" + ABSTRACT + "}}\n",
+         [(1, "f", "unreadable BibTeX: Cannot split the following name `Doe, Jane, Jr, Extra` into parts: "
+           "Too many commas")]),
     ],
 )
 def test_entries_left_out_are_reported_with_line_key_and_reason(tmp_path, body, expected):
