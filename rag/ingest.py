@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, Field
 
 from rag.chunking import chunk_paper, embedding_text
 from rag.corpus import CorpusError, check_abstract_sizes, load_corpus, source_location
@@ -47,6 +48,24 @@ class IngestReport:
     files: int = 0
     failed: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # paper id -> the file (and line) it was read from
+
+    def outcomes(self) -> list[FileOutcome]:
+        """What happened to each file: the papers it added, updated or left unchanged, or why it failed."""
+        out: dict[str, FileOutcome] = {}
+        status = {**{p: "added" for p in self.new_papers}, **{p: "updated" for p in self.updated_papers},
+                  **{p: "unchanged" for p in self.same_papers}}
+        for pid, source in self.sources.items():
+            where, _, line = source.rpartition(":")
+            name = where if line.isdigit() else source
+            getattr(out.setdefault(name, FileOutcome(file=name)), status.get(pid, "unchanged")).append(pid)
+        for problem in self.failed:
+            out.setdefault(Path(problem.path).name, FileOutcome(file=Path(problem.path).name)).failed.append(
+                f"line {problem.line}: {problem.reason}" if problem.line else problem.reason)
+        for problem in self.skipped:
+            out.setdefault(Path(problem.path).name, FileOutcome(file=Path(problem.path).name)).skipped.append(
+                f"line {problem.line}: {problem.reason}" if problem.line else problem.reason)
+        return list(out.values())
 
     def summary(self) -> str:
         """One line for people: papers added / updated / unchanged, files failed, entries skipped."""
@@ -58,6 +77,17 @@ class IngestReport:
             parts.append(f"{len(self.skipped)} skipped")
         passages = f"{self.added} new passage(s), {self.removed} stale removed, {self.unchanged} unchanged"
         return f"Indexed {self.papers} paper(s): {', '.join(parts)} ({passages}; {self.seconds:.1f}s)."
+
+
+class FileOutcome(BaseModel):
+    """One file's part in an ingest: paper ids added, updated or unchanged; why it (or some entries) failed."""
+
+    file: str
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
 
 
 class PaperIdClashError(CorpusError):
@@ -207,6 +237,7 @@ def _ingest_papers(papers: list[Paper], settings: Settings, store: Store, progre
         report.removed += len(stale)
         report.unchanged += len(keep) - len(new)
         report.paper_ids.extend(ids)
+    report.sources.update({p.id: p.source for p in papers})
     report.seconds = time.perf_counter() - t0
     log.info("ingested %d papers: +%d -%d =%d chunks, %d sentence vectors in %.2fs", len(papers), report.added,
              report.removed, report.unchanged, report.sentences, report.seconds)

@@ -122,6 +122,9 @@ class ServerSettings(BaseModel):
     concurrency: int = Field(default=4, ge=1, description="Answers computed at once, across every event and API.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest HTTP request body accepted (bytes; "
                                                                         "413 beyond, chunked bodies too).")
+    max_upload_bytes: int = Field(default=50_000_000, ge=1024, description="Largest upload of paper files from "
+                                                                           "the web chat (bytes, all files at once).")
+    max_upload_files: int = Field(default=20, ge=1, description="Most paper files added in one upload.")
     max_history_turns: int = Field(default=20, ge=0, description="Most history messages accepted by the /ask API.")
     max_history_chars: int = Field(default=8000, ge=100, description="Longest history message accepted.")
     max_history_total_chars: int = Field(default=40_000, ge=100, description="Most history characters in all.")

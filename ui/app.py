@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,6 +22,7 @@ from . import render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
 from .assets import CSS, JS, THEME
 from .guard import GuardConfig, guarded_app
+from .library import UPLOAD_TYPES, LibraryHandlers, uploads_dir
 from .routes import create_router
 
 log = logging.getLogger(__name__)
@@ -41,15 +44,19 @@ class ChatApp(gr.Blocks):
 
     guard = GuardConfig()
     routers: tuple[Any, ...] = ()  # FastAPI routers served beside the app (ui.routes: /v1 and /api)
+    upload_dir: Path | None = None  # where Gradio keeps uploads and downloads: inside the data directory
 
     def launch(self, **kwargs: Any) -> Any:  # type: ignore[override]
         """Launch with local-only look and safe defaults (no share link, no error details, tiny uploads), behind
         ui.guard (body limit, security headers, no CORS, every route behind the login if there is one)."""
         defaults = {"theme": THEME, "css": CSS, "js": JS, "share": False, "show_error": False,
-                    "max_file_size": "1mb", "ssr_mode": False, "mcp_server": False, "run_history": False,
+                    "max_file_size": self.guard.max_upload_bytes, "ssr_mode": False, "mcp_server": False, "run_history": False,
                     "footer_links": ["api"]}  # no Gradio "Settings": the app has its own Settings tab
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
+        if self.upload_dir is not None and not os.environ.get("GRADIO_TEMP_DIR"):
+            self.upload_dir.mkdir(parents=True, exist_ok=True)  # Gradio's server reads it when launch() creates it
+            os.environ["GRADIO_TEMP_DIR"] = str(self.upload_dir)
         # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
         kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
                                               self.routers))
@@ -199,6 +206,7 @@ def _suggestion_text(row: list[str] | str) -> str:
 def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     """The chat app over a pipeline; queue and limits from settings."""
     handlers, api = ChatHandlers(pipeline, settings), ScriptAPI(pipeline, settings)
+    library = LibraryHandlers(pipeline, settings)
     papers = pipeline.papers()
     choices = [(render.choice(p), p.id) for p in papers]
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -206,7 +214,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                  cors_origins=frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",")
                                                         if o.strip()),
                                  login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff,
-                                 api_keys=api_keys(settings))
+                                 api_keys=api_keys(settings), max_upload_bytes=settings.max_upload_bytes)
+        demo.upload_dir = uploads_dir(settings) / ".gradio"
         demo.routers = (create_router(pipeline, settings),)
         turns = gr.State([])
         with gr.Row(equal_height=True, elem_id="pc-top"):
@@ -238,6 +247,11 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                         gr.Markdown("The indexed papers. To restrict the chat to some of them, choose them in the "
                                     "*Search only in* box below the question.")
                         papers_list = gr.HTML(render.papers_html(papers), js_on_load=None)
+                        with gr.Accordion("Add papers", open=False, elem_id="pc-add"):
+                            upload = gr.File(file_count="multiple", file_types=UPLOAD_TYPES, elem_id="pc-upload",
+                                             label="PDF, BibTeX (.bib), RIS, JSONL or Markdown files")
+                            add_btn = gr.Button("Add to the library", variant="primary", elem_id="pc-add-btn")
+                            added = gr.HTML("", elem_id="pc-added", js_on_load=None)
                     with gr.Tab("Compare"):
                         gr.Markdown("Choose two or more papers: the answer is a table (problem, approach, "
                                     "reported result), every cell cited. You can also just ask *Compare X and Y*.")
@@ -268,6 +282,9 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         chatbot.select(handlers.show_turn, [turns], [sources, export_btn], **private)
         new_btn.click(handlers.new_chat, None, outs, **private)
         demo.load(handlers.refresh_papers, None, [scope, pick, head, papers_list], **private)
+        # Adding papers writes the index: one upload at a time, in its own pool so the chat keeps answering.
+        add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
+                      **private).then(handlers.refresh_papers, None, [scope, pick, head, papers_list], **private)
         gr.api(api.ask, api_name="ask", **answering)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)

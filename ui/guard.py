@@ -52,6 +52,7 @@ PUBLIC_PATHS = {"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css
                 "/gradio_api/app_id/", "/gradio_api/user", "/gradio_api/user/"}
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
 API_PREFIXES = ("/v1/", "/api/")  # the script routes (ui.routes): API keys, errors in the OpenAI shape
+UPLOAD_PATHS = {"/gradio_api/upload", "/upload"}  # Gradio's file upload route (its own size check runs after ours)
 API_DOCS = {"/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect"}
 MAX_TRACKED_CLIENTS = 10_000
 
@@ -61,6 +62,7 @@ class GuardConfig:
     """What the guard enforces (from Settings, see `ui.app`)."""
 
     max_body_bytes: int = 1_000_000
+    max_upload_bytes: int = 50_000_000  # the body limit of Gradio's upload route (paper files)
     cors_origins: frozenset[str] = frozenset()
     login_max_failures: int = 5
     login_backoff_s: float = 1.0
@@ -171,7 +173,8 @@ class Guard:
         try:
             receive = await self._limited_body(scope, headers, receive)
         except _TooLarge:
-            message = f"The request is too large (over {self.config.max_body_bytes:,} bytes)."
+            limit = self.config.max_upload_bytes if path in UPLOAD_PATHS else self.config.max_body_bytes
+            message = f"The request is too large (over {limit:,} bytes)."
             body: dict[str, Any] = {"detail": message}
             if script:
                 body["error"] = {"message": message, "type": "invalid_request_error", "param": None,
@@ -220,7 +223,7 @@ class Guard:
 
     async def _limited_body(self, scope: Scope, headers: dict[str, str], receive: Receive) -> Receive:
         """Read a request body up to the limit (413 past it, _TooLarge), then replay it to the app."""
-        limit = self.config.max_body_bytes
+        limit = self.config.max_upload_bytes if scope.get("path") in UPLOAD_PATHS else self.config.max_body_bytes
         length = headers.get("content-length")
         if length is not None:
             try:
