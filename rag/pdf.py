@@ -21,6 +21,7 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 
 from rag.corpus import CorpusError
@@ -187,7 +188,7 @@ def _style(lines: list[Line]) -> _Style:
     size = max(size_chars, key=size_chars.__getitem__) if lines else 10.0
     weight = max(weight_chars, key=weight_chars.__getitem__) if lines else 400
     body = [x for x in lines if abs(x.size - size) < 0.5]
-    pitches = sorted(a.top - b.top for a, b in zip(body, body[1:])
+    pitches = sorted(a.top - b.top for a, b in pairwise(body)
                      if a.page == b.page and a.column == b.column and 0 < a.top - b.top < 3 * size)
     edges: dict[tuple[int, int], tuple[float, float]] = {}
     for key in {(x.page, x.column) for x in body}:

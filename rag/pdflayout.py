@@ -7,6 +7,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pypdfium2.raw as pdfium_c
@@ -150,7 +151,8 @@ def _rows(runs: list[Line], keep_order: bool = False) -> list[Line]:
     rows: list[list[Line]] = []
     for run in runs if keep_order else sorted(runs, key=lambda r: -r.top):
         last = rows[-1][0] if rows else None
-        if last and last.column == run.column and (last.bottom <= run.mid <= last.top or run.bottom <= last.mid <= run.top):
+        same_row = last and (last.bottom <= run.mid <= last.top or run.bottom <= last.mid <= run.top)
+        if last and same_row and last.column == run.column:
             rows[-1].append(run)
         else:
             rows.append([run])
@@ -163,7 +165,7 @@ def _merge(row: list[Line]) -> Line:
         return row[0]
     row = sorted(row, key=lambda r: r.x0)
     text = row[0].text
-    for prev, run in zip(row, row[1:]):
+    for prev, run in pairwise(row):
         text += (" " if run.x0 - prev.x1 > 0.15 * run.size else "") + run.text
     main = max(row, key=lambda r: len(r.text))
     return Line(text=text, x0=row[0].x0, x1=max(r.x1 for r in row), bottom=main.bottom, top=main.top,
@@ -179,9 +181,10 @@ def drop_margins(pages: list[list[Line]], heights: list[float]) -> list[list[Lin
     def in_margin(line: Line, height: float) -> bool:
         return line.bottom > (1 - _MARGIN) * height or line.top < _MARGIN * height
 
-    seen = Counter(k for lines, h in zip(pages, heights) for k in {key(x) for x in lines if in_margin(x, h)})
+    margins = [{key(x) for x in lines if in_margin(x, h)} for lines, h in zip(pages, heights, strict=True)]
+    seen = Counter(k for keys in margins for k in keys)
     repeat = max(2, round(0.3 * len(pages)))
     return [
         [x for x in lines if not (in_margin(x, h) and (_PAGE_NUMBER.match(x.text.strip()) or seen[key(x)] >= repeat))]
-        for lines, h in zip(pages, heights)
+        for lines, h in zip(pages, heights, strict=True)
     ]
