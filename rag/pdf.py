@@ -1,13 +1,19 @@
 """Read a research-paper PDF into a Paper: title, abstract, authors, DOI and a paged, sectioned body.
 
-The library is pypdfium2 (PDFium; Apache-2.0 / BSD-3), chosen by measuring with tools/pdf_compare.py on the
-41-page test paper and the generated fixtures (2 cores shared):
+The library is pypdfium2 (PDFium; Apache-2.0 / BSD-3), chosen by measuring with tools/pdf_compare.py (best of 2
+runs, 2 shared cores) on the 41-page test paper and the generated two-column fixture:
 
-    library                     pages/s   hyphens left  ligatures left  title  abstract  2-column order
-    pypdfium2 (raw text)        ~190      0 (marked)    0               yes    yes       interleaved
-    pypdf 7.1 extract_text      ~10       ~60           0               yes    yes       interleaved
-    pdfplumber 0.11 (compared)  ~4        ~60           0               yes    yes       interleaved
-    rag.pdf (pypdfium2 chars)   ~55       0             0               yes    yes       column by column
+    41-page paper               pages/s  hyphen breaks left  ligatures  title  abstract  sentences whole
+    pypdfium2 5.15 raw text       287        109 (marked)        0       yes     yes        2/2
+    pypdf 7.1 extract_text          8        109                 0       yes     yes        2/2
+    pdfplumber 0.11 (not a dep)     4        108                 0       yes     yes        1/2
+    rag.pdf on pypdfium2           56          0                 0       yes     yes        2/2
+
+    two-column fixture          pages/s  hyphen breaks  ligatures  header lines  sentences whole (column order)
+    pypdfium2 raw text            515         2            0            3            0/3
+    pypdf extract_text             33         2            1            3            0/3
+    pdfplumber extract_text        12         2            0            3            0/3
+    rag.pdf on pypdfium2           73         0            0            0            3/3
 
 PDFium alone gives the characters with their boxes, font sizes and weights, and marks the hyphens it sees at line
 ends; this module orders the lines itself (rag.pdflayout) so that two columns read one after the other whatever
