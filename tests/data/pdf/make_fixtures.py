@@ -167,7 +167,7 @@ def short_text(path: Path) -> None:
 
 
 def encrypted(source: Path, path: Path) -> None:
-    """Fixture 3: fixture 1 encrypted with a user password."""
+    """Fixture 3: fixture 1 encrypted with a user password (random salts: the bytes differ on every run)."""
     writer = PdfWriter(clone_from=PdfReader(source))
     writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-256")
     buffer = io.BytesIO()
