@@ -1,0 +1,314 @@
+"""rag.pdf: PDF papers read into Paper records, on generated fixtures and (when ../shared is there) a real paper."""
+
+from __future__ import annotations
+
+import shutil
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from rag.corpus import CorpusError
+from rag.pdf import clean, keep_hyphen, looks_like_title, parse_authors, read_pdf
+from rag.types import Paper
+
+DATA = Path(__file__).parent / "data" / "pdf"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "pdf"
+REAL = SHARED / "molecular-explanations-perspective.pdf"
+needs_real = pytest.mark.skipif(not REAL.is_file(), reason="../shared/testdata is not here")
+
+ABSTRACT = (
+    "We describe a small generated paper that checks how a PDF reader orders text. It has a title, an author line, "
+    "this abstract, numbered sections in two columns, a running header on every page and page numbers in its "
+    "footer. A reader that mixes the columns, keeps the header or reads the references as body text fails its tests."
+)
+
+REAL_ABSTRACT = (
+    "Chemists can be skeptical in using deep learning (DL) in decision making, due to the lack of interpretability in "
+    "“black-box” models. Explainable artificial intelligence (XAI) is a branch of AI which addresses this drawback by "
+    "providing tools to interpret DL models and their predictions. We review the principles of XAI in the domain of "
+    "chemistry and emerging methods for creating and evaluating explanations. Then we focus on methods developed by "
+    "our group and their applications in predicting solubility, blood-brain barrier permeability, and the scent of "
+    "molecules. We show that XAI methods like chemical counterfactuals and descriptor explanations can explain DL "
+    "predictions while giving insight into structure-property relationships. Finally, we discuss how a two-step "
+    "process of developing a black-box model and explaining predictions can uncover structure-property relationships."
+)
+
+
+@cache
+def paper(name: str, references: bool = False) -> Paper:
+    """A fixture read once per test session."""
+    return read_pdf(DATA / name, references=references)
+
+
+@cache
+def real(references: bool = False) -> Paper:
+    """The real paper read once per test session."""
+    return read_pdf(REAL, references=references)
+
+
+def test_two_column_front_matter() -> None:
+    p = paper("two-column.pdf")
+    assert (p.id, p.kind, p.source, p.pages) == ("", "pdf", "two-column.pdf", 3)
+    assert p.title == "Reading Two Columns Without Interleaving Their Lines"
+    assert p.authors == ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
+    assert p.doi == "10.5555/fixture.2024.017"
+    assert p.abstract == ABSTRACT
+
+
+@pytest.mark.parametrize("text", [
+    # spans three lines of the left column, whose rows the stream interleaves with the right column's
+    "The left column carries a sentence that runs across three printed lines so that any reader mixing the two "
+    "columns would cut it into pieces.",
+    "The right column is drawn in the same rows as the left one, so the content stream alternates between the "
+    "columns line by line.",
+    "We measure the convergence of the reader",  # "conver-" ends a line: the broken word is joined
+    "compared with a state-of-the-art extractor",  # the line ends after "the-": a compound keeps its hyphen
+    "report an efficient way",  # drawn with the ﬁ ligature
+    "only one of them keeps every sentence whole when the columns share their rows.",  # across the page break
+    "their rows.\n\nHeaders and footers repeat",  # a paragraph continued across the page break, then a new one
+])
+def test_two_column_body_has(text: str) -> None:
+    assert text in paper("two-column.pdf").body.text
+
+
+@pytest.mark.parametrize("text", [
+    "Fixture Preprint Series",  # running header
+    "must not be in the body",  # references
+    "References",
+    "conver-",
+    "conver gence",
+    "\ufb01",
+    "Abstract",
+    "We describe a small generated paper",  # the abstract is not repeated in the body
+])
+def test_two_column_body_lacks(text: str) -> None:
+    assert text not in paper("two-column.pdf").body.text
+
+
+def test_two_column_body_has_no_page_numbers() -> None:
+    paragraphs = paper("two-column.pdf").body.text.split("\n\n")
+    assert not [p for p in paragraphs if p.strip().isdigit()]
+    assert not [p for p in paragraphs if p[-2:].strip().isdigit()]
+
+
+@pytest.mark.parametrize(("text", "page"), [
+    ("The left column carries a sentence", 1),
+    ("We measure the convergence", 1),  # right column of page 1
+    ("the columns share their rows.", 2),
+    ("This sentence is printed on the second page", 2),
+    ("A further paragraph pads the second page", 2),  # right column of page 2
+    ("both columns split the page into more bands.", 3),
+    ("The closing sentence of the body sits on the third page", 3),
+])
+def test_two_column_pages(text: str, page: int) -> None:
+    body = paper("two-column.pdf").body
+    assert body.text.count(text) == 1
+    assert body.page_at(body.text.find(text)) == page
+
+
+def test_two_column_page_map() -> None:
+    body = paper("two-column.pdf").body
+    assert body.first_page == 1
+    assert len(body.page_starts) == 3 and body.page_starts[0] == 0 and body.page_starts == sorted(body.page_starts)
+
+
+def test_two_column_sections() -> None:
+    body = paper("two-column.pdf").body
+    assert [h for _, h in body.sections] == ["1 Introduction", "2 Method", "3 Results", "4 Conclusion"]
+    assert all(body.text[offset:].startswith(heading) for offset, heading in body.sections)
+    assert body.section_at(body.text.find("convergence")) == "2 Method"
+    assert body.section_at(body.text.find("The closing sentence")) == "4 Conclusion"
+
+
+def test_references_kept_when_asked() -> None:
+    body = paper("two-column.pdf", references=True).body
+    assert body.sections[-1][1] == "References"
+    refs = body.text[body.sections[-1][0]:]
+    assert "A reference title that must not be in the body" in refs and "Another cited work on reading order" in refs
+    assert body.page_at(body.text.find("Another cited work")) == 3
+    assert body.text.startswith(paper("two-column.pdf").body.text)
+
+
+def test_single_column_metadata_title_and_first_paragraph_abstract() -> None:
+    p = paper("single-column.pdf")
+    assert p.title == "A Single Column Note on Abstract Fallbacks"
+    assert p.abstract.startswith("This note has no abstract heading, so its first substantial paragraph")
+    assert p.abstract.endswith("adds a sentence of its own.") and "\n" not in p.abstract
+    assert p.body.text == "A second paragraph forms the body of the note and says nothing more of interest to anyone."
+    assert p.authors == []
+
+
+def _not_pdf(tmp: Path) -> Path:
+    (tmp / "notes.pdf").write_text("These are notes in plain text, saved with the wrong name.\n")
+    return tmp / "notes.pdf"
+
+
+def _empty(tmp: Path) -> Path:
+    (tmp / "empty.pdf").write_bytes(b"")
+    return tmp / "empty.pdf"
+
+
+def _missing(tmp: Path) -> Path:
+    return tmp / "missing.pdf"
+
+
+def _scrambled(tmp: Path) -> Path:
+    data = (DATA / "two-column.pdf").read_bytes()
+    (tmp / "scrambled.pdf").write_bytes(data[:9] + bytes(b ^ 0x5A for b in data[9:-64]) + data[-64:])
+    return tmp / "scrambled.pdf"
+
+
+def _directory(tmp: Path) -> Path:
+    (tmp / "folder.pdf").mkdir()
+    return tmp / "folder.pdf"
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda tmp: shutil.copy(DATA / "image-only.pdf", tmp), "has no text layer (a scanned PDF?); run OCR on it first"),
+    (lambda tmp: shutil.copy(DATA / "encrypted.pdf", tmp), "is encrypted; it cannot be read without its password"),
+    (lambda tmp: shutil.copy(DATA / "truncated.pdf", tmp), "is truncated or corrupt (no %%EOF end marker)"),
+    (lambda tmp: shutil.copy(DATA / "short-text.pdf", tmp), "has a text layer but no abstract-length text was found"),
+    (_not_pdf, "is not a PDF (no %PDF- header)"),
+    (_empty, "is not a PDF (no %PDF- header)"),
+    (_missing, "cannot be read"),
+    (_directory, "cannot be read"),
+    (_scrambled, "is corrupt or not a PDF"),
+])
+def test_unreadable_pdfs_raise_corpus_error(tmp_path: Path, make, reason: str) -> None:
+    path = Path(make(tmp_path))
+    with pytest.raises(CorpusError) as caught:
+        read_pdf(path)
+    assert caught.value.path == str(path) and caught.value.line == 0
+    assert reason in str(caught.value) and "\n" not in str(caught.value)
+    assert caught.value.__cause__ is None  # no library exception chained into what the user sees
+
+
+WORDS = frozenset("solubility the black box state of art high throughput layer wise some thing something".split())
+COMPOUNDS = frozenset({"black-box", "layer-wise"})
+
+
+@pytest.mark.parametrize(("left", "right", "keep"), [
+    ("solubil-", "ity,", False),  # the joined word occurs in the paper
+    ("pre-", "dictions", False),  # neither half is a word: a break made by hyphenation
+    ("conver-", "gence", False),
+    ("ex-", "perts", False),  # a two-letter half is no word of its own
+    ("black-", "box", True),  # the compound occurs in the paper
+    ("layer-", "wise", True),
+    ("high-", "throughput", True),  # both halves are words of the paper
+    ("some-", "thing", False),  # …unless the joined word is one too
+    ("state-of-the-", "art", True),  # already a compound before the break
+    ("COVID-", "19", True),
+    ("Vassilev-", "Galindo", True),  # a capital after the break
+    ("(", "x", True),
+])
+def test_keep_hyphen(left: str, right: str, keep: bool) -> None:
+    assert keep_hyphen(left, right, WORDS, COMPOUNDS) is keep
+
+
+@pytest.mark.parametrize(("title", "real"), [
+    ("A Perspective on Explanations of Molecular Prediction Models", True),
+    ("Attention Is All You Need", True),
+    ("", False),
+    ("untitled", False),
+    ("Microsoft Word - draft3.docx", False),
+    ("paper_final_v2.pdf", False),
+    ("main.tex", False),
+    ("arXiv:2301.01234v2", False),
+    ("1234 5678 9012", False),
+    ("Title", False),
+])
+def test_looks_like_title(title: str, real: bool) -> None:
+    assert looks_like_title(title) is real
+
+
+@pytest.mark.parametrize(("byline", "names"), [
+    (["Geemi P. Wellawatte,† Heta A. Gandhi,‡ Aditi Seshadri,‡ and Andrew D. White∗,‡"],
+     ["Geemi P. Wellawatte", "Heta A. Gandhi", "Aditi Seshadri", "Andrew D. White"]),
+    (["Ada Lovelace1, Alan Turing2,3 & Grace Hopper1"], ["Ada Lovelace", "Alan Turing", "Grace Hopper"]),
+    (["Ludwig van Beethoven and Jean-Luc Picard"], ["Ludwig van Beethoven", "Jean-Luc Picard"]),
+    (["Ada Lovelace,", "Alan Turing"], ["Ada Lovelace", "Alan Turing"]),
+    (["We study the reading of columns"], []),  # a sentence, not names
+    (["University of Rochester, Rochester, NY"], []),
+    ([""], []),
+])
+def test_parse_authors(byline: list[str], names: list[str]) -> None:
+    assert parse_authors(byline) == names
+
+
+@pytest.mark.parametrize(("raw", "cleaned"), [
+    ("eﬃcient ﬁnal ﬂow oﬀ ﬀ baﬄe", "efficient final flow off ff baffle"),
+    ("M¨uller and Cs´anyi", "Müller and Csányi"),
+    ("soft\u00adhyphen", "softhyphen"),
+    ("a\x02b", "ab"),
+    ("x²", "x2"),
+])
+def test_clean(raw: str, cleaned: str) -> None:
+    assert clean(raw) == cleaned
+
+
+@needs_real
+def test_real_paper_front_matter() -> None:
+    p = real()
+    assert p.title == "A Perspective on Explanations of Molecular Prediction Models"
+    assert p.authors == ["Geemi P. Wellawatte", "Heta A. Gandhi", "Aditi Seshadri", "Andrew D. White"]
+    assert p.pages == 41 and p.kind == "pdf" and p.source == REAL.name
+    assert p.abstract == REAL_ABSTRACT
+
+
+@needs_real
+def test_real_paper_sections_and_references() -> None:
+    body = real().body
+    headings = [h for _, h in body.sections]
+    assert headings[:3] == ["Introduction", "Theory", "Self-explaining models"]
+    assert {"Applications", "Solubility prediction", "Discussion", "Conclusion and outlook"} <= set(headings)
+    assert "Choudhary, K.; DeCost" not in body.text and "References" not in headings
+    full = real(references=True).body
+    assert full.sections[-1][1] == "References" and "(1) Choudhary, K.; DeCost, B.;" in full.text
+    assert full.page_at(full.text.find("(149) Stumpfe, D.; Bajorath, J.")) == 41
+
+
+def _page_alone(fragment: str) -> list[int]:
+    """The pages whose own text (PDFium, that page only) holds fragment."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(REAL)
+    try:
+        return [i + 1 for i in range(len(doc)) if fragment in " ".join(doc[i].get_textpage().get_text_range().split())]
+    finally:
+        doc.close()
+
+
+@needs_real
+@pytest.mark.parametrize("sentence", [
+    "Gradient based explanations have been widely used to interpret chemistry predictions.",
+    "The scent-structure relationship is not very well understood,",
+    "Choosing among the plethora of XAI methods described here is still an open question.",
+    "Accuracy and interpretability are two attractive characteristics of DL models.",
+])
+def test_real_paper_page_of_sentence(sentence: str) -> None:
+    body = real().body
+    at = body.text.find(sentence)
+    assert at >= 0
+    assert [body.page_at(at)] == _page_alone(sentence)
+
+
+@needs_real
+def test_real_paper_sentence_across_a_page_break() -> None:
+    body = real().body
+    sentence = ("Ribeiro et al. 35 proposed a surrogate model method that aims to provide sparse/succinct explanations "
+                "that have high fidelity to the original model.")
+    at = body.text.find(sentence)
+    assert at >= 0
+    assert (body.page_at(at), body.page_at(at + len(sentence) - 1)) == (5, 6)
+    assert _page_alone("Ribeiro et al. 35 proposed") == [5] and _page_alone("fidelity to the original model.") == [6]
+
+
+@needs_real
+def test_real_paper_body_is_clean_prose() -> None:
+    text = real().body.text
+    assert "solubility from structure for example" in text and "\ufffe" not in text and "\x02" not in text
+    assert "ex- planation" not in text and "explanation are debated" in text  # "ex-" + "planation" joined
+    assert "black-box model interpretability" in text  # "black-" + "box": a compound keeps its hyphen
+    assert not [p for p in text.split("\n\n") if p.strip().isdigit()]  # page numbers dropped
+    assert text.count("\n\n\n") == 0
