@@ -221,11 +221,15 @@ def papers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "kind", "source", "pages", "passages", "added", "title", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    for name in ("id", "kind", "source", "pages", "passages", "added"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("title", no_wrap=True, overflow="ellipsis", max_width=70)
     for p in found:
         table.add_row(p.id, p.kind or "-", p.source or "-", str(p.pages or "-"), str(p.chunks), p.added[:10] or "-",
                       p.title)
-    Console(width=max(120, Console().width)).print(table)
+    console = Console()
+    (console if console.is_terminal else Console(width=200)).print(table)
 
 
 @app.command(cls=_Command)

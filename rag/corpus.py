@@ -29,8 +29,8 @@ class CorpusError(ValueError):
     """A paper file that cannot be read, with the file and line to fix."""
 
     def __init__(self, path: str | Path, line: int, message: str) -> None:
-        self.path, self.line = str(path), line
-        super().__init__(f"{path}, line {line}: {message}")
+        self.path, self.line, self.reason = str(path), line, message
+        super().__init__(f"{path}, line {line}: {message}" if line else f"{path}: {message}")
 
 
 def slugify(text: str, max_words: int = 3) -> str:
@@ -57,6 +57,17 @@ def _title_name(title: str) -> str | None:
     return None
 
 
+def _common_noun(before: str, acronym: str) -> bool:
+    """True when an acronym abbreviates the lower-case words before it ('deep learning (DL)', 'Explainable
+    artificial intelligence (XAI)' at a sentence start): a common noun, not the name of one paper's system."""
+    letters = [c for c in acronym if c.isalpha()]
+    found = re.findall(r"[\w-]+", before)[-len(letters):] if letters else []
+    if len(found) != len(letters) or any(w[0].isupper() for w in found[1:]):
+        return False
+    initials = "".join(w[0] for w in found).lower()
+    return initials == "".join(letters).lower() or initials[1:] == "".join(letters[1:]).lower() and len(letters) > 2
+
+
 def _introduced(abstract: str) -> list[str]:
     """Names the abstract introduces: 'we propose X', 'X introduces', acronyms defined and reused."""
     found = [m.group(1) for m in _INTRO.finditer(abstract)]
@@ -68,7 +79,7 @@ def _introduced(abstract: str) -> list[str]:
         if follow and f"{acronym}-{follow.group(1)}" in abstract:
             found.append(f"{acronym}-{follow.group(1)}")
         plural = re.fullmatch(r"[A-Z]+s", acronym)  # "(DNNs)" abbreviates a common noun
-        if not plural and len(re.findall(rf"(?<![\w-]){re.escape(acronym)}(?![\w-])", abstract)) >= 2:
+        if not plural and not _common_noun(abstract[: m.start()], acronym) and len(re.findall(rf"(?<![\w-]){re.escape(acronym)}(?![\w-])", abstract)) >= 2:
             found.append(acronym)
     return [f.strip("-.,") for f in found if any(c.isupper() for c in f)]
 

@@ -61,6 +61,11 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
     return list(dict.fromkeys(f.resolve() for f in files)), missing
 
 
+def _problem(exc: CorpusError) -> Problem:
+    """A reader's error as a Problem (its message without the 'file, line N:' prefix)."""
+    return Problem(path=exc.path, line=exc.line, reason=exc.reason)
+
+
 def kind_of(path: Path) -> str:
     """The reader a file goes to, by suffix (a two-line page when unknown)."""
     return KINDS.get(path.suffix.lower(), "page")
@@ -72,7 +77,7 @@ def read_batch(paths: Iterable[Path], existing: Iterable[Paper] = (),
     aliases derived across the batch and the papers already indexed)."""
     files, missing = collect(paths)
     batch = Batch(failed=missing, files=len(files))
-    attached: set[Path] = set()  # PDFs a BibTeX/RIS entry points at: read with that entry, not again on their own
+    attached: dict[Path, Paper | None] = {}  # PDFs entries point at: read once, with them, not again on their own
     read: list[tuple[Path, list[Paper]]] = []
     for path in [f for f in files if kind_of(f) in ("bibtex", "ris")] + [f for f in files if kind_of(f) not in
                                                                             ("bibtex", "ris")]:
@@ -81,7 +86,7 @@ def read_batch(paths: Iterable[Path], existing: Iterable[Paper] = (),
         try:
             papers = _read(path, batch, attached, abstract_chars)
         except CorpusError as exc:
-            batch.failed.append(Problem(path=exc.path, line=exc.line, reason=str(exc).split(": ", 1)[-1]))
+            batch.failed.append(_problem(exc))
             log.info("skipping %s", exc)
             continue
         read.append((path, papers))
@@ -91,7 +96,7 @@ def read_batch(paths: Iterable[Path], existing: Iterable[Paper] = (),
     return batch
 
 
-def _read(path: Path, batch: Batch, attached: set[Path], abstract_chars: tuple[int, int] | None) -> list[Paper]:
+def _read(path: Path, batch: Batch, attached: dict[Path, Paper | None], abstract_chars: tuple[int, int] | None) -> list[Paper]:
     """The papers of one file (raises CorpusError when the file as a whole cannot be read)."""
     kind = kind_of(path)
     if kind == "pdf":
@@ -107,7 +112,7 @@ def _read(path: Path, batch: Batch, attached: set[Path], abstract_chars: tuple[i
     return papers
 
 
-def _read_references(path: Path, kind: str, batch: Batch, attached: set[Path],
+def _read_references(path: Path, kind: str, batch: Batch, attached: dict[Path, Paper | None],
                      abstract_chars: tuple[int, int] | None) -> list[Paper]:
     """A reference manager's export: entries without an abstract are reported, a linked PDF adds its full text."""
     from rag.bib import read_bibtex, read_ris
@@ -123,15 +128,18 @@ def _read_references(path: Path, kind: str, batch: Batch, attached: set[Path],
             try:
                 check_abstract_sizes([paper], *abstract_chars)
             except CorpusError as exc:
-                batch.skipped.append(Problem(path=exc.path, line=exc.line, reason=str(exc).split(": ", 1)[-1]))
+                batch.skipped.append(_problem(exc))
                 continue
         if entry.pdf is not None:
-            attached.add(entry.pdf.resolve())
-            try:
-                pdf = read_pdf(entry.pdf)
-            except CorpusError as exc:  # the entry's own abstract and metadata are still worth having
-                batch.failed.append(Problem(path=exc.path, line=exc.line, reason=str(exc).split(": ", 1)[-1]))
-            else:
+            pdf_path = entry.pdf.resolve()
+            if pdf_path not in attached:
+                try:
+                    attached[pdf_path] = read_pdf(pdf_path)
+                except CorpusError as exc:  # the entry's own abstract and metadata are still worth having
+                    attached[pdf_path] = None
+                    batch.failed.append(_problem(exc))
+            pdf = attached[pdf_path]
+            if pdf is not None:
                 paper = paper.model_copy(update={"body": pdf.body, "pages": pdf.pages})
         papers.append(paper)
     return papers

