@@ -174,3 +174,82 @@ def test_a_fact_from_the_body_is_answered_with_its_page(tmp_path: Path, settings
     shown = run_cli("ask", "By how much did Quill cut the median queueing delay?",
                     env={"RAG_DATA_DIR": str(settings.data_dir)})
     assert "(quill, p. 5)" in shown.stdout, shown.stdout
+
+
+# -- PDFs and reference-manager exports through ingest ------------------------------------------------------------
+DATA = Path(__file__).resolve().parent / "data"
+REAL_PDF = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "pdf" / "molecular-explanations-perspective.pdf"
+
+
+def mixed_folder(tmp_path: Path) -> Path:
+    """A user's folder: a good PDF, three bad ones, a Zotero export with its attachments, a Mendeley RIS."""
+    import shutil
+
+    root = tmp_path / "mine"
+    shutil.copytree(DATA / "bib", root / "refs")
+    for name in ("two-column.pdf", "image-only.pdf", "encrypted.pdf", "truncated.pdf"):
+        shutil.copy(DATA / "pdf" / name, root / name)
+    for extra in ("malformed.bib", "jabref_latin1.bib"):
+        (root / "refs" / extra).unlink()
+    return root
+
+
+@pytest.mark.slow
+def test_a_folder_of_pdfs_and_exports_names_each_bad_file_and_keeps_the_rest(tmp_path: Path,
+                                                                             settings: Settings) -> None:
+    from rag.pdf import read_pdf
+
+    env = {"RAG_DATA_DIR": str(settings.data_dir)}
+    done = run_cli("ingest", mixed_folder(tmp_path), env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    failed = {Path(ln.split(": ", 2)[1]).name: ln for ln in done.stderr.splitlines() if ln.startswith("Failed: ")}
+    assert set(failed) == {"image-only.pdf", "encrypted.pdf", "truncated.pdf", "paper.pdf"}, done.stderr
+    assert "no text layer" in failed["image-only.pdf"] and "encrypted" in failed["encrypted.pdf"]
+    assert "truncated" in failed["truncated.pdf"]
+    skipped = [ln for ln in done.stderr.splitlines() if ln.startswith("Skipped: ")]
+    assert any("zotero.bib, line 60" in ln and "no abstract" in ln for ln in skipped), skipped
+    assert any("mendeley.ris, line 39" in ln and "no abstract" in ln for ln in skipped), skipped
+    assert "Indexed 8 paper(s): 8 added" in done.stdout and "4 failed, 2 skipped" in done.stdout
+    rows = {r["id"]: r for r in json.loads(run_cli("papers", "--json", env=env).stdout)}
+    pdf = next(r for r in rows.values() if r["kind"] == "pdf")
+    assert pdf["title"] == "Reading Two Columns Without Interleaving Their Lines" and pdf["pages"] == 3
+    assert pdf["authors"] == ["Ada Lovelace", "Alan Turing", "Grace Hopper"] and pdf["chunks"] >= 3
+    assert sum(r["kind"] == "bibtex" for r in rows.values()) == 5 and sum(r["kind"] == "ris" for r in rows.values()) == 2
+    graphmoe = rows["graphmoe"]
+    assert graphmoe["authors"][0] == "Jörg Müller" and graphmoe["year"] == 2021 and graphmoe["venue"]
+    # A fact only the body holds is answered from it, cited to the page the reader puts that sentence on.
+    body = read_pdf(DATA / "pdf" / "two-column.pdf").body
+    assert body is not None
+    page = body.page_at(body.text.index("Headers and footers repeat on every page"))
+    shown = run_cli("ask", "What happens to headers and footers before the text is joined into paragraphs?",
+                    env=env)
+    assert "dropped" in shown.stdout and f", p. {page})" in shown.stdout, shown.stdout
+    # Again: nothing re-read into the index, the same files fail the same way.
+    again = run_cli("ingest", tmp_path / "mine", env=env)
+    assert "0 added, 0 updated, 8 unchanged, 4 failed" in again.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_PDF.exists(), reason="../shared/testdata is not here")
+def test_real_paper_fact_from_the_body_cites_the_right_page(tmp_path: Path, settings: Settings) -> None:
+    import pypdfium2
+
+    env = {"RAG_DATA_DIR": str(settings.data_dir)}
+    done = run_cli("ingest", REAL_PDF, env=env)
+    assert done.returncode == 0, done.stderr
+    paper = json.loads(run_cli("papers", "--json", env=env).stdout)[0]
+    assert paper["title"] == "A Perspective on Explanations of Molecular Prediction Models"
+    assert paper["pages"] == 41 and paper["authors"][0] == "Geemi P. Wellawatte"
+    got = json.loads(run_cli("ask", "Which database was used to train the RNN model for solubility prediction?",
+                             "--json", env=env).stdout)
+    assert not got["abstained"] and "AqSolDB" in got["answer"]
+    first = got["sentences"][0]
+    source = next(s for s in got["sources"] if s["n"] == first["citations"][0])
+    assert source["page"] and "AqSolDB" in source["text"]
+    doc = pypdfium2.PdfDocument(str(REAL_PDF))
+    try:  # the page it cites holds the sentence when that page is read on its own
+        page_text = doc[source["page"] - 1].get_textpage().get_text_range()
+    finally:
+        doc.close()
+    assert "AqSolDB curated database" in " ".join(page_text.split())
+    assert "References" not in {s["section"] for s in got["sources"]}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from . import render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth, write_export
 from .assets import CSS, JS, THEME
 from .guard import GuardConfig, guarded_app
-from .library import UPLOAD_TYPES, LibraryHandlers, uploads_dir
+from .library import UPLOAD_TYPES, LibraryHandlers, gradio_cache, uploads_dir
 from .routes import create_router
 
 log = logging.getLogger(__name__)
@@ -54,13 +53,11 @@ class ChatApp(gr.Blocks):
                     "footer_links": ["api"]}  # no Gradio "Settings": the app has its own Settings tab
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
-        if self.upload_dir is not None and not os.environ.get("GRADIO_TEMP_DIR"):
-            self.upload_dir.mkdir(parents=True, exist_ok=True)  # Gradio's server reads it when launch() creates it
-            os.environ["GRADIO_TEMP_DIR"] = str(self.upload_dir)
         # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
         kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
                                               self.routers))
-        return super().launch(**kwargs)
+        with gradio_cache(self.upload_dir):
+            return super().launch(**kwargs)
 
 
 class ChatHandlers:
@@ -209,7 +206,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     library = LibraryHandlers(pipeline, settings)
     papers = pipeline.papers()
     choices = [(render.choice(p), p.id) for p in papers]
-    with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+    with gradio_cache(uploads_dir(settings) / ".gradio"), ChatApp(title="paperchat", analytics_enabled=False,
+                                                                  delete_cache=(3600, 3600)) as demo:
         demo.guard = GuardConfig(max_body_bytes=settings.max_body_bytes,
                                  cors_origins=frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",")
                                                         if o.strip()),

@@ -4,8 +4,11 @@ with progress and a result per file; the pickers and paper list follow at once."
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,22 @@ UPLOAD_TYPES = sorted(KINDS)
 def uploads_dir(settings: Settings) -> Path:
     """Where uploaded paper files are kept: inside the data directory, nowhere else."""
     return Path(settings.data_dir).resolve() / "uploads"
+
+
+@contextmanager
+def gradio_cache(folder: Path | None) -> Iterator[None]:
+    """Gradio's upload and download cache in folder while the app is built and launched (its blocks and server read
+    GRADIO_TEMP_DIR then, and keep it), so uploads are never written outside the data directory. A GRADIO_TEMP_DIR
+    the user set wins."""
+    if folder is None or os.environ.get("GRADIO_TEMP_DIR"):
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
 
 
 def safe_name(name: str) -> str:

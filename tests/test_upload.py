@@ -1,0 +1,127 @@
+"""Adding papers while the chat runs: from another process (asked through gradio_client) and by upload in Chromium.
+
+Real MiniLM, real embedded Chroma, the real Gradio server, the real PDF reader.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from chromadb.api.client import SharedSystemClient
+
+from rag.answer import Pipeline
+from rag.ingest import ingest_paths
+from rag.settings import Settings
+from tests.conftest import serve_app
+from tests.test_ingest_safety import pick, run_cli, write_jsonl
+from ui.library import LibraryHandlers, safe_name, uploads_dir
+
+PDFS = Path(__file__).resolve().parent / "data" / "pdf"
+HEADERS_Q = "What happens to headers and footers before the text is joined into paragraphs?"
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("paper.pdf", "paper.pdf"),
+    ("../../etc/passwd.pdf", "passwd.pdf"),
+    ("..\\..\\Windows\\x.bib", "x.bib"),
+    (".bashrc.md", "bashrc.md"),
+    ("my paper (final).pdf", "my_paper_final_.pdf"),
+    ("..", "upload"),
+    ("a" * 300 + ".pdf", "a" * 120),
+])
+def test_safe_name_never_leaves_the_folder(given: str, kept: str) -> None:
+    assert safe_name(given) == kept
+
+
+class _Upload:
+    """What Gradio hands a handler for an uploaded file: a path in its cache and the name the user gave."""
+
+    def __init__(self, path: Path, orig_name: str) -> None:
+        self.path, self.orig_name = str(path), orig_name
+
+
+def test_uploads_are_limited_and_kept_in_the_data_directory(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", max_upload_bytes=30_000, max_upload_files=2)
+    handlers = LibraryHandlers(Pipeline(settings), settings)
+    pdf = _Upload(PDFS / "two-column.pdf", "../../two-column.pdf")
+    kept = handlers.keep([pdf])
+    assert kept == [uploads_dir(settings) / "two-column.pdf"] and kept[0].read_bytes() == (PDFS / "two-column.pdf"
+                                                                                            ).read_bytes()
+    assert not (tmp_path / "two-column.pdf").exists()
+    with pytest.raises(ValueError, match="at most 2"):
+        handlers.keep([pdf, pdf, pdf])
+    with pytest.raises(ValueError, match="RAG_MAX_UPLOAD_BYTES"):
+        handlers.keep([pdf, _Upload(PDFS / "single-column.pdf", "b.pdf")]) if (
+            (PDFS / "two-column.pdf").stat().st_size + (PDFS / "single-column.pdf").stat().st_size > 30_000) \
+            else pytest.fail("fixtures smaller than the test's limit")
+    notes = tmp_path / "notes.exe"
+    notes.write_bytes(b"MZ")
+    with pytest.raises(ValueError, match="not a paper file"):
+        handlers.keep([_Upload(notes, "notes.exe")])
+
+
+def base_index(tmp_path: Path) -> Settings:
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest_paths([write_jsonl(tmp_path / "base.jsonl", pick("seesaw", "2bp", "nesa"))], settings)
+    SharedSystemClient.clear_system_cache()  # no handle of this process stays open on the index
+    return settings
+
+
+@pytest.mark.slow
+def test_a_pdf_ingested_by_another_process_is_answered_by_the_running_chat(tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    settings = base_index(tmp_path)
+    with serve_app(Pipeline(settings)) as url:
+        client = Client(url + "/", verbose=False)
+        assert client.predict(HEADERS_Q, api_name="/ask")["abstained"]
+        done = run_cli("ingest", PDFS / "two-column.pdf", env={"RAG_DATA_DIR": str(settings.data_dir)})
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 30
+        while not any(p["title"].startswith("Reading Two Columns") for p in client.predict(api_name="/papers")):
+            assert time.monotonic() < deadline, "the running chat never saw the new paper"
+            time.sleep(0.5)
+        got = client.predict(HEADERS_Q, api_name="/ask")
+        assert not got["abstained"] and "dropped" in got["answer"]
+        cited = {n for s in got["sentences"] for n in s["citations"]}
+        assert any(s["n"] in cited and s["page"] >= 1 for s in got["sources"])
+
+
+@pytest.mark.slow
+def test_upload_in_the_browser_adds_papers_the_next_question_finds(tmp_path: Path, browser) -> None:  # noqa: ANN001
+    settings = base_index(tmp_path)
+    shutil.copy(PDFS / "image-only.pdf", tmp_path / "scan.pdf")
+    with serve_app(Pipeline(settings)) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(url + "/")
+            page.get_by_role("tab", name="Papers").click()
+            page.get_by_text("Add papers").click()
+            page.locator("#pc-upload input[type=file]").set_input_files([str(PDFS / "two-column.pdf"),
+                                                                       str(tmp_path / "scan.pdf")])
+            page.locator("#pc-add-btn").click()
+            result = page.locator("#pc-added table")
+            result.wait_for(timeout=120_000)
+            rows = {r.locator("td").nth(0).inner_text(): r.locator("td").nth(1).inner_text()
+                    for r in result.locator("tbody tr").all()}
+            assert rows["two-column.pdf"].startswith("1 added"), rows
+            assert "no text layer" in rows["scan.pdf"], rows
+            page.screenshot(path=str(tmp_path / "upload.png"))
+            # The paper list follows at once, and the chat answers from the new PDF with its page.
+            page.get_by_text("Reading Two Columns Without Interleaving Their Lines").first.wait_for(timeout=10_000)
+            page.locator("#pc-question textarea").fill(HEADERS_Q)
+            page.locator("#pc-ask").click()
+            page.locator("#pc-sources").get_by_text("Reading Two Columns").first.wait_for(timeout=60_000)
+            assert "dropped" in page.locator("#pc-chat").inner_text()
+        finally:
+            page.close()
+    kept = sorted(p.name for p in uploads_dir(settings).iterdir() if p.is_file())
+    assert kept == ["scan.pdf", "two-column.pdf"]
+    cache = uploads_dir(settings) / ".gradio"
+    assert any(cache.rglob("two-column.pdf")), "Gradio's own upload copy lives in the data directory too"
+    listed = json.loads(run_cli("papers", "--json", env={"RAG_DATA_DIR": str(settings.data_dir)}).stdout)
+    assert any(p["kind"] == "pdf" and p["source"] == "two-column.pdf" for p in listed)
