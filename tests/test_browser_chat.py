@@ -221,6 +221,7 @@ def test_phone_layout(browser: Any, url: str) -> None:
     href = chip.get_attribute("href")
     card = page.locator(f"#pc-chat #m-{href.lstrip('#')}")
     card.wait_for(state="visible")  # in the drawer under the answer, not far below
+    page.wait_for_timeout(700)  # the smooth scroll settles
     shot(page, "v2-phone-drawer")
     card.locator(".pc-back").tap()
     page.wait_for_timeout(700)

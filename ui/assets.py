@@ -90,7 +90,7 @@ mark.pc-hl { background: #fde68a; color: inherit; padding: 1px 0; border-radius:
   border: 1px solid var(--border-color-primary); border-radius: 6px; background: var(--input-background-fill);
   color: var(--body-text-color); font-size: 0.92rem; }
 .pc-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 10px; }
-#pc-landing .pc-cards { max-height: calc(100vh - 430px); min-height: 240px; overflow-y: auto; padding-right: 4px; }
+#pc-landing .pc-cards { max-height: max(220px, calc(100vh - 560px)); overflow-y: auto; padding-right: 4px; }
 #pc-papers .pc-cards { grid-template-columns: 1fr; max-height: calc(100vh - 260px); overflow-y: auto; }
 .pc-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 9px 11px;
   background: var(--background-fill-primary); display: flex; flex-direction: column; gap: 4px; }
