@@ -31,7 +31,7 @@ def test_one_unsupported_sentence_makes_the_answer_ungrounded(index_dir):
     ans = pipe.answer("By how much does Seesaw beat vLLM?")
     assert not ans.grounded
     assert [s.supported for s in ans.sentences].count(False) == 1
-    assert "1 of 3 sentences unsupported" in ans.notice and ans.evidence
+    assert "1 of 3 sentences is not supported" in ans.notice and ans.evidence
 
 
 def test_a_fabricated_citation_is_removed_and_reported(index_dir):
@@ -114,4 +114,4 @@ def test_an_ungrounded_answer_is_reported_over_the_ask_api(index_dir):
         got = Client(url + "/", verbose=False).predict("By how much does Seesaw beat vLLM?", api_name="/ask")
     assert got["grounded"] is False and got["answerer"] == "openai"
     assert [s["supported"] for s in got["sentences"]].count(False) == 1
-    assert "1 of 3 sentences unsupported" in got["notice"]
+    assert "1 of 3 sentences is not supported" in got["notice"]

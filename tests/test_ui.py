@@ -189,7 +189,8 @@ def test_chat_abstains_visibly_with_suggestions(pipeline: Pipeline) -> None:
         "What does the Chinchilla paper say about compute-optimal training?")[-1]
     assert turns[0].abstained
     assert 'class="pc-abstain"' in chat[-1]["content"] and render.ABSTAIN_HEAD in chat[-1]["content"]
-    assert "Closest papers" in sources
+    # Issue 13: the closest papers are listed once, in the answer, not again in the sources panel.
+    assert "Closest papers" in chat[-1]["content"] and "Closest papers" not in sources
     assert suggest.visible and suggest.raw_samples
     assert all(s[0].startswith("What is ") for s in suggest.raw_samples)
 

@@ -115,8 +115,12 @@ def test_upload_in_the_browser_adds_papers_the_next_question_finds(tmp_path: Pat
             page.get_by_text("Reading Two Columns Without Interleaving Their Lines").first.wait_for(timeout=10_000)
             page.locator("#pc-question textarea").fill(HEADERS_Q)
             page.locator("#pc-ask").click()
-            page.locator("#pc-sources").get_by_text("Reading Two Columns").first.wait_for(timeout=60_000)
-            assert "dropped" in page.locator("#pc-chat").inner_text()
+            page.locator("#pc-chat").get_by_text("dropped").first.wait_for(timeout=60_000)
+            page.get_by_role("tab", name="Sources").click()
+            card = page.locator("#pc-sources .pc-src").first
+            card.wait_for(timeout=10_000)
+            assert "Reading Two Columns" in card.inner_text() and "p. " in card.inner_text()
+            page.screenshot(path=str(tmp_path / "answer.png"))
         finally:
             page.close()
     kept = sorted(p.name for p in uploads_dir(settings).iterdir() if p.is_file())

@@ -1,4 +1,4 @@
-"""Look and behaviour of the chat page: theme (local fonts only), CSS, and the citation-click script."""
+"""Look and behaviour of the chat page: theme (local fonts only), CSS, and the page script (ui/script.py)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ CSS = """
   hyphens: auto; }
 #pc-chat td:first-child { min-width: 7rem; }
 #pc-chat .message-content { overflow-x: auto; }
-#pc-compare-pick { max-height: calc(100vh - 330px); overflow-y: auto !important; }
+#pc-compare-pick { max-height: calc(100vh - 380px); overflow-y: auto !important; }
 #pc-chat a[href^="#src-"], span.pc-cite {
   display: inline-block; font-size: 0.78em; font-weight: 600; line-height: 1.2; vertical-align: 0.15em;
   padding: 0 0.3em; margin: 0 0.08em; border-radius: 4px; text-decoration: none !important;
@@ -76,45 +76,94 @@ mark.pc-hl { background: #fde68a; color: inherit; padding: 1px 0; border-radius:
 .pc-rest > summary, .pc-paper > summary { cursor: pointer; font-weight: 600; margin: 6px 0; }
 .pc-paper { border-bottom: 1px solid var(--border-color-primary); padding: 4px 0; }
 .pc-paper > summary { font-weight: 500; }
-.pc-papers { max-height: calc(100vh - 330px); overflow-y: auto; }
+
 .pc-empty { color: var(--body-text-color-subdued); font-size: 0.95rem; padding: 12px 4px; }
 #pc-status { min-height: 0; }
 #pc-status p { color: #b91c1c; margin: 0; }
 #pc-suggest { margin-top: 0; }
-"""
-
-# Citation clicks: show the Sources tab and scroll its card into view (waits for the panel to re-render when the
-# citation belongs to an older answer).
-JS = """
-() => {
-  const scrollToCard = (id) => {
-    let tries = 0;
-    const go = () => {
-      const el = document.getElementById(id);
-      if (!el || el.getClientRects().length === 0) { if (++tries < 50) setTimeout(go, 100); return; }
-      const box = el.closest('#pc-sources');
-      if (box) {
-        box.scrollIntoView({block: 'nearest'});
-        const top = box.scrollTop + el.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
-        box.scrollTo({top: top, behavior: 'smooth'});
-      } else {
-        el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
-      }
-      el.classList.remove('pc-flash'); void el.offsetWidth; el.classList.add('pc-flash');
-      setTimeout(() => el.classList.remove('pc-flash'), 2500);
-    };
-    go();
-  };
-  document.addEventListener('click', (ev) => {
-    const a = ev.target && ev.target.closest ? ev.target.closest('#pc-chat a[href^="#src-"]') : null;
-    if (!a) return;
-    const id = (a.getAttribute('href') || '').replace(/^#/, '');
-    if (!/^src-[0-9]+-[0-9]+$/.test(id)) return;
-    ev.preventDefault();
-    const tab = Array.from(document.querySelectorAll('button[role="tab"]'))
-      .find((b) => b.textContent.trim().startsWith('Sources'));
-    if (tab && tab.getAttribute('aria-selected') !== 'true') tab.click();
-    scrollToCard(id);
-  }, true);
+/* the landing view: shown while the conversation is empty */
+#pc-main:has(#pc-chat .message-wrap) #pc-landing { display: none; }
+#pc-chat:has(.placeholder-content) { height: auto !important; min-height: 0 !important; }
+#pc-chat .placeholder-content { padding: 6px 0; }
+.pc-land-intro { font-size: 0.92rem; color: var(--body-text-color-subdued); margin: 0 0 8px 0; }
+.pc-filter, .pc-pick-filter { width: 100%; box-sizing: border-box; padding: 7px 10px; margin-bottom: 8px;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; background: var(--input-background-fill);
+  color: var(--body-text-color); font-size: 0.92rem; }
+.pc-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 10px; }
+#pc-landing .pc-cards { max-height: max(220px, calc(100vh - 560px)); overflow-y: auto; padding-right: 4px; }
+#pc-papers .pc-cards { grid-template-columns: 1fr; max-height: calc(100vh - 260px); overflow-y: auto; }
+.pc-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 9px 11px;
+  background: var(--background-fill-primary); display: flex; flex-direction: column; gap: 4px; }
+.pc-card[hidden] { display: none; }
+.pc-card-name { font-weight: 700; font-size: 0.95rem; color: var(--color-accent); }
+.pc-card-title { font-weight: 600; font-size: 0.86rem; line-height: 1.3; }
+.pc-card-sum { font-size: 0.84rem; line-height: 1.45; color: var(--body-text-color); display: -webkit-box;
+  -webkit-line-clamp: 4; -webkit-box-orient: vertical; overflow: hidden; }
+#pc-papers .pc-card-sum { -webkit-line-clamp: unset; }
+.pc-cite-abs { color: var(--body-text-color-subdued); font-size: 0.78rem; }
+.pc-fig { font-size: 0.82rem; background: var(--color-accent-soft); border-radius: 4px; padding: 1px 6px;
+  align-self: flex-start; }
+.pc-vs { color: var(--body-text-color-subdued); }
+.pc-acts { display: flex; gap: 6px; flex-wrap: wrap; margin-top: auto; padding-top: 4px; }
+.pc-act { font-size: 0.78rem; padding: 2px 8px; border-radius: 5px; border: 1px solid var(--border-color-primary);
+  background: var(--button-secondary-background-fill); color: var(--body-text-color); cursor: pointer; }
+.pc-act:hover { border-color: var(--color-accent); color: var(--color-accent); }
+.pc-act[data-act="ask"] { background: var(--color-accent); color: white; border-color: var(--color-accent); }
+.pc-none { color: var(--body-text-color-subdued); padding: 8px; }
+/* sources: internals behind details, a way back from a card */
+.pc-src-foot { display: flex; gap: 12px; align-items: baseline; margin-top: 6px; font-size: 0.75rem; }
+.pc-details { color: var(--body-text-color-subdued); }
+.pc-details > summary { cursor: pointer; }
+.pc-back { color: var(--color-accent) !important; text-decoration: none !important; cursor: pointer; }
+.pc-tips, .pc-refs { display: none !important; }
+.pc-reask { font-size: 0.75rem; margin-left: 6px; padding: 0 6px; border-radius: 4px; cursor: pointer;
+  border: 1px solid var(--border-color-primary); background: transparent; color: var(--color-accent); }
+#pc-pop { position: fixed; z-index: 1000; max-width: min(420px, 92vw); padding: 8px 10px; border-radius: 8px;
+  background: var(--background-fill-primary); color: var(--body-text-color); font-size: 0.86rem; line-height: 1.45;
+  border: 1px solid var(--border-color-primary); box-shadow: 0 6px 24px rgba(0,0,0,0.18); }
+#pc-pop[hidden] { display: none; }
+#pc-pop .pc-pop-title { font-weight: 600; font-size: 0.78rem; color: var(--body-text-color-subdued);
+  margin-bottom: 3px; }
+#pc-pop mark { background: #fde68a; color: inherit; }
+#pc-pop a { display: inline-block; margin-top: 4px; color: var(--color-accent); font-size: 0.8rem; cursor: pointer; }
+.pc-chip-flash { outline: 2px solid var(--color-accent); border-radius: 4px; }
+/* a comparison's split results and chart */
+table.pc-results { font-size: 0.84rem; margin-top: 6px; }
+table.pc-results td, table.pc-results th { min-width: 0 !important; padding: 3px 8px; }
+.pc-cite-link { font-weight: 600; text-decoration: none !important; color: var(--color-accent) !important; }
+#pc-chart-box { gap: 4px; }
+#pc-chart-box:not(:has(.pc-chart-cap)) { display: none !important; }
+.pc-chart-cap { font-size: 0.82rem; color: var(--body-text-color-subdued); }
+/* warnings never cover the header's buttons */
+.toast-wrap { top: auto !important; bottom: 12px !important; }
+/* sources drawer under each answer: narrow screens only */
+.pc-drawer { display: none; margin-top: 8px; border-top: 1px solid var(--border-color-primary); padding-top: 4px; }
+.pc-drawer > summary { cursor: pointer; font-weight: 600; font-size: 0.9rem; }
+@media (max-width: 760px) {
+  .gradio-container { padding: 4px 6px !important; }
+  #pc-top { flex-wrap: wrap !important; }
+  #pc-tools { justify-content: flex-start; flex-wrap: wrap; width: 100% !important; }
+  body, .gradio-container { overflow-x: hidden; }
+  #pc-body > * { min-width: 0 !important; flex-basis: 100% !important; }
+  .pc-land-intro { font-size: 0.82rem; }
+  #pc-header h1 { font-size: 1.2rem; }
+  #pc-header .pc-sub { font-size: 0.85rem; }
+  .pc-drawer { display: block; }
+  #pc-side { position: static; }
+  #pc-main { min-width: 0 !important; }
+  #pc-chat { height: auto !important; max-height: none !important; min-height: 300px !important; }
+  #pc-landing .pc-cards { max-height: 46vh; grid-template-columns: 1fr; }
+  #pc-chat table:not(.pc-results), #pc-chat table:not(.pc-results) tbody,
+  #pc-chat table:not(.pc-results) tr, #pc-chat table:not(.pc-results) td { display: block; width: 100%; }
+  #pc-chat table:not(.pc-results) thead { display: none; }
+  #pc-chat table:not(.pc-results) tr { border: 1px solid var(--border-color-primary); border-radius: 6px;
+    margin-bottom: 8px; padding: 4px 6px; }
+  #pc-chat table:not(.pc-results) td { min-width: 0 !important; border: none !important; padding: 2px 0 !important; }
+  #pc-chat td[data-label]::before { content: attr(data-label); display: block; font-size: 0.72rem;
+    text-transform: uppercase; letter-spacing: 0.04em; color: var(--body-text-color-subdued); }
+  table.pc-results { display: block; overflow-x: auto; }
 }
 """
+
+
+

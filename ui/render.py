@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
 
 from rag.answer import ABSTAIN_SENTENCE
+from rag.answer.verify import flagged
 from rag.text import CITATION, citation_group, citation_numbers
-from rag.types import Answer, Paper, Source
+from rag.types import Answer, Paper
 
 _TARGET = r"\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)?"  # a link target, with one level of nested parentheses
 _IMAGE = re.compile(r"!\[[^\]]*\](" + _TARGET + r"|\[[^\]]*\])")
@@ -62,15 +62,10 @@ def link_citations(text: str, turn: int, known: set[int] | None = None) -> str:
     return CITATION.sub(repl, text)
 
 
-def _verbatim(sentence: str, sources: Iterable[Source]) -> bool:
-    """True when the sentence is quoted word for word from one of the passages."""
-    body = sentence.strip().rstrip(". ")
-    return len(body) > 20 and any(body in s.text for s in sources)
-
-
 def unsupported(answer: Answer) -> list[str]:
-    """Sentences the citation check found unsupported (a verbatim quote of a passage counts as supported)."""
-    return [s.text for s in answer.sentences if not s.supported and not _verbatim(s.text, answer.sources)]
+    """Sentences the citation check found unsupported (a verbatim quote of a passage counts as supported); the
+    answer's notice counts exactly these."""
+    return [s.text for s in flagged(answer)]
 
 
 def _locate(sentence: str, body: str) -> tuple[int, int] | None:
@@ -100,7 +95,8 @@ def caption(standalone: str, question: str) -> str:
     """A small caption naming the rewritten question when it differs from what was typed."""
     if not standalone or standalone.strip().lower() == question.strip().lower():
         return ""
-    return f'<span class="pc-caption">Searched for: <em>{esc(standalone)}</em></span>\n\n'
+    return (f'<span class="pc-caption">Searched for: <em>{esc(standalone)}</em> <a class="pc-reask" '
+            'href="#pc-question" title="Put this question in the box to edit it and ask again">edit</a></span>\n\n')
 
 
 def notice(text: str) -> str:
@@ -128,34 +124,6 @@ def final_message(answer: Answer, turn: int, papers: dict[str, Paper]) -> str:
     return head + body
 
 
-def _highlight(source: Source, answer: Answer) -> str:
-    """The passage, escaped, with the evidence of the answer's sentences wrapped in <mark>."""
-    spans = [(a, b) for s in answer.sentences for n, a, b in s.spans if n == source.n]
-    for s in answer.sentences:  # a sentence the check could not place: highlight it where it is quoted verbatim
-        if s.spans:
-            continue
-        body = s.text.strip().rstrip(". ")
-        pos = source.text.find(body) if len(body) > 20 else -1
-        if pos >= 0:
-            spans.append((pos, pos + len(body)))
-    text = source.text
-    # Evidence spans stop before the sentence's full stop; include it so the highlight reads as a sentence.
-    spans = [(a, b + 1 if text[b:b + 1] in {".", "!", "?"} else b) for a, b in spans]
-    merged: list[list[int]] = []
-    for a, b in sorted((max(0, a), min(len(text), b)) for a, b in spans if b > a):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    out, pos = [], 0
-    for a, b in merged:
-        out.append(esc(source.text[pos:a]))
-        out.append(f'<mark class="pc-hl">{esc(source.text[a:b])}</mark>')
-        pos = b
-    out.append(esc(source.text[pos:]))
-    return "".join(out)
-
-
 def cited_numbers(answer: Answer) -> list[int]:
     """Source numbers the answer text cites, in order of first citation."""
     known = {s.n for s in answer.sources}
@@ -163,47 +131,11 @@ def cited_numbers(answer: Answer) -> list[int]:
     return [n for n in dict.fromkeys(found) if n in known]
 
 
-def _card(source: Source, answer: Answer, turn: int, cited: bool) -> str:
-    """One source card: number, paper title, passage with the cited sentence highlighted."""
-    cls = "pc-src" if cited else "pc-src pc-src-uncited"
-    return (f'<div class="{cls}" id="{anchor(turn, source.n)}">'
-            f'<div class="pc-src-head"><span class="pc-n">{source.n}</span>'
-            f'<span class="pc-src-title">{esc(source.title)}</span></div>'
-            f'<div class="pc-src-meta">{esc(source.paper_id)} · characters {source.start}–{source.end}'
-            f" · score {source.score:.3f}</div>"
-            f'<div class="pc-passage">{_highlight(source, answer)}</div></div>')
-
-
 def sources_html(answer: Answer | None, turn: int, papers: dict[str, Paper]) -> str:
-    """The sources panel for one answer: cited passages first, then the rest of what was retrieved."""
-    if answer is None:
-        return ('<div class="pc-empty">Sources appear here: every passage an answer cites, with the cited '
-                "sentence highlighted. Click a <span class='pc-cite'>[n]</span> marker to jump to it.</div>")
-    order = cited_numbers(answer)
-    by_n = {s.n: s for s in answer.sources}
-    parts = [f'<div class="pc-src-for">Sources for: <em>{esc(answer.question)}</em></div>']
-    if answer.abstained and answer.closest_papers:
-        items = "".join(f"<li>{esc(papers[p].title)}</li>" for p in answer.closest_papers if p in papers)
-        parts.append(f'<div class="pc-near-box"><b>Closest papers</b><ul>{items}</ul></div>')
-    parts.extend(_card(by_n[n], answer, turn, True) for n in order)
-    rest = [s for s in answer.sources if s.n not in order]
-    if rest:
-        label = "Retrieved passages" if not order else f"Also retrieved, not cited ({len(rest)})"
-        cards = "".join(_card(s, answer, turn, False) for s in rest)
-        parts.append(f'<details class="pc-rest"{" open" if not order else ""}><summary>{label}</summary>'
-                     f"{cards}</details>")
-    return "".join(parts)
+    """The sources panel for one answer (ui.sources renders it)."""
+    from .sources import sources_html as panel
 
-
-def papers_html(papers: list[Paper]) -> str:
-    """The paper browser: every paper with its id, aliases and abstract."""
-    items = []
-    for p in papers:
-        aliases = f' · also: {esc(", ".join(p.aliases))}' if p.aliases else ""
-        items.append(f'<details class="pc-paper"><summary>{esc(p.title)}</summary>'
-                     f'<div class="pc-src-meta">{esc(p.id)}{aliases}</div>'
-                     f'<div class="pc-passage">{esc(p.abstract)}</div></details>')
-    return f'<div class="pc-papers">{"".join(items)}</div>'
+    return panel(answer, turn, papers)
 
 
 def export_markdown(answer: Answer) -> str:
@@ -223,7 +155,8 @@ def export_markdown(answer: Answer) -> str:
         for n in cited:
             s = by_n[n]
             quote = " ".join(s.text.split())
-            lines += [f"[{n}] {s.title} ({s.paper_id}, characters {s.start}–{s.end})", "", f"> {quote}", ""]
+            page = (f", pp. {s.page}–{s.page_end}" if s.page_end > s.page else f", p. {s.page}") if s.page > 0 else ""
+            lines += [f"[{n}] {s.title}{page}", "", f"> {quote}", ""]
     lines.append(f"*Answered by paperchat ({answer.answerer}).*")
     return "\n".join(lines) + "\n"
 

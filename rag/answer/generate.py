@@ -36,6 +36,25 @@ def redact_canary(deltas: Iterator[str]) -> Iterator[str]:
         yield pending
 
 
+_PARTIAL_TAG = re.compile(r"<\s*/?\s*[a-z]*$", re.IGNORECASE)
+
+
+def strip_prompt_tags(deltas: Iterator[str]) -> Iterator[str]:
+    """Stream deltas without the prompt's <passage> tags, even when a tag arrives split over several deltas (a
+    small local model echoes them): a trailing '<…' that could still become a tag is held back until it is known."""
+    pending = ""
+    for delta in deltas:
+        pending = _TAG.sub("", pending + delta)
+        tail = _PARTIAL_TAG.search(pending)
+        hold = tail is not None and "passages".startswith(re.sub(r"[<\s/]", "", tail.group(0)).lower())
+        cut = tail.start() if hold and tail is not None else len(pending)
+        if cut:
+            yield pending[:cut]
+        pending = pending[cut:]
+    if pending:
+        yield pending
+
+
 def messages(analysis: Analysis, sources: list[Source], budget: int, max_sentences: int) -> list[tuple[str, str]]:
     """Prompt messages with passages delimited as data, numbered, within the token budget."""
     blocks, used = [], 0
@@ -73,7 +92,8 @@ def stream(model: Any, prompt: list[tuple[str, str]], request: Request, max_char
     LLMDeadlineExceeded when the request's deadline passes."""
     from rag.llm.chat import stream_text
 
-    yield from redact_canary(stream_text(model, prompt, deadline=_deadline(request), max_chars=max_chars))
+    yield from strip_prompt_tags(redact_canary(stream_text(model, prompt, deadline=_deadline(request),
+                                                           max_chars=max_chars)))
 
 
 def complete(model: Any, prompt: list[tuple[str, str]], request: Request, max_chars: int) -> str:

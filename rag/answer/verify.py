@@ -11,7 +11,7 @@ from rag.answer.generate import CANARY, sanitize
 from rag.answer.models import ABSTAIN_SENTENCE, Draft, State
 from rag.citations import check_citations
 from rag.support import support_multi
-from rag.types import Answer, Sentence
+from rag.types import Answer, Sentence, Source
 
 
 def _checked(sentences: list[Sentence], state: State) -> list[Sentence]:
@@ -23,6 +23,34 @@ def _checked(sentences: list[Sentence], state: State) -> list[Sentence]:
         supported = bool(cited) and len(cited) == len(s.citations) and support_multi(s.text, cited).supported
         out.append(s.model_copy(update={"supported": supported}))
     return out
+
+
+def quoted(sentence: str, sources: list[Source]) -> bool:
+    """True when a sentence is a word-for-word quote of one of the passages (shown unmarked: the reader can see it
+    in the passage, even when the model did not cite it)."""
+    body = sentence.strip().rstrip(". ")
+    return len(body) > 20 and any(body in s.text for s in sources)
+
+
+def flagged(answer: Answer) -> list[Sentence]:
+    """The sentences shown as unsupported: not backed by what they cite, and not a quote of a passage."""
+    return [s for s in answer.sentences if not s.supported and not quoted(s.text, answer.sources)]
+
+
+def not_backed(answerer: str, answer: Answer, fabricated: int) -> str:
+    """The notice over an LLM answer that fails the check, counting exactly the sentences marked in it."""
+    marked = len(flagged(answer))
+    parts = []
+    if marked:
+        parts.append(f"{marked} of {len(answer.sentences)} sentence{'s' if len(answer.sentences) != 1 else ''} "
+                     f"{'is' if marked == 1 else 'are'} not supported by the passages cited (marked)")
+    uncited = sum(not s.citations for s in answer.sentences)
+    if uncited and not marked:
+        parts.append(f"{uncited} of {len(answer.sentences)} sentences cite no passage")
+    if fabricated:
+        parts.append(f"{fabricated} citation(s) pointed to passages that do not exist and were removed")
+    why = "; ".join(parts) or "its sentences could not be checked against the passages"
+    return f"This {answerer} answer is not backed by its citations: {why}. The extractive evidence is shown below."
 
 
 def verify(state: State, draft: Draft, evidence: Draft | None = None) -> Answer:
@@ -55,9 +83,6 @@ def verify(state: State, draft: Draft, evidence: Draft | None = None) -> Answer:
     unsupported = sum(not s.supported for s in answer.sentences)
     answer.grounded = bool(answer.sentences) and not leaked and fabricated == 0 and unsupported == 0
     if draft.answerer != "extractive" and not answer.grounded:
-        answer.notice = " ".join(x for x in (answer.notice, (
-            f"This {draft.answerer} answer is not backed by its citations: {unsupported} of "
-            f"{len(answer.sentences)} sentences unsupported, {fabricated} citation(s) to passages that do not exist. "
-            "The extractive evidence is shown below.")) if x)
+        answer.notice = " ".join(x for x in (answer.notice, not_backed(draft.answerer, answer, fabricated)) if x)
         answer.evidence = evidence.text if evidence is not None else ""
     return answer

@@ -1,0 +1,256 @@
+"""The chat page's event handlers: answering (streamed), the conversation the user controls (new, clear, saved in
+the browser, reopened), and the collection's card actions. Every exception is caught and shown as a plain message."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, sanitize, validate_question
+from rag.settings import Settings
+from rag.types import Answer, Paper
+
+from . import collection_view, conversations, render, results, sources
+from .api import GENERIC_ERROR, write_export
+
+log = logging.getLogger(__name__)
+
+PENDING = '<span class="pc-caption">Searching the papers…</span>'
+RENDER_EVERY_S = 0.1  # a streaming answer is re-rendered at most this often (plus while it is still short)
+RENDER_GROWTH = 1.25  # …or once it has grown by a quarter since the last render
+
+
+def message(answer: Answer, turn: int, papers: dict[str, Paper]) -> str:
+    """The finished chat bubble: the answer, the split results of a comparison, and the hidden pieces the page
+    script reads (popover sentences, reference list) plus the sources drawer shown on narrow screens."""
+    extra = ""
+    if results.is_comparison(answer):
+        extra = "\n\n" + results.table_html(results.results(answer, papers), turn)
+    parts = [render.final_message(answer, turn, papers) + extra, sources.tips(answer, turn),
+             sources.references(answer), sources.drawer(answer, turn, papers)]
+    return "\n\n".join(p.replace("\n\n", "\n") if i else p for i, p in enumerate(parts) if p)
+
+
+def conversation_view(turns: list[Answer], papers: dict[str, Paper]) -> list[dict]:
+    """The chat messages of saved turns."""
+    chat: list[dict] = []
+    for i, t in enumerate(turns):
+        chat += [{"role": "user", "content": render.clean_model_text(t.question)},
+                 {"role": "assistant", "content": message(t, i, papers)}]
+    return chat
+
+
+class ChatHandlers:
+    """The UI event handlers over one pipeline."""
+
+    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+        self.pipeline, self.settings = pipeline, settings
+        self.shown: tuple[str, ...] = ()  # the paper ids the page was built with (refresh only when they change)
+
+    def by_id(self) -> dict[str, Paper]:
+        """Papers keyed by id."""
+        return {p.id: p for p in self.pipeline.papers()}
+
+    @staticmethod
+    def history(turns: list[Answer]) -> list[dict[str, str]]:
+        """The conversation so far as the pipeline wants it (raw text, not rendered HTML).
+
+        An abstention is sent as the bare sentinel: its "closest papers" list is a suggestion, not the topic, and
+        would otherwise be carried into the next follow-up's rewrite.
+        """
+        out: list[dict[str, str]] = []
+        for t in turns:
+            said = ABSTAIN_SENTENCE if t.abstained else t.answer
+            out += [{"role": "user", "content": t.question}, {"role": "assistant", "content": said}]
+        return out
+
+    def suggestions(self, answer: Answer) -> Any:
+        """Clickable questions about the nearest papers after an abstention (hidden otherwise)."""
+        papers = self.by_id()
+        samples = [[f"What is {render.label(papers[p])}?"] for p in answer.closest_papers if p in papers]
+        return gr.Dataset(samples=samples or [["What is 2BP?"]], visible=bool(answer.abstained and samples))
+
+    def respond(self, question: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
+                scope: list[str] | None, compare_ids: list[str] | None = None) -> Iterator[tuple]:
+        """Stream one answer into the chat; yields (chat, turns, sources, question, export, suggest, status).
+
+        The user's paper scope goes to the pipeline as its paper filter, which wins over papers carried from
+        earlier turns."""
+        skip = gr.skip()
+        chat, turns = list(chat or []), list(turns or [])
+        try:
+            question = validate_question(question, self.settings)
+        except QuestionError as exc:
+            yield chat, turns, skip, skip, skip, skip, render.esc(exc)
+            return
+        turn = len(turns)
+        asked = [*chat, {"role": "user", "content": render.clean_model_text(question)}]
+
+        def bubble(content: str) -> list[dict]:
+            return [*asked, {"role": "assistant", "content": content}]
+
+        yield bubble(PENDING), turns, skip, "", skip, gr.Dataset(visible=False), ""
+        ids = compare_ids or scope or None
+        try:
+            head, text, answer = "", "", None
+            shown, shown_at = 0, 0.0  # length and time of the last render of a growing answer
+            for kind, value in self.pipeline.stream(question, history=self.history(turns), answerer=answerer or None,
+                                                    paper_ids=ids, k=int(k) if k else None,
+                                                    compare=bool(compare_ids)):
+                if kind == "standalone":
+                    head = render.caption(value, question)
+                elif kind == "sources":
+                    yield bubble(head + PENDING), turns, skip, skip, skip, skip, skip
+                elif kind == "reset":
+                    head, text, shown = head + render.notice(value), "", 0
+                elif kind == "text":
+                    text += value
+                    # Each render re-renders the whole bubble: throttle it, or a long reply costs O(n²).
+                    if time.monotonic() - shown_at >= RENDER_EVERY_S or len(text) >= shown * RENDER_GROWTH:
+                        shown, shown_at = len(text), time.monotonic()
+                        partial = render.answer_markdown(sanitize(text), turn)
+                        yield bubble(head + partial), turns, skip, skip, skip, skip, skip
+                elif kind == "answer":
+                    answer = value
+        except QuestionError as exc:
+            yield chat, turns, skip, question, skip, skip, render.esc(exc)
+            return
+        except Exception:
+            log.exception("answering %r failed", question)
+            yield chat, turns, skip, question, skip, skip, GENERIC_ERROR
+            return
+        if answer is None:
+            yield chat, turns, skip, question, skip, skip, GENERIC_ERROR
+            return
+        papers = self.by_id()
+        turns.append(answer)
+        export = gr.DownloadButton(value=str(write_export(answer)), interactive=True)
+        yield (bubble(message(answer, turn, papers)), turns, sources.sources_html(answer, turn, papers),
+               skip, export, self.suggestions(answer), "")
+
+    def compare(self, chosen: list[str] | None, chat: list[dict], turns: list[Answer], answerer: str,
+                k: float) -> Iterator[tuple]:
+        """Ask for the cited comparison table of the chosen papers."""
+        if not chosen or len(chosen) < 2:
+            skip = gr.skip()
+            yield skip, skip, skip, skip, skip, skip, "Choose at least two papers to compare (Compare tab)."
+            return
+        papers = self.by_id()
+        names = [render.label(papers[p]) for p in chosen if p in papers]
+        question = "Compare " + (", ".join(names[:-1]) + " and " + names[-1])
+        yield from self.respond(question, chat, turns, answerer, k, None, compare_ids=list(chosen))
+
+    # -- what follows an answer: saved in the browser, the comparison's chart and CSV -------------------------------
+    def extras(self, answer: Answer | None, turn: int) -> tuple:
+        """(chart caption, chart, CSV button) for an answer: shown for a comparison whose papers give figures."""
+        if not results.is_comparison(answer):
+            return "", gr.Plot(value=None, visible=False), gr.DownloadButton(value=None, visible=False)
+        assert answer is not None
+        found = results.results(answer, self.by_id())
+        fig = results.chart(found)
+        return (results.caption_html(found, turn), gr.Plot(value=fig, visible=fig is not None),
+                gr.DownloadButton(value=str(results.write_csv(answer, found)), visible=True))
+
+    def after_answer(self, turns: list[Answer], store: dict | None, conv: str) -> tuple:
+        """Save the conversation in the browser; (store, conv, past list, chart caption, chart, CSV)."""
+        conv = conv or conversations.new_id()
+        store = conversations.save(store, conv, list(turns or []))
+        last = turns[-1] if turns else None
+        return (store, conv, gr.Radio(choices=conversations.choices(store), value=conv if turns else None),
+                *self.extras(last, len(turns) - 1))
+
+    def view(self, turns: list[Answer], store: dict | None, conv: str, status: str = "") -> tuple:
+        """Everything that shows one conversation: (chat, turns, sources, export, status, store, conv, past list,
+        chart caption, chart, CSV)."""
+        papers = self.by_id()
+        last = turns[-1] if turns else None
+        export = (gr.DownloadButton(value=str(write_export(last)), interactive=True) if last else
+                  gr.DownloadButton(value=None, interactive=False))
+        return (conversation_view(turns, papers), turns, sources.sources_html(last, len(turns) - 1, papers), export,
+                status, store, conv, gr.Radio(choices=conversations.choices(store), value=conv if turns else None),
+                *self.extras(last, len(turns) - 1))
+
+    def restore(self, store: dict | None) -> tuple:
+        """On page load: the conversation the browser had open (a fresh one if none)."""
+        conv = conversations.active(store)
+        if conv is None:
+            return self.view([], store, conversations.new_id())
+        return self.view(list(conv.turns), store, conv.id)
+
+    def open_conversation(self, conv_id: str | None, store: dict | None, conv: str) -> tuple:
+        """Reopen a past conversation (its answers become the memory of the next question)."""
+        found = conversations.find(store, conv_id or "")
+        if found is None or found.id == conv:
+            return (gr.skip(),) * 11
+        store = {**(store or {}), "active": found.id}
+        return self.view(list(found.turns), store, found.id)
+
+    def new_chat(self, store: dict | None) -> tuple:
+        """Start over: empty screen and empty memory; the conversation so far stays in the past list."""
+        store = {**(store or conversations.EMPTY), "active": ""}
+        return self.view([], store, conversations.new_id())
+
+    def clear(self, store: dict | None, conv: str) -> tuple:
+        """The chat's trash button: like New chat (memory reset too), and the conversation is deleted."""
+        return self.view([], conversations.delete(store, conv), conversations.new_id())
+
+    # -- the collection's card actions ------------------------------------------------------------------------------
+    def paper_action(self, command: str, scope: list[str] | None, pick: list[str] | None) -> tuple:
+        """A card's Compare or Only-this-paper: (scope, compare pick, tabs, status)."""
+        skip = gr.skip()
+        try:
+            cmd = json.loads(command or "{}")
+        except ValueError:
+            return skip, skip, skip, skip
+        papers = self.by_id()
+        pid = str(cmd.get("id", ""))
+        if pid not in papers:
+            return skip, skip, skip, skip
+        name = render.label(papers[pid])
+        if cmd.get("act") == "scope":
+            return [pid], skip, skip, (f"Searching only in {render.esc(name)}; clear the filter below the question "
+                                       "to search all papers.")
+        if cmd.get("act") == "compare":
+            chosen = list(dict.fromkeys([*(pick or []), pid]))
+            more = "" if len(chosen) >= 2 else " Choose at least one more paper."
+            return skip, chosen, gr.Tabs(selected="compare"), f"{render.esc(name)} added to the comparison.{more}"
+        return skip, skip, skip, skip
+
+    def ask_action(self, command: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
+                   scope: list[str] | None) -> Iterator[tuple]:
+        """A card's Ask: what the paper is, answered at once."""
+        try:
+            cmd = json.loads(command or "{}")
+        except ValueError:
+            cmd = {}
+        papers = self.by_id()
+        if cmd.get("act") != "ask" or cmd.get("id") not in papers:
+            yield (gr.skip(),) * 7
+            return
+        question = f"What is {render.label(papers[cmd['id']])}?"
+        yield from self.respond(question, chat, turns, answerer, k, scope)
+
+    # -- clicking a message, papers ingested since start-up ----------------------------------------------------------
+    def show_turn(self, turns: list[Answer], evt: gr.SelectData) -> tuple:
+        """Clicking a message shows that turn's sources and makes it the one exported."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        turn = int(index or 0) // 2
+        if not turns or turn >= len(turns):
+            return gr.skip(), gr.skip()
+        answer = turns[turn]
+        return (sources.sources_html(answer, turn, self.by_id()),
+                gr.DownloadButton(value=str(write_export(answer)), interactive=True))
+
+    def refresh_papers(self) -> tuple:
+        """The paper pickers, header, landing and Papers tab from the index as it is now."""
+        papers = self.pipeline.papers()
+        if tuple(p.id for p in papers) == self.shown:
+            return (gr.skip(),) * 5
+        choices = [(render.choice(p), p.id) for p in papers]
+        return (gr.Dropdown(choices=choices), gr.CheckboxGroup(choices=choices), collection_view.header_html(papers),
+                collection_view.landing_html(papers), collection_view.collection_html(papers, with_abstract=True))

@@ -1,0 +1,238 @@
+"""The page script (Gradio's `js`): citation chips (popover, jump to the card and back, the drawer on narrow screens),
+clean copying, editing the rewritten question, the collection's search and card actions, the compare picker's filter,
+and scrolling a comparison into view. Everything it shows is set as text (textContent), never as HTML."""
+
+JS = r"""
+() => {
+  const $ = (s, r = document) => r.querySelector(s);
+  const narrow = () => window.matchMedia('(max-width: 760px)').matches;
+  const when = (sel, fn, tries = 100) => {
+    const el = $(sel);
+    if (el) fn(el); else if (tries > 0) setTimeout(() => when(sel, fn, tries - 1), 100);
+  };
+  // Open at the top: focusing the question box on a phone scrolled the header away.
+  when('#pc-question textarea', (ta) => {
+    if (!narrow()) ta.focus({preventScroll: true});
+    window.scrollTo(0, 0);
+  });
+
+  const setText = (sel, value) => {
+    const el = $(sel + ' textarea') || $(sel + ' input');
+    if (!el) return null;
+    const proto = el.tagName === 'TEXTAREA' ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
+    Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, value);
+    el.dispatchEvent(new Event('input', {bubbles: true}));
+    return el;
+  };
+  const flash = (el, cls) => {
+    el.classList.remove(cls); void el.offsetWidth; el.classList.add(cls);
+    setTimeout(() => el.classList.remove(cls), 2500);
+  };
+  const messageOf = (el) => el.closest('[data-testid="bot"], [data-testid="user"]');
+
+  // -- citation chips: jump to the card (side panel, or the drawer under the answer on narrow screens) -----------
+  let lastChip = null;
+  const scrollToCard = (id, chip) => {
+    let tries = 0;
+    const go = () => {
+      let el = null;
+      if (narrow() && chip) {
+        const msg = messageOf(chip);
+        const drawer = msg && msg.querySelector('details.pc-drawer');
+        if (drawer) { drawer.open = true; el = drawer.querySelector('#m-' + CSS.escape(id)); }
+      }
+      el = el || document.getElementById(id);
+      if (!el || el.getClientRects().length === 0) { if (++tries < 50) setTimeout(go, 100); return; }
+      const box = el.closest('#pc-sources');
+      if (box) {
+        box.scrollIntoView({block: 'nearest'});
+        const top = box.scrollTop + el.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+        box.scrollTo({top: top, behavior: 'smooth'});
+      } else {
+        el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
+      }
+      flash(el, 'pc-flash');
+    };
+    go();
+  };
+  const chipOf = (t) => (t && t.closest) ? t.closest('#pc-chat a[href^="#src-"]') : null;
+  const chipId = (a) => {
+    const id = (a.getAttribute('href') || '').replace(/^#/, '');
+    return /^src-[0-9]+-[0-9]+$/.test(id) ? id : null;
+  };
+  const jump = (a) => {
+    const id = chipId(a);
+    if (!id) return;
+    lastChip = a;
+    if (!narrow()) {
+      const tab = Array.from(document.querySelectorAll('button[role="tab"]'))
+        .find((b) => b.textContent.trim().startsWith('Sources'));
+      if (tab && tab.getAttribute('aria-selected') !== 'true') tab.click();
+    }
+    scrollToCard(id, a);
+  };
+
+  // -- the popover: the cited sentence, a link to its card ---------------------------------------------------------
+  const pop = document.createElement('div');
+  pop.id = 'pc-pop'; pop.hidden = true; pop.setAttribute('role', 'tooltip');
+  document.body.appendChild(pop);
+  let popChip = null, hideTimer = null;
+  const showPop = (a) => {
+    const id = chipId(a);
+    const tip = id && document.getElementById('tip-' + id);
+    if (!tip) return false;
+    clearTimeout(hideTimer);
+    pop.textContent = '';
+    const title = document.createElement('div');
+    title.className = 'pc-pop-title';
+    const name = tip.querySelector('b'), said = tip.querySelector('i');
+    title.textContent = '[' + id.split('-')[2] + '] ' + (name ? name.textContent : '');
+    const body = document.createElement('mark');
+    body.textContent = said ? said.textContent : tip.textContent;
+    const link = document.createElement('a');
+    link.textContent = 'Show the passage ↓';
+    link.addEventListener('click', (ev) => { ev.preventDefault(); pop.hidden = true; jump(a); });
+    pop.append(title, body, document.createElement('br'), link);
+    pop.hidden = false;
+    const r = a.getBoundingClientRect();
+    const w = Math.min(420, window.innerWidth * 0.92);
+    pop.style.left = Math.max(8, Math.min(r.left, window.innerWidth - w - 8)) + 'px';
+    const below = r.bottom + 6, h = pop.offsetHeight;
+    pop.style.top = (below + h < window.innerHeight ? below : Math.max(8, r.top - h - 6)) + 'px';
+    popChip = a;
+    return true;
+  };
+  const hideSoon = () => { clearTimeout(hideTimer); hideTimer = setTimeout(() => { pop.hidden = true; }, 350); };
+  pop.addEventListener('mouseenter', () => clearTimeout(hideTimer));
+  pop.addEventListener('mouseleave', hideSoon);
+  document.addEventListener('mouseover', (ev) => {
+    if (touch) return;  // a tap's emulated mouseover: the click that follows opens the popover
+    const a = chipOf(ev.target);
+    if (a && a !== popChip || (a && pop.hidden)) showPop(a);
+  });
+  document.addEventListener('mouseout', (ev) => { if (chipOf(ev.target)) hideSoon(); });
+  let touch = false;
+  document.addEventListener('pointerdown', (ev) => { touch = ev.pointerType === 'touch'; }, true);
+
+  // -- copying: the text as read, with a reference list, not the Markdown's link targets -------------------------
+  const cleanText = (msg) => {
+    const copy = msg.cloneNode(true);
+    copy.querySelectorAll('.pc-tips, .pc-refs, .pc-drawer, .pc-reask, .pc-unsup-flag, button, .pc-results').forEach((e) => e.remove());
+    const holder = document.createElement('div');
+    holder.style.cssText = 'position:fixed;left:-9999px;top:0;white-space:normal;';
+    holder.appendChild(copy); document.body.appendChild(holder);
+    const text = copy.innerText.replace(/\n{3,}/g, '\n\n').trim();
+    holder.remove();
+    const refs = Array.from(msg.querySelectorAll('.pc-refs span')).map((s) => s.textContent);
+    return refs.length ? text + '\n\nReferences\n' + refs.join('\n') : text;
+  };
+  const writeClip = (text, btn) => {
+    window.__pcCopied = text;
+    const done = () => { if (btn) { btn.setAttribute('title', 'Copied'); setTimeout(() => btn.setAttribute('title', 'Copy'), 1500); } };
+    if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).then(done, done);
+  };
+
+  document.addEventListener('click', (ev) => {
+    const t = ev.target;
+    if (!t || !t.closest) return;
+    const copyOne = t.closest('#pc-chat button[aria-label="Copy message"]');
+    const copyAll = t.closest('#pc-chat button[aria-label="Copy conversation"]');
+    if (copyOne || copyAll) {
+      ev.preventDefault(); ev.stopImmediatePropagation();
+      if (copyOne) {
+        const row = copyOne.closest('.message-row');
+        const msg = row && row.querySelector('[data-testid="bot"], [data-testid="user"]');
+        if (msg) writeClip(cleanText(msg), copyOne);
+      } else {
+        const parts = Array.from(document.querySelectorAll('#pc-chat [data-testid="bot"], #pc-chat [data-testid="user"]'))
+          .map((m) => (m.dataset.testid === 'user' ? 'You: ' : 'paperchat: ') + cleanText(m));
+        writeClip(parts.join('\n\n'), copyAll);
+      }
+      return;
+    }
+    const a = chipOf(t);
+    if (a) {
+      ev.preventDefault();
+      if (touch && (pop.hidden || popChip !== a)) { if (showPop(a)) return; }
+      pop.hidden = true;
+      jump(a);
+      return;
+    }
+    const link = t.closest('a.pc-cite-link');
+    if (link) {
+      ev.preventDefault();
+      const id = (link.getAttribute('href') || '').replace(/^#/, '');
+      const chip = document.querySelector('#pc-chat a[href="#' + id + '"]');
+      if (chip) jump(chip); else scrollToCard(id, null);
+      return;
+    }
+    const back = t.closest('a.pc-back');
+    if (back) {
+      ev.preventDefault();
+      const id = (back.getAttribute('href') || '').replace(/^#(m-)?/, '');
+      const chip = (lastChip && chipId(lastChip) === id && lastChip.isConnected) ? lastChip
+        : document.querySelector('#pc-chat a[href="#' + id + '"]');
+      if (chip) { chip.scrollIntoView({block: 'center', behavior: 'smooth'}); flash(chip, 'pc-chip-flash'); }
+      return;
+    }
+    const reask = t.closest('a.pc-reask');
+    if (reask) {
+      ev.preventDefault();
+      const said = reask.parentElement && reask.parentElement.querySelector('em');
+      const ta = setText('#pc-question', said ? said.textContent : '');
+      if (ta) { ta.focus(); ta.scrollIntoView({block: 'nearest'}); }
+      return;
+    }
+    const act = t.closest('button.pc-act');
+    if (act) {
+      ev.preventDefault();
+      setText('#pc-action', JSON.stringify({act: act.dataset.act, id: act.dataset.id, at: Date.now()}));
+      if (act.dataset.act === 'ask') window.__pcScrollToAnswer = Date.now();
+      setTimeout(() => { const go = $('#pc-action-go'); if (go) go.click(); }, 80);
+      return;
+    }
+    if (t.closest('#pc-compare')) window.__pcScrollToAnswer = Date.now();
+    if (!t.closest('#pc-pop')) pop.hidden = true;
+  }, true);
+
+  // -- search boxes: the collection's cards, the compare picker ----------------------------------------------------
+  document.addEventListener('input', (ev) => {
+    const t = ev.target;
+    if (!t || !t.matches) return;
+    const words = (t.value || '').toLowerCase().split(/\s+/).filter(Boolean);
+    const hit = (text) => words.every((w) => text.includes(w));
+    if (t.matches('.pc-filter')) {
+      const box = t.closest('.pc-collection');
+      let shown = 0;
+      box.querySelectorAll('.pc-card').forEach((c) => { c.hidden = !hit(c.dataset.search || ''); shown += !c.hidden; });
+      const none = box.querySelector('.pc-none');
+      if (none) none.hidden = shown > 0;
+    } else if (t.matches('.pc-pick-filter')) {
+      document.querySelectorAll('#pc-compare-pick label').forEach((l) => {
+        l.style.display = hit(l.textContent.toLowerCase()) ? '' : 'none';
+      });
+    }
+  });
+
+  // -- the chat as it changes: table labels for narrow screens, a requested answer scrolled into view ----------------
+  when('#pc-chat', (chat) => {
+    new MutationObserver(() => {
+      chat.querySelectorAll('table:not(.pc-results):not([data-labelled])').forEach((table) => {
+        const heads = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent.trim());
+        if (!heads.length || !table.querySelector('tbody td')) return;
+        table.querySelectorAll('tbody tr').forEach((tr) => {
+          Array.from(tr.children).forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; });
+        });
+        table.dataset.labelled = '1';
+      });
+      const asked = window.__pcScrollToAnswer;
+      const bots = chat.querySelectorAll('[data-testid="bot"]');
+      const last = bots[bots.length - 1];
+      if (asked && Date.now() - asked < 30000 && last && last.querySelector('.pc-tips, .pc-abstain, table')) {
+        window.__pcScrollToAnswer = 0;
+        setTimeout(() => last.scrollIntoView({block: 'start', behavior: 'smooth'}), 150);
+      }
+    }).observe(chat, {childList: true, subtree: true});
+  });
+}
+"""
