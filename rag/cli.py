@@ -285,12 +285,21 @@ def ask(
     retrieval: Annotated[Optional[RetrievalMode], typer.Option(
         help="Retrieval mode.", show_default="RAG_RETRIEVAL, else hybrid")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    bibtex: Annotated[bool, typer.Option("--bibtex", help="Print the cited papers as BibTeX instead.")] = False,
 ) -> None:
     """Answer a question with citations."""
     from rag.answer import Pipeline
 
     settings = _settings(retrieval=_value(retrieval))
-    ans = Pipeline(settings).answer(question, answerer=_value(answerer), paper_ids=paper, k=k)
+    pipeline = Pipeline(settings)
+    ans = pipeline.answer(question, answerer=_value(answerer), paper_ids=paper, k=k)
+    if bibtex:
+        from rag.bib_export import to_bibtex
+
+        by_id = {p.id: p for p in pipeline.papers()}
+        cited = dict.fromkeys(s.paper_id for s in ans.sources if s.n in {n for x in ans.sentences for n in x.citations})
+        typer.echo(to_bibtex([by_id[pid] for pid in cited if pid in by_id]), nl=False)
+        return
     if as_json:
         from rag.serve.service import CitedAnswer
 

@@ -224,6 +224,15 @@ def test_a_folder_of_pdfs_and_exports_names_each_bad_file_and_keeps_the_rest(tmp
     shown = run_cli("ask", "What happens to headers and footers before the text is joined into paragraphs?",
                     env=env)
     assert "dropped" in shown.stdout and f", p. {page})" in shown.stdout, shown.stdout
+    # The cited references export as BibTeX that reads back with the entry's own metadata.
+    from rag.bib import read_bibtex
+
+    bib = run_cli("ask", "What does GraphMoE do?", "--bibtex", env=env)
+    assert bib.returncode == 0, bib.stderr
+    (tmp_path / "cited.bib").write_text(bib.stdout, encoding="utf-8")
+    back = read_bibtex(tmp_path / "cited.bib").papers
+    assert [e.paper.title for e in back] == [graphmoe["title"]]
+    assert back[0].paper.authors == graphmoe["authors"] and back[0].paper.year == 2021
     # Again: nothing re-read into the index, the same files fail the same way.
     again = run_cli("ingest", tmp_path / "mine", env=env)
     assert "0 added, 0 updated, 8 unchanged, 4 failed" in again.stdout

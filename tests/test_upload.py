@@ -121,11 +121,17 @@ def test_upload_in_the_browser_adds_papers_the_next_question_finds(tmp_path: Pat
             card.wait_for(timeout=10_000)
             assert "Reading Two Columns" in card.inner_text() and "p. " in card.inner_text()
             page.screenshot(path=str(tmp_path / "answer.png"))
+            page.wait_for_function("(b => b && !b.disabled)(document.querySelector('#pc-bib'))", timeout=10_000)
+            with page.expect_download() as got:  # the conversation's cited papers, as BibTeX
+                page.locator("#pc-bib").click()
+            bib = Path(got.value.path()).read_text(encoding="utf-8")
+            assert bib.startswith("@") and "title = {Reading Two Columns Without Interleaving Their Lines}" in bib
+            assert "Ada Lovelace and Alan Turing and Grace Hopper" in bib
+            cache = uploads_dir(settings) / ".gradio"  # Gradio's own copy (deleted when the app closes)
+            assert any(cache.rglob("two-column.pdf")), "Gradio's upload copy lives in the data directory too"
         finally:
             page.close()
     kept = sorted(p.name for p in uploads_dir(settings).iterdir() if p.is_file())
     assert kept == ["scan.pdf", "two-column.pdf"]
-    cache = uploads_dir(settings) / ".gradio"
-    assert any(cache.rglob("two-column.pdf")), "Gradio's own upload copy lives in the data directory too"
     listed = json.loads(run_cli("papers", "--json", env={"RAG_DATA_DIR": str(settings.data_dir)}).stdout)
     assert any(p["kind"] == "pdf" and p["source"] == "two-column.pdf" for p in listed)

@@ -16,7 +16,8 @@ from rag.answer import Pipeline, QuestionError
 from rag.serve import service
 from rag.settings import Settings
 from rag.store import StoreError
-from rag.types import Answer
+from rag.bib_export import to_bibtex
+from rag.types import Answer, Paper
 
 from . import render
 
@@ -39,16 +40,33 @@ def parse_auth(auth: str | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def write_export(answer: Answer) -> Path:
-    """Write one answer as Markdown into a fresh temp dir (Gradio serves its own copy); returns the file path."""
+def _export_dir() -> Path:
+    """A fresh temp dir for one export (Gradio serves its own copy); ours are dropped after an hour."""
     base = Path(tempfile.gettempdir()) / "paperchat-exports"
     base.mkdir(parents=True, exist_ok=True)
     cutoff = time.time() - EXPORT_MAX_AGE_S
     for old in base.iterdir():  # exports are copied into Gradio's cache at once; drop ours after a while
         if old.is_dir() and old.stat().st_mtime < cutoff:
             shutil.rmtree(old, ignore_errors=True)
-    path = Path(tempfile.mkdtemp(dir=base)) / "paperchat-answer.md"
+    return Path(tempfile.mkdtemp(dir=base))
+
+
+def write_export(answer: Answer) -> Path:
+    """Write one answer as Markdown into a fresh temp dir (Gradio serves its own copy); returns the file path."""
+    path = _export_dir() / "paperchat-answer.md"
     path.write_text(render.export_markdown(answer), encoding="utf-8")
+    return path
+
+
+def write_references(turns: list[Answer], papers: dict[str, Paper]) -> Path | None:
+    """Write the papers a conversation's answers cite as BibTeX (in order of first citation); None if none."""
+    cited = [answer_source.paper_id for a in turns for n in render.cited_numbers(a)
+             for answer_source in a.sources if answer_source.n == n]
+    chosen = [papers[pid] for pid in dict.fromkeys(cited) if pid in papers]
+    if not chosen:
+        return None
+    path = _export_dir() / "paperchat-references.bib"
+    path.write_text(to_bibtex(chosen), encoding="utf-8")
     return path
 
 

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -21,7 +20,7 @@ from .api import GENERIC_ERROR, ScriptAPI, parse_auth
 from .assets import CSS, THEME
 from .guard import GuardConfig, guarded_app
 from .handlers import ChatHandlers
-from .library import UPLOAD_TYPES, LibraryHandlers, gradio_cache, uploads_dir
+from .library import UPLOAD_TYPES, LibraryHandlers, uploads_dir, use_gradio_cache
 from .routes import create_router
 from .script import JS
 
@@ -37,7 +36,6 @@ class ChatApp(gr.Blocks):
 
     guard = GuardConfig()
     routers: tuple[Any, ...] = ()  # FastAPI routers served beside the app (ui.routes: /v1 and /api)
-    upload_dir: Path | None = None  # where Gradio keeps uploads and downloads: inside the data directory
 
     def launch(self, **kwargs: Any) -> Any:  # type: ignore[override]
         """Launch with local-only look and safe defaults (no share link, no error details, uploads up to RAG_MAX_UPLOAD_BYTES), behind
@@ -50,8 +48,7 @@ class ChatApp(gr.Blocks):
         # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
         kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
                                               self.routers))
-        with gradio_cache(self.upload_dir):
-            return super().launch(**kwargs)
+        return super().launch(**kwargs)
 
 
 def _example_text(evt: gr.SelectData) -> str:
@@ -84,14 +81,13 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     examples = example_questions(pipeline)
     handlers.shown = tuple(p.id for p in papers)
     choices = [(render.choice(p), p.id) for p in papers]
-    with gradio_cache(uploads_dir(settings) / ".gradio"), ChatApp(title="paperchat", analytics_enabled=False,
-                                                                  delete_cache=(3600, 3600)) as demo:
+    use_gradio_cache(uploads_dir(settings) / ".gradio")
+    with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         demo.guard = GuardConfig(max_body_bytes=settings.max_body_bytes,
                                  cors_origins=frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",")
                                                         if o.strip()),
                                  login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff,
                                  api_keys=api_keys(settings), max_upload_bytes=settings.max_upload_bytes)
-        demo.upload_dir = uploads_dir(settings) / ".gradio"
         demo.routers = (create_router(pipeline, settings),)
         turns, conv = gr.State([]), gr.State("")
         store = gr.BrowserState(conversations.EMPTY, storage_key="paperchat-conversations",
@@ -102,6 +98,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                 new_btn = gr.Button("New chat", size="sm", elem_id="pc-new", scale=0, min_width=100)
                 export_btn = gr.DownloadButton("Export answer (.md)", value=None, interactive=False, size="sm",
                                                elem_id="pc-export", scale=0, min_width=170)
+                bib_btn = gr.DownloadButton("References (.bib)", value=None, interactive=False, size="sm",
+                                            elem_id="pc-bib", scale=0, min_width=150)
         with gr.Row(equal_height=False, elem_id="pc-body"):
             with gr.Column(scale=7, min_width=440, elem_id="pc-main"):
                 landing = gr.HTML(collection_view.landing_html(papers), js_on_load=None, elem_id="pc-landing")
@@ -167,7 +165,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
 
         def then_save(event: Any) -> None:
             """After an answer: the conversation saved in the browser, the comparison's chart and CSV."""
-            event.then(handlers.after_answer, [turns, store, conv], saved, **private)
+            event.then(handlers.after_answer, [turns, store, conv], saved, **private).then(
+                handlers.references, [turns], bib_btn, **private)
 
         # always_last: a question sent while the previous answer is still finishing runs next instead of vanishing
         then_save(question.submit(handlers.respond, ask, outs, trigger_mode="always_last", **answering, **private))
@@ -183,11 +182,14 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                   **answering, **private))
         chatbot.select(handlers.show_turn, [turns], [sources, export_btn], **private)
         hide_suggest: dict[str, Any] = {"fn": lambda: gr.Dataset(visible=False), "inputs": None, "outputs": suggest}
-        new_btn.click(handlers.new_chat, [store], view, **private).then(**hide_suggest, **private)
-        chatbot.clear(handlers.clear, [store, conv], view, **private).then(**hide_suggest, **private)
-        past.input(handlers.open_conversation, [past, store, conv], view, **private)
+        refs: dict[str, Any] = {"fn": handlers.references, "inputs": [turns], "outputs": bib_btn}
+        new_btn.click(handlers.new_chat, [store], view, **private).then(**hide_suggest, **private).then(
+            **refs, **private)
+        chatbot.clear(handlers.clear, [store, conv], view, **private).then(**hide_suggest, **private).then(
+            **refs, **private)
+        past.input(handlers.open_conversation, [past, store, conv], view, **private).then(**refs, **private)
         quiet: dict[str, Any] = {"show_progress": "hidden", **private}
-        demo.load(handlers.restore, [store], view, **quiet)
+        demo.load(handlers.restore, [store], view, **quiet).then(**refs, **quiet)
         demo.load(handlers.refresh_papers, None, [scope, pick, head, landing, papers_list], **quiet)
         # Adding papers writes the index: one upload at a time, in its own pool so the chat keeps answering.
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,

@@ -16,7 +16,7 @@ from rag.settings import Settings
 from rag.types import Answer, Paper
 
 from . import collection_view, conversations, render, results, sources
-from .api import GENERIC_ERROR, write_export
+from .api import GENERIC_ERROR, write_export, write_references
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,11 @@ class ChatHandlers:
         yield from self.respond(question, chat, turns, answerer, k, scope)
 
     # -- clicking a message, papers ingested since start-up ----------------------------------------------------------
+    def references(self, turns: list[Answer]) -> Any:
+        """The conversation's cited papers as a BibTeX download (disabled while nothing is cited)."""
+        path = write_references(list(turns or []), self.by_id())
+        return gr.DownloadButton(value=str(path) if path else None, interactive=path is not None)
+
     def show_turn(self, turns: list[Answer], evt: gr.SelectData) -> tuple:
         """Clicking a message shows that turn's sources and makes it the one exported."""
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index

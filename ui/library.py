@@ -7,8 +7,6 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +31,19 @@ def uploads_dir(settings: Settings) -> Path:
     return Path(settings.data_dir).resolve() / "uploads"
 
 
-@contextmanager
-def gradio_cache(folder: Path | None) -> Iterator[None]:
-    """Gradio's upload and download cache in folder while the app is built and launched (its blocks and server read
-    GRADIO_TEMP_DIR then, and keep it), so uploads are never written outside the data directory. A GRADIO_TEMP_DIR
-    the user set wins."""
-    if folder is None or os.environ.get("GRADIO_TEMP_DIR"):
-        yield
+_OURS: set[str] = set()  # GRADIO_TEMP_DIR values this module set (a user's own value is never replaced)
+
+
+def use_gradio_cache(folder: Path) -> None:
+    """Point Gradio's upload and download cache at folder (inside the data directory), so uploads are never written
+    outside it. Gradio's blocks read GRADIO_TEMP_DIR when built and its file route checks it on every download, so
+    it stays set for the process. A GRADIO_TEMP_DIR the user set wins."""
+    current = os.environ.get("GRADIO_TEMP_DIR")
+    if current and current not in _OURS:
         return
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
-    try:
-        yield
-    finally:
-        os.environ.pop("GRADIO_TEMP_DIR", None)
+    _OURS.add(str(folder))
 
 
 def safe_name(name: str) -> str:
