@@ -17,7 +17,11 @@ runs, 2 shared cores) on the 41-page test paper and the generated two-column fix
 
 PDFium alone gives the characters with their boxes, font sizes and weights, and marks the hyphens it sees at line
 ends; this module orders the lines itself (rag.pdflayout) so that two columns read one after the other whatever
-order the content stream drew them in. PDFium is not thread-safe: every call into it holds one lock.
+order the content stream drew them in. Superscript citation markers ("molecules.¹²⁷ The") are dropped by their
+geometry (a smaller font on a raised baseline, rag.pdflayout.without_markers), not by a pattern over the text, so
+"512 GPUs" and "Figure 3" stay; exponents read "10^6". A caption that a figure puts between the halves of a sentence
+("pre-" | "Figure 2: …" | "diction") is moved after the paragraph. PDFium is not thread-safe: every call into it
+holds one lock.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from rag.corpus import CorpusError
-from rag.pdflayout import Line, drop_margins, page_lines
+from rag.pdflayout import LEADING_MARK, Line, drop_margins, glued, page_lines
 from rag.types import Body, Paper
 
 logger = logging.getLogger(__name__)
@@ -247,6 +251,8 @@ def _join(lines: list[Line], style: _Style) -> str:
             left = text.split()[-1] if text.split() else ""
             text = text if keep_hyphen(left, piece, style.words, style.compounds) else text[:-1]
             text += piece
+        elif text and LEADING_MARK.match(piece):
+            text = glued(text, piece)
         else:
             text += (" " if text else "") + piece
     return " ".join(text.split())
@@ -332,7 +338,10 @@ def _paragraphs(lines: list[Line], start: int, style: _Style) -> list[tuple[int,
     out: list[tuple[int, int]] = []
     begin = start
     for i in range(start + 1, len(lines)):
-        if _breaks(lines[i - 1], lines[i], style):
+        prev, line = lines[i - 1], lines[i]
+        # a caption stays with its figure: it ends where its page or column does
+        moved = (prev.page, prev.column) != (line.page, line.column) and bool(_CAPTION.match(lines[begin].text))
+        if moved or _breaks(prev, line, style):
             out.append((begin, i))
             begin = i
     if begin < len(lines):
@@ -385,21 +394,63 @@ def _body(lines: list[Line], style: _Style, references: bool) -> Body:
     page_starts: list[int] = []
     sections: list[tuple[int, str]] = []
     pages_seen = lines[0].page - 1 if lines else 0
-    for i, line in enumerate(lines):
-        piece = line.text.strip()
-        if i and _breaks(lines[i - 1], line, style):
-            text = text.rstrip() + "\n\n"
-        elif text.endswith("-") and piece and not keep_hyphen(text.split()[-1], piece, style.words, style.compounds):
-            text = text[:-1]
-        elif text.endswith("-") and piece:
-            pass
-        elif text:
-            text += " "
-        while pages_seen < line.page:
-            page_starts.append(len(text))
-            pages_seen += 1
-        if is_heading(line, style):
-            sections.append((len(text), " ".join(piece.split())))
-        text += " ".join(piece.split())
+    for paragraph in _captions_after([lines[a:b] for a, b in _paragraphs(lines, 0, style)], style):
+        for k, line in enumerate(paragraph):
+            piece = " ".join(line.text.split())
+            if not k:
+                text = text.rstrip() + "\n\n" if text else text
+            elif text.endswith("-") and piece and not keep_hyphen(text.split()[-1], piece, style.words,
+                                                                  style.compounds):
+                text = text[:-1]
+            elif text.endswith("-") and piece:
+                pass
+            elif text and LEADING_MARK.match(piece):  # "… et al." + "." (a marker dropped between them): no space
+                piece = piece[1:] if text.endswith(piece[0]) else piece
+            elif text:
+                text += " "
+            while pages_seen < line.page:
+                page_starts.append(len(text))
+                pages_seen += 1
+            if is_heading(line, style):
+                sections.append((len(text), piece))
+            text += piece
     first_page = lines[0].page if lines else 1
     return Body(text=text, page_starts=page_starts, first_page=first_page, sections=sections)
+
+
+def _captions_after(paragraphs: list[list[Line]], style: _Style) -> list[list[Line]]:
+    """Paragraphs with captions that interrupt a paragraph mid-sentence moved after its end.
+
+    A figure set at the top of the next page puts its caption between "pre-" and "diction": when the paragraph
+    before a caption ends without a sentence's end and the text after the caption(s) is body text that starts
+    flush (not a new paragraph's indent, heading or caption), that text continues the paragraph. The page map
+    stays ascending, so a moved caption is counted on the page where the paragraph it interrupted ends.
+    """
+    out: list[list[Line]] = []
+    held: list[list[Line]] = []  # captions waiting for the end of the paragraph they interrupt
+    for paragraph in paragraphs:
+        if _CAPTION.match(paragraph[0].text) and (held or (out and _unfinished(out[-1], style))):
+            held.append(paragraph)
+            continue
+        if held and _continues(paragraph, style):
+            out[-1] = out[-1] + paragraph
+        out += held + ([] if held and out[-1][-1] is paragraph[-1] else [paragraph])
+        held = []
+    return out + held
+
+
+def _unfinished(paragraph: list[Line], style: _Style) -> bool:
+    """Whether a body paragraph stops mid-sentence (no end punctuation, or a hyphen)."""
+    first, last = paragraph[0], paragraph[-1].text.rstrip()
+    if is_heading(first, style) or _CAPTION.match(first.text) or not last:
+        return False
+    return last.endswith("-") or not _SENTENCE_END.search(last)
+
+
+def _continues(paragraph: list[Line], style: _Style) -> bool:
+    """Whether a paragraph can be the rest of an interrupted one: body text starting flush at its column's edge."""
+    first = paragraph[0]
+    if is_heading(first, style) or _CAPTION.match(first.text) or _BULLET.match(first.text):
+        return False
+    left = style.edges.get((first.page, first.column), (first.x0, first.x1))[0]
+    return first.x0 <= left + 0.7 * first.size and abs(first.size - style.size) < 0.15 * style.size

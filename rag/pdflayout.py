@@ -15,6 +15,17 @@ import pypdfium2.raw as pdfium_c
 _GAP_EM = 0.8  # a horizontal jump wider than this (in font sizes) ends a run of text: another column or region
 _MARGIN = 0.12  # fraction of the page height at the top and the bottom where running headers and footers sit
 _PAGE_NUMBER = re.compile(r"(?i)^(page\s*)?[\divxlc]{1,5}(\s*(of|/)\s*\d{1,4})?$")
+# Superscripts: a font at most _SMALL of the line's, its box's middle _RAISED of the line's size above the line's.
+# The loose box spans the font's descent to its ascent, so a smaller character on the line's own baseline has its
+# middle lower than the line's, not higher: a higher middle means a raised baseline.
+_SMALL, _RAISED = 0.8, 0.15
+_MARKER = re.compile(r"[\d,–-]*\d[\d,–-]*")  # what a superscript citation is made of: 14  9,100  91–94  60,66-70
+_REF = re.compile(r"(?i)\brefs?\.?\s*$")  # "Ref. 9", "refs 3,4": a reference number that is part of the sentence
+_EXPONENT = re.compile(r"[\d\-−+]+")  # 10^6, 10^-3
+LEADING_MARK = re.compile(r"^[,.;:](\s|$)")  # a line or run starting with the punctuation of the text before it
+_CLOSING = frozenset(",.;:!?)]}”’'\"")  # no space before these where a marker was dropped
+
+Char = tuple[str, float, float, float, float, float, int]  # text, left, right, bottom, top, font size, weight
 
 
 @dataclass(slots=True)
@@ -53,7 +64,7 @@ def _runs(raw: object) -> list[Line]:
     count = pdfium_c.FPDFText_CountChars(raw)
     box = pdfium_c.FS_RECTF()
     runs: list[Line] = []
-    chars: list[tuple[str, float, float, float, float, float, int]] = []
+    chars: list[Char] = []
     space = False
 
     def flush() -> None:
@@ -93,15 +104,71 @@ def _runs(raw: object) -> list[Line]:
     return runs
 
 
-def _run(chars: list[tuple[str, float, float, float, float, float, int]]) -> Line:
+def _run(chars: list[Char]) -> Line:
     """One Line from its characters: the box of the largest characters, the most common font."""
     real = [c for c in chars if c[0] != " "]
     size = Counter(round(c[5], 1) for c in real).most_common(1)[0][0]
+    if len(real) > 1 and min(c[5] for c in real) <= _SMALL * size:
+        chars = without_markers(chars, size)
+        real = [c for c in chars if c[0] != " "]
     weight = Counter(c[6] for c in real).most_common(1)[0][0]
     big = max(c[5] for c in real)
     core = [c for c in real if c[5] >= big - 0.1]
     return Line(text="".join(c[0] for c in chars), x0=min(c[1] for c in real), x1=max(c[2] for c in real),
                 bottom=min(c[3] for c in core), top=max(c[4] for c in core), size=size, weight=weight)
+
+
+def without_markers(chars: list[Char], size: float) -> list[Char]:
+    """Characters without superscript citation markers ("molecules.¹²⁷ The" -> "molecules. The"); exponents stay.
+
+    A superscript is smaller than the run's most common font and raised (see _SMALL). It is a citation marker when
+    it holds only digits, commas and dashes and follows a word or punctuation; after a number it is an exponent,
+    written 10^6; anything else (†, ′, "th", a fraction's numerator after "=") is left as it is.
+    size is the line's own font size (the most common among its characters).
+    """
+    mids = sorted((c[3] + c[4]) / 2 for c in chars if c[0] != " " and abs(c[5] - size) < 0.1)
+    mid = mids[len(mids) // 2]
+    sup = [c[0] != " " and c[5] <= _SMALL * size and (c[3] + c[4]) / 2 >= mid + _RAISED * size for c in chars]
+    out: list[Char] = []
+    i = 0
+    while i < len(chars):
+        if not sup[i]:
+            out.append(chars[i])
+            i += 1
+            continue
+        j = i  # the superscript run: chars[i:j], spaces inside it included
+        while j < len(chars) and (sup[j] or (chars[j][0] == " " and j + 1 < len(chars) and sup[j + 1])):
+            j += 1
+        text = "".join(c[0] for c in chars[i:j] if c[0] != " ")
+        words = "".join(c[0] for c in out).rstrip()
+        before = words[-1:]
+        variable = bool(re.search(r"(^|[^\w])[^\W\d_]$", words))  # R², x²: a one-letter word
+        if before.isdigit() or (variable and _EXPONENT.fullmatch(text)):
+            if _EXPONENT.fullmatch(text):
+                out.append(("^", chars[i][1], chars[i][1], *chars[i][3:]))
+            out += chars[i:j]
+        elif _MARKER.fullmatch(text) and _REF.search(words):  # "Republished from Ref.⁹": the number is the text
+            if out and out[-1][0] != " ":
+                out.append((" ", chars[i][1], chars[i][1], *chars[i][3:]))
+            out += chars[i:j]
+        elif _MARKER.fullmatch(text) and before and (before.isalpha() or before in _CLOSING):
+            while out and out[-1][0] == " ":
+                out.pop()
+            while j < len(chars) and chars[j][0] == " ":
+                j += 1
+            after = chars[j][0] if j < len(chars) else ""
+            if before in ",;." and after == before:  # "X,¹², and", "Rao et al.⁷⁰.": the paper's mark kept once
+                j += 1
+                while j < len(chars) and chars[j][0] == " ":
+                    j += 1
+            elif before in ",;" and len(out) >= 2 and out[-2][0] == before:
+                out.pop()  # "smoothGrad,,⁶⁵ and": a comma doubled next to the marker
+            if j < len(chars) and chars[j][0] not in _CLOSING:
+                out.append((" ", chars[j][1], chars[j][1], *chars[j][3:]))
+        else:
+            out += chars[i:j]
+        i = j
+    return out
 
 
 def _gutter(runs: list[Line]) -> tuple[float, float] | None:
@@ -166,10 +233,18 @@ def _merge(row: list[Line]) -> Line:
     row = sorted(row, key=lambda r: r.x0)
     text = row[0].text
     for prev, run in pairwise(row):
-        text += (" " if run.x0 - prev.x1 > 0.15 * run.size else "") + run.text
+        if LEADING_MARK.match(run.text):
+            text = glued(text, run.text)
+        else:
+            text += (" " if run.x0 - prev.x1 > 0.15 * run.size else "") + run.text
     main = max(row, key=lambda r: len(r.text))
     return Line(text=text, x0=row[0].x0, x1=max(r.x1 for r in row), bottom=main.bottom, top=main.top,
                 size=main.size, weight=main.weight, page=main.page, column=main.column)
+
+
+def glued(text: str, piece: str) -> str:
+    """text and a piece starting with its punctuation ("et al." and "." once a marker between them is gone)."""
+    return text + (piece[1:] if text.endswith(piece[0]) else piece)
 
 
 def drop_margins(pages: list[list[Line]], heights: list[float]) -> list[list[Line]]:

@@ -10,6 +10,7 @@ import pytest
 
 from rag.corpus import CorpusError
 from rag.pdf import clean, keep_hyphen, looks_like_title, parse_authors, read_pdf
+from rag.pdflayout import without_markers
 from rag.types import Paper
 
 DATA = Path(__file__).parent / "data" / "pdf"
@@ -70,6 +71,48 @@ def test_two_column_front_matter() -> None:
 ])
 def test_two_column_body_has(text: str) -> None:
     assert text in paper("two-column.pdf").body.text
+
+
+def test_two_column_superscript_citations_dropped_numbers_kept() -> None:
+    body = paper("two-column.pdf").body
+    # drawn as "512 pages^{3,4} and two layouts,^{5–7} as in Table 2 of the survey.^{8} … about 10^{4} characters."
+    sentence = ("Earlier readers were tested on 512 pages and two layouts, as in Table 2 of the survey. Each of those "
+                "pages holds about 10^4 characters.")
+    assert sentence in body.text
+    assert body.page_at(body.text.find(sentence)) == 3
+    assert not [x for x in ("3,4", "5–7", "survey.8", "pages3", "  ", " ,", " .") if x in body.text]
+
+
+def _chars(*parts: tuple[str, bool]) -> list[tuple[str, float, float, float, float, float, int]]:
+    """Characters of a 10 pt line set left to right, a part marked True a 7 pt superscript raised 3.5 pt."""
+    out, x = [], 72.0
+    for text, sup in parts:
+        size, rise = (7.0, 3.5) if sup else (10.0, 0.0)
+        for ch in text:
+            out.append((ch, x, x + 0.5 * size, 98.0 + rise, 98.0 + rise + size, size, 400))
+            x += 0.5 * size
+    return out
+
+
+@pytest.mark.parametrize(("parts", "text"), [
+    ((("molecules.", False), ("127", True), (" The data", False)), "molecules. The data"),
+    ((("Arrieta et al. ", False), ("14", True), (" show", False)), "Arrieta et al. show"),
+    ((("Hitchcock ", False), ("92", True), (", a", False)), "Hitchcock, a"),
+    ((("smoothGrad,,", False), ("65", True), (" and", False)), "smoothGrad, and"),  # the comma doubled once
+    ((("Rao et al.", False), ("70", True), (". They", False)), "Rao et al. They"),
+    ((("philosophy.", False), ("91–94", True), (" According", False)), "philosophy. According"),
+    ((("works,", False), ("9,10", True), (" we", False)), "works, we"),
+    ((("from Ref.", False), ("9", True), (" with", False)), "from Ref. 9 with"),  # the number is the sentence's
+    ((("about 10", False), ("6", True), (" atoms", False)), "about 10^6 atoms"),  # an exponent
+    ((("with 10", False), ("-3", True), (" error", False)), "with 10^-3 error"),
+    ((("an R", False), ("2", True), (" of 0.9", False)), "an R^2 of 0.9"),  # a one-letter variable's exponent
+    ((("White", False), ("∗,‡", True), (" and", False)), "White∗,‡ and"),  # not a citation: left as it is
+    ((("the i", False), ("th", True), (" feature", False)), "the ith feature"),
+    ((("= ", False), ("1", True), (" M", False)), "= 1 M"),  # a numerator after an operator
+    ((("on 512 GPUs", False),), "on 512 GPUs"),
+])
+def test_without_markers(parts: tuple[tuple[str, bool], ...], text: str) -> None:
+    assert "".join(c[0] for c in without_markers(_chars(*parts), 10.0)) == text
 
 
 @pytest.mark.parametrize("text", [
@@ -296,8 +339,8 @@ def test_real_paper_page_of_sentence(sentence: str) -> None:
 @needs_real
 def test_real_paper_sentence_across_a_page_break() -> None:
     body = real().body
-    sentence = ("Ribeiro et al. 35 proposed a surrogate model method that aims to provide sparse/succinct explanations "
-                "that have high fidelity to the original model.")
+    sentence = ("Ribeiro et al. proposed a surrogate model method that aims to provide sparse/succinct explanations "
+                "that have high fidelity to the original model.")  # its superscript citation (35) dropped
     at = body.text.find(sentence)
     assert at >= 0
     assert (body.page_at(at), body.page_at(at + len(sentence) - 1)) == (5, 6)
@@ -312,3 +355,44 @@ def test_real_paper_body_is_clean_prose() -> None:
     assert "black-box model interpretability" in text  # "black-" + "box": a compound keeps its hyphen
     assert not [p for p in text.split("\n\n") if p.strip().isdigit()]  # page numbers dropped
     assert text.count("\n\n\n") == 0
+
+
+@needs_real
+@pytest.mark.parametrize(("sentence", "page"), [
+    ("In our previous works, we implemented and trained an RNN model in Keras to predict solubilities (log molarity) "
+     "of small molecules. The AqSolDB curated database was used to train the RNN model.", 16),
+    ("Arrieta et al. distinguish that interpretability is a passive characteristic of a model", 3),
+    ("mathematics and philosophy. According to Woodward and Hitchcock, a counterfactual is an example", 11),
+    ("Class activation maps (CAM), gradCAM, smoothGrad, and integrated gradients are examples of this method.", 7),
+    ("by Rao et al. They compared", 8),  # "al.⁷⁰." keeps one period
+    ("Republished from Ref. 9 with permission", 16),  # a superscript that is the sentence's own reference number
+])
+def test_real_paper_superscript_citations_dropped(sentence: str, page: int) -> None:
+    body = real().body
+    at = body.text.find(sentence)
+    assert at >= 0
+    assert body.page_at(at) == page
+
+
+@needs_real
+def test_real_paper_no_marker_artefacts() -> None:
+    text = real().body.text
+    assert not [x for x in ("  ", " ,", " .", ",,", "al..", "127 The", "database 137") if x in text]
+
+
+@needs_real
+@pytest.mark.parametrize(("before", "after", "caption", "pages"), [
+    # page 16 ends "…contributing to the pre-", page 17 is a figure and its caption, page 18 goes on "diction. …"
+    ("how substructures are contributing to the prediction.", "For example, we see that adding acidic",
+     "Figure 2: Descriptor explanations", (16, 18)),
+    ("often associated with", "the ‘fruity’ scent. There are some exceptions", "Figure 4: Descriptor explanations",
+     (18, 20)),
+])
+def test_real_paper_paragraph_continues_across_a_caption(before: str, after: str, caption: str,
+                                                         pages: tuple[int, int]) -> None:
+    body = real().body
+    at = body.text.find(f"{before} {after}")
+    assert at >= 0
+    paragraph_end = body.text.find("\n\n", at)
+    assert body.text[paragraph_end + 2:].startswith(caption)  # the caption follows the paragraph it interrupted
+    assert (body.page_at(at), body.page_at(body.text.find(after, at))) == pages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +15,8 @@ matplotlib.use("pdf")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.textpath import text_to_path  # noqa: E402
 from pypdf import PdfReader, PdfWriter  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -31,7 +34,8 @@ ABSTRACT = (
     "this abstract, numbered sections in two columns, a running header on every page and page numbers in its "
     "footer. A reader that mixes the columns, keeps the header or reads the references as body text fails its tests."
 )
-# The body: (heading or None, paragraph). "|" forces a line break there (to put a hyphen at a line end).
+# The body: (heading or None, paragraph). "|" forces a line break there (to put a hyphen at a line end);
+# "^{3,4}" is set as a superscript (a smaller font on a raised baseline), as citation markers and exponents are.
 SECTIONS: list[tuple[str, list[str]]] = [
     ("1 Introduction", [
         "The left column carries a sentence that runs across three printed lines so that any reader mixing "
@@ -61,9 +65,12 @@ SECTIONS: list[tuple[str, list[str]]] = [
         "Reading columns in order is a matter of finding the gutter and reading each side from top to bottom "
         "before moving on to the next band of the page. Nothing else is needed for papers set like this one, "
         "although pages with figures that span both columns split the page into more bands.",
+        "Earlier readers were tested on 512 pages^{3,4} and two layouts,^{5–7} as in Table 2 of the "
+        "survey.^{8} Each of those pages holds about 10^{4} characters.",
         "The closing sentence of the body sits on the third page just before the list of references begins.",
     ]),
 ]
+SUPERSCRIPT = re.compile(r"\^\{([^}]*)\}")
 REFERENCES = [
     "[1] A. Author. A reference title that must not be in the body. Journal of Tests, 2020.",
     "[2] B. Writer. Another cited work on reading order. Proceedings of Examples, 2021.",
@@ -83,6 +90,15 @@ def wrap(text: str, width: int) -> list[str]:
             lines.append(line)
             line = tail
     return lines + [line] if line else lines
+
+
+def superscripts(fig: plt.Figure, x: float, y: float, text: str, size: float) -> None:
+    """Draw a line whose ^{…} parts are superscripts: 0.7 of the size, the baseline raised by 0.35 of it."""
+    for i, part in enumerate(SUPERSCRIPT.split(text)):  # odd parts are the superscripts
+        small = size * 0.7 if i % 2 else size
+        if part:
+            fig.text(x / WIDTH, (y + (0.35 * size if i % 2 else 0)) / HEIGHT, part, fontsize=small)
+            x += text_to_path.get_text_width_height_descent(part, FontProperties(size=small), ismath=False)[0]
 
 
 def column_paper(path: Path) -> None:
@@ -124,7 +140,10 @@ def column_paper(path: Path) -> None:
             fig = plt.figure(figsize=(WIDTH / 72, HEIGHT / 72))
             fig.text(LEFT_X / WIDTH, 760 / HEIGHT, HEADER, fontsize=8)
             for x, y, text, size in sorted(items, key=lambda item: (-item[1], item[0])):
-                fig.text(x / WIDTH, y / HEIGHT, text, fontsize=size, ha="center" if x == WIDTH / 2 else "left")
+                if SUPERSCRIPT.search(text):
+                    superscripts(fig, x, y, text, size)
+                else:
+                    fig.text(x / WIDTH, y / HEIGHT, text, fontsize=size, ha="center" if x == WIDTH / 2 else "left")
             fig.text(0.5, 40 / HEIGHT, str(number), fontsize=8, ha="center")
             pdf.savefig(fig)
             plt.close(fig)
