@@ -44,6 +44,25 @@ def _names(pids: list[str], by_id: dict[str, Paper]) -> str:
     return " and ".join(short_name(by_id[p], p) for p in pids if p in by_id)
 
 
+def _whose(pids: list[str], by_id: dict[str, Paper]) -> str:
+    """"Seesaw's abstract", or "Quill's text" when a paper's full text (a PDF body) is indexed too."""
+    what = "text" if any(by_id[p].body is not None for p in pids if p in by_id) else "abstract"
+    names = _names(pids, by_id)
+    return f"{names}'s {what}" if len(names.split()) <= 4 else f"the {what} of {names}"
+
+
+def _cap(text: str) -> str:
+    """text with its first letter upper-case (a reason sentence may start with 'the abstract of …')."""
+    return text[:1].upper() + text[1:]
+
+
+def _record(paper: Paper) -> str:
+    """What a paper's library record says of it (authors, year, venue, DOI), or ''."""
+    who = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
+    parts = [who, str(paper.year or ""), paper.venue, f"doi:{paper.doi}" if paper.doi else ""]
+    return "; ".join(x for x in parts if x)
+
+
 def _words_for(stem_list: list[str], question: str, vocab: set[str]) -> list[str]:
     """The question's own spelling of the given stems; those the other papers use first (they are the concepts)."""
     spelled = {stem(w.lower()): w for w in re.findall(r"[\w.-]*\w", question) if w.lower() not in QUESTION_WORDS}
@@ -73,8 +92,12 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
         return Decision(action="answer")
     named = [p for p in analysis.papers if p in by_id]
     if analysis.kind == "bibliographic":
-        return Decision(action="abstain", reason=f"{_names(named, by_id)}'s abstract does not give its authors, venue "
-                        "or date." if named else "The abstracts do not give authors, venues or dates.")
+        records = [f"{_names([p], by_id)}: {r}" for p in named if (r := _record(by_id[p]))]
+        if records:  # not a passage, so not an answer to cite; but the user should not be told it is unknown
+            return Decision(action="abstain", reason=f"The papers' texts do not say; the library records list "
+                                                     f"{' · '.join(records)}.")
+        return Decision(action="abstain", reason=f"{_cap(_whose(named, by_id))} does not give its authors, venue or date."
+                        if named else "The abstracts do not give authors, venues or dates.")
     if analysis.focus and not any(t in idf or has_term(t, idf.keys()) for t in analysis.focus):
         said = ", ".join(_words_for(analysis.focus, analysis.asked, set()))
         return Decision(action="abstain", reason=f"None of the papers mentions {said}.")
@@ -90,15 +113,15 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
     if named:
         have = stems(paper_text)
         missing = [t for t in analysis.focus if not has_term(t, have)]
-        who = _names(named, by_id)
+        whose = _whose(named, by_id)
         if analysis.unknown_names:  # "Why did the GShard team choose NVIDIA GPUs?": a premise the papers never state
             said = ", ".join(analysis.unknown_names)
             if analysis.kind in ("why", "yes_no", "how") or _PRESUPPOSES.search(analysis.asked):
                 return Decision(action="correct_premise", signals=signals,
                                 reason=f"The premise does not hold as asked: the papers never mention {said}. "
-                                       f"Here is what {who}'s abstract does say.")
+                                       f"Here is what {whose} does say.")
             return Decision(action="abstain", signals=signals, reason=f"The papers never mention {said}.")
-        kind_reason = _kind_evidence(analysis, pool, paper_text, who, by_id)
+        kind_reason = _kind_evidence(analysis, pool, paper_text, whose, by_id)
         if kind_reason:
             signals.kind_evidence = False
             return Decision(action="abstain", reason=kind_reason, signals=signals)
@@ -106,14 +129,14 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
         closest = max(e.topical for e in pool)  # a paraphrase of the detail, not a sentence that repeats the name
         if lacking and len(lacking) * 2 > len(analysis.detail) and closest < params.detail_dense:
             said = " ".join(_words_for(analysis.detail, analysis.asked, set()))
-            return Decision(action="abstain", signals=signals, reason=f"{who}'s abstract does not mention the {said}.")
+            return Decision(action="abstain", signals=signals, reason=f"{_cap(whose)} does not mention the {said}.")
         contrast = [t for t in analysis.contrast if has_term(t, have)]
         asserted = [t for t in missing if t not in analysis.contrast]
         if asserted and (contrast or analysis.kind == "yes_no") and len(asserted) < len(analysis.focus):
             shown = [t for t in asserted if t in analysis.asserted] or asserted
             said = ", ".join(_words_for(shown, analysis.asked, vocab))
             return Decision(action="correct_premise", signals=signals,
-                            reason=f"The premise does not hold as asked: {who}'s abstract does not mention {said}. "
+                            reason=f"The premise does not hold as asked: {whose} does not mention {said}. "
                                    "Here is what it does say.")
         if not analysis.focus:
             return Decision(action="answer", signals=signals)  # "What is X?": the paper itself is the topic
@@ -122,7 +145,7 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
             # none of the topic words is in the abstract: only a very close sentence can still answer
             said = ", ".join(_words_for(missing, analysis.asked, vocab))
             return Decision(action="abstain", signals=signals,
-                            reason=f"{who}'s abstract does not mention {said}.")
+                            reason=f"{_cap(whose)} does not mention {said}.")
     if best.score < params.min_score or (not named and cov < params.paper_coverage and best.score < params.weak_score):
         topic = ", ".join(_words_for(analysis.focus, analysis.asked, vocab)[:4]) or "this"
         return Decision(action="abstain", signals=signals,
@@ -130,20 +153,20 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
     return Decision(action="answer", signals=signals)
 
 
-def _kind_evidence(analysis: Analysis, pool: list[Evidence], paper_text: str, who: str,
+def _kind_evidence(analysis: Analysis, pool: list[Evidence], paper_text: str, whose: str,
                    by_id: dict[str, Paper]) -> str:
     """Why the named papers cannot answer this kind of question ('' when they can)."""
     if analysis.kind == "expansion":
         acronyms = _acronyms(analysis, by_id)
         if acronyms and not any(_spelled_out(a, paper_text) for a in acronyms):
-            return f"{who}'s abstract never spells out what {', '.join(acronyms)} stands for."
+            return f"{_cap(whose)} never spells out what {', '.join(acronyms)} stands for."
     if analysis.kind == "limitation" and not any(CUES["limitation"].search(e.text) and _OWN.search(e.text)
                                                  for e in pool):
-        return f"{who}'s abstract does not state a limitation of its own."
+        return f"{_cap(whose)} does not state a limitation of its own."
     if analysis.kind == "how_much":
         unit, pattern = wanted_figure(analysis.asked)
         if not any(pattern.search(e.text) for e in pool):
-            return f"{who}'s abstract reports no {unit} for this."
+            return f"{_cap(whose)} reports no {unit} for this."
     return ""
 
 
