@@ -155,3 +155,27 @@ def test_two_processes_and_an_ingest_share_the_server(server_pipe: Pipeline, chr
     assert set(ids) == set(before_ids) | quokka_ids and len(texts) == len(set(texts))
     assert "quokka" in {p.id for p in fresh.papers()}
     assert "37%" in fresh.answer("How much does Quokka reduce attention latency?").answer
+
+
+@pytest.mark.slow
+def test_a_pdf_and_a_removal_on_the_server_reach_every_client(chroma_server: str, tmp_path: Path) -> None:
+    """The library on a shared server: a PDF ingested and then removed by one process, seen by a running client."""
+    pdf = Path(__file__).resolve().parent / "data" / "pdf" / "two-column.pdf"
+    env = server_env(chroma_server, tmp_path / "data", collection="library")
+    base = tmp_path / "base.jsonl"
+    base.write_text(json.dumps(QUOKKA) + "\n")
+    done = subprocess.run([str(PAPERCHAT), "ingest", str(base), str(pdf)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    running = pipeline_on_server(chroma_server, "library", tmp_path / "client")
+    rows = {p["kind"]: p for p in json.loads(subprocess.run([str(PAPERCHAT), "papers", "--json"], env=env,
+                                                           capture_output=True, text=True, timeout=120).stdout)}
+    assert rows["pdf"]["pages"] == 3 and rows["pdf"]["chunks"] >= 3
+    got = running.answer("What happens to headers and footers before the text is joined into paragraphs?")
+    assert not got.abstained and any(s.page for s in got.sources)
+    gone = subprocess.run([str(PAPERCHAT), "remove", rows["pdf"]["id"]], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert gone.returncode == 0, gone.stderr
+    running.index.invalidate()
+    assert [p.id for p in running.papers()] == ["quokka"]
+    assert running.index.store.chunks.get(where={"paper_id": rows["pdf"]["id"]}, include=[])["ids"] == []

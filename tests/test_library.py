@@ -233,6 +233,9 @@ def test_a_folder_of_pdfs_and_exports_names_each_bad_file_and_keeps_the_rest(tmp
     back = read_bibtex(tmp_path / "cited.bib").papers
     assert [e.paper.title for e in back] == [graphmoe["title"]]
     assert back[0].paper.authors == graphmoe["authors"] and back[0].paper.year == 2021
+    # Who wrote it is not in any passage, but the library record knows: said, without a made-up citation.
+    who = json.loads(run_cli("ask", "Who wrote GraphMoE?", "--json", env=env).stdout)
+    assert who["abstained"] and "Jörg Müller" in who["notice"] and "2021" in who["notice"]
     # Again: nothing re-read into the index, the same files fail the same way.
     again = run_cli("ingest", tmp_path / "mine", env=env)
     assert "0 added, 0 updated, 8 unchanged, 4 failed" in again.stdout

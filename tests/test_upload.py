@@ -135,3 +135,23 @@ def test_upload_in_the_browser_adds_papers_the_next_question_finds(tmp_path: Pat
     assert kept == ["scan.pdf", "two-column.pdf"]
     listed = json.loads(run_cli("papers", "--json", env={"RAG_DATA_DIR": str(settings.data_dir)}).stdout)
     assert any(p["kind"] == "pdf" and p["source"] == "two-column.pdf" for p in listed)
+
+
+@pytest.mark.slow
+def test_upload_route_needs_the_login_and_respects_the_size_limit(tmp_path: Path) -> None:
+    import httpx
+
+    settings = Settings(data_dir=tmp_path / "data", max_upload_bytes=40_000)
+    ingest_paths([write_jsonl(tmp_path / "base.jsonl", pick("seesaw"))], settings)
+    SharedSystemClient.clear_system_cache()
+    files = {"files": ("two-column.pdf", (PDFS / "two-column.pdf").read_bytes(), "application/pdf")}
+    with serve_app(Pipeline(settings), settings, auth="ada:lovelace-1843") as url:
+        denied = httpx.post(url + "/gradio_api/upload", files=files, timeout=30)
+        assert denied.status_code == 401
+    with serve_app(Pipeline(settings), settings) as url:
+        ok = httpx.post(url + "/gradio_api/upload", files=files, timeout=30)
+        assert ok.status_code == 200, ok.text
+        assert all(str(uploads_dir(settings)) in path for path in ok.json())  # Gradio's copy: in the data dir
+        big = {"files": ("big.pdf", b"%PDF-1.7\n" + b"0" * 50_000, "application/pdf")}
+        refused = httpx.post(url + "/gradio_api/upload", files=big, timeout=30)
+        assert refused.status_code == 413 and "40,000" in refused.text
