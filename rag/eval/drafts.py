@@ -15,7 +15,7 @@ from rag.eval.questions import Question
 from rag.types import Paper
 
 _LAST_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(x|×|%)?\s*$")
-_VAGUE = re.compile(r"^(?:traditional|existing|prior|previous|sota|state|baseline|conventional|other)", re.I)
+_VAGUE = re.compile(r"^(?:traditional|existing|prior|previous|sota|state|baseline|conventional|other)", re.IGNORECASE)
 
 
 def _headline_value(value: str, unit: str) -> str:

@@ -65,8 +65,9 @@ def new_id(existing: Iterable[str], prefix: str = "lib") -> str:
     return f"{prefix}-{n:03d}"
 
 
-def add_question(data_dir: str | Path, question: Question) -> Question:
-    """Append a question to the library's set (a fresh id when its id is empty or taken); the saved question."""
+def add_question(data_dir: str | Path, question: Question, draft_id: str | None = None) -> Question:
+    """Append a question to the library's set (a fresh id when its id is empty or taken) and drop the draft it was
+    accepted from; the saved question."""
     with _LOCK:
         path = library_questions_path(data_dir)
         current = _read(path)
@@ -76,7 +77,7 @@ def add_question(data_dir: str | Path, question: Question) -> Question:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
             fh.write(dump_questions([question]))
-        _drop_draft(data_dir, question.id)
+        _drop_draft(data_dir, draft_id or question.id)
     log.info("saved question %s to %s", question.id, path)
     return question
 
