@@ -154,3 +154,29 @@ def test_one_evaluation_at_a_time_with_progress_then_compared(tmp_path: Path) ->
     assert accuracy.delta == 0 and accuracy.better is None
     assert json.loads((evaluation.path / "meta.json").read_text())["question_set"] == "test"
     assert re.match(r"\d{8}-\d{6}-\d{3}$", evaluation.id)
+
+
+def test_cli_library_and_draft(tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from rag import cli
+
+    result = CliRunner().invoke(cli.app, ["eval", "--library"])
+    assert result.exit_code == 1 and "No saved questions at" in result.output
+    result = CliRunner().invoke(cli.app, ["eval", "--library", "--questions", str(QUESTIONS_PATH)])
+    assert result.exit_code == 2 and "not both" in result.output
+    monkeypatch.setenv("RAG_DATA_DIR", str(index_dir))
+    result = CliRunner().invoke(cli.app, ["eval", "--draft"])
+    assert result.exit_code == 0, result.output
+    assert "draft-seesaw-headline: By how much does Seesaw improve throughput over vLLM?" in result.output
+    assert len(library.drafts(index_dir)) >= 21 and not library.library_questions(index_dir)
+    library.drafts_path(index_dir).unlink()
+
+
+def test_new_modules_stay_free_of_gradio() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, rag.eval.library, rag.eval.drafts, rag.eval.facts, rag.eval.session, rag.eval.compare; "
+            "assert 'gradio' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

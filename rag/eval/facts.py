@@ -16,6 +16,7 @@ _FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:x|×|%|times|-fold|\s?[KMBT]
                      r"|(?<![\w.])\d+\.\d+(?![\w.])", re.IGNORECASE)
 _NAME = re.compile(r"(?<![\w-])(?:[A-Z][a-z]+[A-Z][\w-]*|[A-Z]{2,}[\w-]*|\d+[A-Z][\w-]*|[a-z]+[A-Z][\w-]*)(?![\w-])")
 _RAW = "re:"
+_GENERIC = {"llm", "llms", "gpu", "gpus", "cpu", "cpus", "ai", "ml", "nlp", "api", "moe", "sota", "dnn", "dnns"}
 
 
 def fact_pattern(text: str) -> str:
@@ -60,7 +61,7 @@ def suggest_facts(answer: Answer, limit: int = 6) -> list[str]:
     found: list[str] = []
     for text in texts:
         found += [m.group(0).strip() for m in _FIGURE.finditer(text)]
-        found += [m.group(0) for m in _NAME.finditer(text)]
+        found += [m.group(0) for m in _NAME.finditer(text) if m.group(0).lower() not in _GENERIC]
     seen: dict[str, str] = {}
     for fact in found:
         seen.setdefault(fact.lower(), fact)
