@@ -80,7 +80,7 @@ def test_upload_with_an_error_names_the_line(page: Any, url: str, tmp_path: Path
     assert "line 1" not in text and "line 2" not in text
     shot(page, "eval-upload-error")
     page.click("#pc-eval-run")  # refused: the run never starts
-    page.wait_for_function("() => document.querySelector('#pc-eval-status').innerText.includes('line 3')")
+    page.wait_for_function("() => document.querySelector('#pc-eval-status')?.innerText.includes('line 3')")
 
 
 def test_a_run_shows_progress_then_the_report_and_two_runs_compare(page: Any, url: str, tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_a_run_shows_progress_then_the_report_and_two_runs_compare(page: Any, ur
     # the progress bar while it runs: Gradio's tracker with our "answers" count
     page.wait_for_function("() => /\\d+\\/12 answers/.test(document.body.innerText)", timeout=60_000)
     shot(page, "eval-progress")
-    page.wait_for_function("() => document.querySelector('#pc-eval-status').innerText.includes('Done')",
+    page.wait_for_function("() => document.querySelector('#pc-eval-status')?.innerText.includes('Done')",
                            timeout=300_000)
     report = page.locator("#pc-eval-report")
     assert "6 questions from small.jsonl, 2 run(s)" in report.inner_text()
@@ -145,14 +145,14 @@ def test_thumbs_down_then_add_to_test_set_then_paperchat_eval(page: Any, url: st
     page.locator("#pc-chat button[aria-label='Feedback']").last.click()  # the flag: the custom options
     page.locator("#pc-chat .extra-feedback-option", has_text="Add to test set").last.click()
     page.wait_for_function(
-        "() => document.querySelector('#pc-eval-qtext textarea').value.includes('Seesaw')", timeout=30_000)
+        "() => document.querySelector('#pc-eval-qtext textarea')?.value.includes('Seesaw')", timeout=30_000)
     assert "seesaw" in page.inner_text("#pc-eval-papers")
     facts = page.input_value("#pc-eval-facts textarea")
     assert "1.78x" in facts or "1.78" in facts
     assert "👎 1" in page.inner_text("#pc-eval-feedback")
     shot(page, "eval-add-form", full=True)
     page.click("#pc-eval-save")
-    page.wait_for_function("() => document.querySelector('#pc-eval-saved').innerText.includes('Saved as lib-001')")
+    page.wait_for_function("() => document.querySelector('#pc-eval-saved')?.innerText.includes('Saved as lib-001')")
     saved = library_questions(data_dir)
     assert [q.id for q in saved] == ["lib-001"] and saved[0].gold_papers == ["seesaw"] and saved[0].facts
 
