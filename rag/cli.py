@@ -375,6 +375,11 @@ def eval_(
         metavar="FILE", help="JSON/TOML file of METRIC=VALUE gates.")] = None,
     limit: Annotated[Optional[int], typer.Option(metavar="N", help="Only the first N questions.")] = None,
     split: Annotated[Optional[Split], typer.Option(help="Only questions of this split.", show_default="all")] = None,
+    library: Annotated[bool, typer.Option(
+        "--library", help="The library's own saved questions (RAG_DATA_DIR/questions.jsonl, from the web chat).")] = False,
+    draft: Annotated[bool, typer.Option(
+        "--draft", help="Propose draft questions from the papers' abstracts (RAG_DATA_DIR/questions-draft.jsonl; "
+                        "evaluated only once accepted in the web chat's Evaluate tab) and stop.")] = False,
 ) -> None:
     """Run the question set through the chat's chain and write results, summary and report."""
     from rag.answer import Pipeline
@@ -384,6 +389,17 @@ def eval_(
     from rag.eval.run import evaluate
     from rag.settings import QUESTIONS_PATH
 
+    if draft:
+        _draft_questions()
+        return
+    if library and questions is not None:
+        raise typer.BadParameter("give --questions FILE or --library, not both.")
+    if library:
+        from rag.eval.library import library_questions_path
+
+        questions = library_questions_path(_settings().data_dir)
+        if not questions.is_file():
+            _fail(f"No saved questions at {questions}: add some with 'add to test set' in the web chat.")
     gates = parse_thresholds(minimum or [], thresholds)
     qs = [q for q in load_questions(questions or QUESTIONS_PATH) if split is None or q.split == split.value][:limit]
     if not qs:
@@ -408,6 +424,20 @@ def eval_(
         typer.secho(f"Below threshold: {v}", err=True, fg=typer.colors.RED)
     if violations:
         raise typer.Exit(1)
+
+
+def _draft_questions() -> None:
+    """Write draft questions for every indexed paper and list them."""
+    from rag.answer import Pipeline
+    from rag.eval.drafts import draft_question_set
+    from rag.eval.library import drafts_path, save_drafts
+
+    pipe = Pipeline(_settings())
+    drafts = save_drafts(pipe.settings.data_dir, draft_question_set(pipe.papers()))
+    for q in drafts:
+        typer.echo(f"{q.id}: {q.question}")
+    typer.echo(f"{len(drafts)} draft questions in {drafts_path(pipe.settings.data_dir)} (not evaluated until "
+               "accepted in the web chat's Evaluate tab).")
 
 
 @app.command("build-corpus", cls=_Command)

@@ -15,7 +15,7 @@ from rag.collection import ExampleCache, paper_card
 from rag.serve.auth import api_keys
 from rag.settings import Settings
 
-from . import collection_view, conversations, render
+from . import collection_view, conversations, evaluate, render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth
 from .assets import CSS, THEME
 from .guard import GuardConfig, guarded_app
@@ -77,6 +77,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     """The chat app over a pipeline; queue and limits from settings."""
     handlers, api = ChatHandlers(pipeline, settings), ScriptAPI(pipeline, settings)
     library = LibraryHandlers(pipeline, settings)
+    evaluation = evaluate.EvaluateTab(pipeline, settings)
     papers = pipeline.papers()
     examples = example_questions(pipeline)
     handlers.shown = tuple(p.id for p in papers)
@@ -104,7 +105,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
             with gr.Column(scale=7, min_width=440, elem_id="pc-main"):
                 landing = gr.HTML(collection_view.landing_html(papers), js_on_load=None, elem_id="pc-landing")
                 chatbot = gr.Chatbot(elem_id="pc-chat", show_label=False, height="calc(100vh - 320px)",
-                                     min_height=380, buttons=["copy", "copy_all"], feedback_options=None,
+                                     min_height=380, buttons=["copy", "copy_all"],
+                                     feedback_options=evaluate.FEEDBACK_OPTIONS,
                                      examples=[{"text": q} for q in examples] or None, layout="panel",
                                      placeholder="**Ask a question about the papers**"
                                                  + (", or pick an example." if examples else "."))
@@ -150,6 +152,9 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                     gr.Markdown("*extractive* quotes the papers directly (offline, instant). *openai* and "
                                 "*local* write with a language model; if it is unreachable you see a notice "
                                 "and the extractive answer instead.")
+                with gr.Tab("Evaluate", id="evaluate"):
+                    eval_parts = evaluation.build({"concurrency_id": ANSWERING,
+                                                   "concurrency_limit": settings.concurrency})
         # The collection cards' buttons reach the server through these (the page script fills and clicks them).
         action = gr.Textbox(visible="hidden", elem_id="pc-action")
         action_go = gr.Button(visible="hidden", elem_id="pc-action-go")
@@ -195,6 +200,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
                       **private).then(handlers.refresh_papers, None, [scope, pick, head, landing, papers_list],
                                       **quiet)
+        evaluation.wire(eval_parts, chatbot, turns, tabs, demo.load)
         gr.api(api.ask, api_name="ask", **answering)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)

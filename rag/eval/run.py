@@ -39,8 +39,14 @@ def make_run(label: str, rows: list[QuestionResult]) -> RunResult:
                      failures={t: failures.get(t, 0) for t in FAILURE_TAGS})
 
 
-def evaluate(questions: Sequence[Question], answer_fn: AnswerFn, label: str, progress: bool = True) -> RunResult:
-    """Answer every question with answer_fn, timing each and recording failures, and score the run."""
+ProgressFn = Callable[[int, int, str], None]  # (questions done, questions in all, run label)
+
+
+def evaluate(questions: Sequence[Question], answer_fn: AnswerFn, label: str, progress: bool = True,
+             on_step: ProgressFn | None = None) -> RunResult:
+    """Answer every question with answer_fn, timing each and recording failures, and score the run.
+
+    progress: a terminal progress bar; on_step: called after each question (the web chat's progress bar)."""
     rows: list[QuestionResult] = []
 
     def run_one(question: Question) -> QuestionResult:
@@ -58,11 +64,16 @@ def evaluate(questions: Sequence[Question], answer_fn: AnswerFn, label: str, pro
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns) as bar:
             task = bar.add_task(label, total=len(questions))
-            for question in questions:
+            for i, question in enumerate(questions, start=1):
                 rows.append(run_one(question))
                 bar.advance(task)
+                if on_step is not None:
+                    on_step(i, len(questions), label)
     else:
-        rows = [run_one(q) for q in questions]
+        for i, question in enumerate(questions, start=1):
+            rows.append(run_one(question))
+            if on_step is not None:
+                on_step(i, len(questions), label)
     run = make_run(label, rows)
     log.info("%s: %d questions, accuracy %s", label, len(rows), run.metrics["accuracy"].value)
     return run
