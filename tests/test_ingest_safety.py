@@ -240,13 +240,18 @@ def test_bad_file_error_names_file_and_line(tmp_path: Path, content: str | bytes
     assert f"bad.jsonl, line {line}:" in str(err.value) and message in str(err.value)
 
 
-@pytest.mark.slow
-def test_bad_file_in_batch_is_named_and_the_rest_ingested(settings: Settings, tmp_path: Path) -> None:
+def indexed_and_a_bad_batch(settings: Settings, tmp_path: Path) -> tuple[dict, Path, Path]:
+    """An index of two papers, and a batch to add: a good file and a file whose second line is broken JSON."""
     ingest_paths([write_jsonl(tmp_path / "base.jsonl", pick("seesaw", "2bp"))], settings)
-    before = state(settings)
     good = write_jsonl(tmp_path / "good.jsonl", pick("nesa"))
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(pick("datarus-r1")[0].model_dump()) + "\n" + '{"title": "Broken", "abstract": \n')
+    return state(settings), good, bad
+
+
+@pytest.mark.slow
+def test_bad_file_in_batch_is_named_and_the_rest_ingested(settings: Settings, tmp_path: Path) -> None:
+    before, good, bad = indexed_and_a_bad_batch(settings, tmp_path)
     proc = run_cli("ingest", good, bad, env={"RAG_DATA_DIR": str(settings.data_dir)})
     assert proc.returncode == 1
     failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("Failed:")]
@@ -260,11 +265,7 @@ def test_bad_file_in_batch_is_named_and_the_rest_ingested(settings: Settings, tm
 
 @pytest.mark.slow
 def test_bad_file_with_reset_leaves_index_untouched(settings: Settings, tmp_path: Path) -> None:
-    ingest_paths([write_jsonl(tmp_path / "base.jsonl", pick("seesaw", "2bp"))], settings)
-    before = state(settings)
-    good = write_jsonl(tmp_path / "good.jsonl", pick("nesa"))
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps(pick("datarus-r1")[0].model_dump()) + "\n" + '{"title": "Broken", "abstract": \n')
+    before, good, bad = indexed_and_a_bad_batch(settings, tmp_path)
     proc = run_cli("ingest", "--reset", good, bad, env={"RAG_DATA_DIR": str(settings.data_dir)})
     assert proc.returncode != 0
     line = one_error_line(proc.stderr)

@@ -39,20 +39,12 @@ class PaperInfo(PaperSummary):
     abstract: str
 
 
-class LibraryEntry(PaperSummary):
-    """An indexed paper as the library lists it: where it came from, its size in the index, its metadata."""
+class LibraryEntry(Paper):
+    """An indexed paper as the library lists it: the paper's record (source, kind, pages, date added, bibliographic
+    metadata) and the passages it has in the index."""
 
-    kind: str = Field("", description="What it was read from: pdf, bibtex, ris, jsonl, markdown, page.")
-    source: str = Field("", description="The file (and line) it was read from.")
-    pages: int = Field(0, description="Pages of its PDF (0: not from a PDF).")
+    body: None = Field(default=None, exclude=True)  # a record holds no body
     chunks: int = Field(0, description="Passages it has in the index.")
-    added: str = Field("", description="When it was first indexed (ISO 8601, UTC).")
-    authors: list[str] = Field(default_factory=list)
-    year: int | None = None
-    venue: str = ""
-    doi: str = ""
-    arxiv: str = ""
-    url: str = ""
 
 
 class Passage(BaseModel):
