@@ -108,10 +108,6 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                      examples=[{"text": q} for q in examples] or None, layout="panel",
                                      placeholder="**Ask a question about the papers**"
                                                  + (", or pick an example." if examples else "."))
-                with gr.Column(elem_id="pc-chart-box"):
-                    chart_cap = gr.HTML("", js_on_load=None, elem_id="pc-chart-cap")
-                    chart = gr.Plot(visible=False, show_label=False, elem_id="pc-chart")
-                    csv_btn = gr.DownloadButton("Comparison table (.csv)", visible=False, size="sm", elem_id="pc-csv")
                 suggest = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[["What is 2BP?"]],
                                      label="Try asking instead", visible=False, elem_id="pc-suggest")
                 status = gr.Markdown("", elem_id="pc-status")
@@ -122,8 +118,16 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                 scope = gr.Dropdown(choices, multiselect=True, value=[], elem_id="pc-scope",
                                     label="Search only in these papers (empty: all papers)")
             with gr.Column(scale=5, min_width=360, elem_id="pc-side"), gr.Tabs(elem_id="pc-tabs") as tabs:
-                with gr.Tab("Sources", id="sources"):
-                    sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
+                with gr.Tab("Sources", id="sources", elem_id="pc-sources-tab"):
+                    # A comparison's chart sits above its sources, beside the chat: below it, it pushed the
+                    # question box off a laptop screen.
+                    with gr.Column(elem_id="pc-sources-col"):
+                        with gr.Column(elem_id="pc-chart-box"):
+                            chart_cap = gr.HTML("", js_on_load=None, elem_id="pc-chart-cap")
+                            chart = gr.Plot(visible=False, show_label=False, elem_id="pc-chart")
+                            csv_btn = gr.DownloadButton("Comparison table (.csv)", visible=False, size="sm",
+                                                        elem_id="pc-csv")
+                        sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
                 with gr.Tab("Papers", id="papers"):
                     papers_list = gr.HTML(collection_view.collection_html(papers, with_abstract=True),
                                           js_on_load=None, elem_id="pc-papers")
@@ -157,7 +161,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         outs = [chatbot, turns, sources, question, export_btn, suggest, status]
         ask = [question, chatbot, turns, answerer, k, scope]
         view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart_cap, chart, csv_btn]
-        saved = [store, conv, past, chart_cap, chart, csv_btn]
+        saved = [store, conv, past, chart_cap, chart, csv_btn, tabs]
         private: dict[str, Any] = {"api_visibility": "private"}
         # Every answering event and the /ask API share one pool of RAG_CONCURRENCY slots (per event, 4 slow answers
         # on Enter kept a question on another event waiting, while the Ask button had 4 free slots of its own).

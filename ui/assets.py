@@ -55,7 +55,11 @@ CSS = """
 .pc-why { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-top: 2px; }
 .pc-near { margin-top: 6px; font-size: 0.9rem; }
 #pc-side { position: sticky; top: 8px; }
-#pc-sources { max-height: calc(100vh - 190px); overflow-y: auto !important; padding-right: 4px; }
+/* the Sources tab: a comparison's chart (when there is one) above the cards; together they fit the screen */
+#pc-sources-col { max-height: calc(100vh - 190px); flex-wrap: nowrap; gap: 6px; }
+#pc-sources { flex: 1 1 auto; min-height: 120px; overflow-y: auto !important; padding-right: 4px; }
+#pc-chart-box { flex: none; }
+#pc-chart img { max-height: 34vh; object-fit: contain; }
 .pc-src-for { font-size: 0.85rem; color: var(--body-text-color-subdued); margin: 2px 0 8px 0; }
 .pc-src {
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px;

@@ -157,12 +157,14 @@ class ChatHandlers:
                 gr.DownloadButton(value=str(results.write_csv(answer, found)), visible=True))
 
     def after_answer(self, turns: list[Answer], store: dict | None, conv: str) -> tuple:
-        """Save the conversation in the browser; (store, conv, past list, chart caption, chart, CSV)."""
+        """Save the conversation in the browser; (store, conv, past list, chart caption, chart, CSV, side tabs).
+        A comparison opens the Sources tab, where its chart is."""
         conv = conv or conversations.new_id()
         store = conversations.save(store, conv, list(turns or []))
         last = turns[-1] if turns else None
+        tab = gr.Tabs(selected="sources") if results.is_comparison(last) else gr.skip()
         return (store, conv, gr.Radio(choices=conversations.choices(store), value=conv if turns else None),
-                *self.extras(last, len(turns) - 1))
+                *self.extras(last, len(turns) - 1), tab)
 
     def view(self, turns: list[Answer], store: dict | None, conv: str, status: str = "") -> tuple:
         """Everything that shows one conversation: (chat, turns, sources, export, status, store, conv, past list,
