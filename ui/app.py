@@ -193,12 +193,11 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
             **refs, **private)
         past.input(handlers.open_conversation, [past, store, conv], view, **private).then(**refs, **private)
         quiet: dict[str, Any] = {"show_progress": "hidden", **private}
-        demo.load(handlers.restore, [store], view, **quiet).then(**refs, **quiet)
-        demo.load(handlers.refresh_papers, None, [scope, pick, head, landing, papers_list], **quiet)
+        pickers = [scope, pick, head, landing, papers_list]
+        demo.load(handlers.page_load, [store], [*view, bib_btn, *pickers], **quiet)
         # Adding papers writes the index: one upload at a time, in its own pool so the chat keeps answering.
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
-                      **private).then(handlers.refresh_papers, None, [scope, pick, head, landing, papers_list],
-                                      **quiet)
+                      **private).then(handlers.refresh_papers, None, pickers, **quiet)
         gr.api(api.ask, api_name="ask", **answering)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)

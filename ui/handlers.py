@@ -178,11 +178,22 @@ class ChatHandlers:
                 *self.extras(last, len(turns) - 1))
 
     def restore(self, store: dict | None) -> tuple:
-        """On page load: the conversation the browser had open (a fresh one if none)."""
+        """On page load: the conversation the browser had open. With none, only the list of past ones is filled
+        in: the page as built is already the empty conversation (re-sending it re-rendered the chat for nothing)."""
         conv = conversations.active(store)
         if conv is None:
-            return self.view([], store, conversations.new_id())
+            skip = gr.skip()
+            past = gr.Radio(choices=conversations.choices(store), value=None) if conversations.load(store) else skip
+            return (*(skip,) * 7, past, skip, skip, skip)
         return self.view(list(conv.turns), store, conv.id)
+
+    def page_load(self, store: dict | None) -> tuple:
+        """Everything a page load needs, in one event (one queue round trip): the restored conversation (see
+        `view`), its references download, and the paper pickers and cards if papers were added since start-up."""
+        shown = self.restore(store)
+        turns = shown[1] if isinstance(shown[1], list) else []
+        refs = self.references(turns) if turns else gr.skip()
+        return (*shown, refs, *self.refresh_papers())
 
     def open_conversation(self, conv_id: str | None, store: dict | None, conv: str) -> tuple:
         """Reopen a past conversation (its answers become the memory of the next question)."""
