@@ -217,7 +217,7 @@ JS = r"""
   // -- the chat as it changes: table labels for narrow screens, a requested answer scrolled into view ----------------
   when('#pc-chat', (chat) => {
     new MutationObserver(() => {
-      chat.querySelectorAll('table:not(.pc-results):not([data-labelled])').forEach((table) => {
+      chat.querySelectorAll('table:not([data-labelled])').forEach((table) => {
         const heads = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent.trim());
         if (!heads.length || !table.querySelector('tbody td')) return;
         table.querySelectorAll('tbody tr').forEach((tr) => {
