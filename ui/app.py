@@ -147,6 +147,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                 with gr.Tab("History", id="history"):
                     past = gr.Radio([], label="Past conversations, saved in this browser (newest first)",
                                     elem_id="pc-history")
+                    forget_btn = gr.Button("Delete the chosen conversation", size="sm", variant="stop",
+                                           elem_id="pc-history-delete")
                 with gr.Tab("Settings", id="settings"):
                     answerer = gr.Radio(["extractive", "openai", "local"], value=settings.answerer,
                                         label="Answerer", elem_id="pc-answerer")
@@ -192,6 +194,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         chatbot.clear(handlers.clear, [store, conv], view, **private).then(**hide_suggest, **private).then(
             **refs, **private)
         past.input(handlers.open_conversation, [past, store, conv], view, **private).then(**refs, **private)
+        forget_btn.click(handlers.delete_conversation, [past, store, conv], view, **private).then(**refs, **private)
         quiet: dict[str, Any] = {"show_progress": "hidden", **private}
         pickers = [scope, pick, head, landing, papers_list]
         demo.load(handlers.page_load, [store], [*view, bib_btn, *pickers], **quiet)

@@ -212,6 +212,19 @@ class ChatHandlers:
         """The chat's trash button: like New chat (memory reset too), and the conversation is deleted."""
         return self.view([], conversations.delete(store, conv), conversations.new_id())
 
+    def delete_conversation(self, conv_id: str | None, store: dict | None, conv: str) -> tuple:
+        """History's delete: the chosen past conversation is removed from the browser; deleting the open one also
+        empties the screen and the memory (like the trash button)."""
+        if not conv_id or conversations.find(store, conv_id) is None:
+            return (*(gr.skip(),) * 4, "Choose a conversation in the list to delete it.", *(gr.skip(),) * 6)
+        store = conversations.delete(store, conv_id)
+        if conv_id == conv:
+            return self.view([], store, conversations.new_id())
+        kept = conversations.find(store, conv)
+        store = {**store, "active": conv if kept else ""}
+        return (*(gr.skip(),) * 4, "", store, gr.skip(),
+                gr.Radio(choices=conversations.choices(store), value=conv if kept else None), *(gr.skip(),) * 3)
+
     # -- the collection's card actions ------------------------------------------------------------------------------
     def paper_action(self, command: str, scope: list[str] | None, pick: list[str] | None) -> tuple:
         """A card's Compare or Only-this-paper: (scope, compare pick, tabs, status)."""
