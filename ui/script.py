@@ -45,9 +45,17 @@ JS = r"""
       if (!el || el.getClientRects().length === 0) { if (++tries < 50) setTimeout(go, 100); return; }
       const box = el.closest('#pc-sources');
       if (box) {
-        box.scrollIntoView({block: 'nearest'});
-        const top = box.scrollTop + el.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
-        box.scrollTo({top: top, behavior: 'smooth'});
+        const align = (how) => {
+          box.scrollIntoView({block: 'nearest'});
+          const top = box.scrollTop + el.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+          box.scrollTo({top: top, behavior: how});
+        };
+        align('smooth');
+        // A comparison's chart arriving above the cards (a moment after the answer) moves them: align again.
+        setTimeout(() => {
+          const r = el.getBoundingClientRect(), b = box.getBoundingClientRect();
+          if (r.top < b.top || r.top > b.bottom - 40) align('auto');
+        }, 900);
       } else {
         el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
       }
