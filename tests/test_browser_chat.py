@@ -53,6 +53,19 @@ def load(page: Any, url: str) -> float:
     return time.perf_counter() - t0
 
 
+STORE = "paperchat-conversations"  # the gr.BrowserState key in localStorage
+
+
+def saved(page: Any) -> str | None:
+    """What the browser holds of the saved conversations (encrypted)."""
+    return page.evaluate("([k]) => localStorage.getItem(k)", [STORE])
+
+
+def wait_saved(page: Any, before: str | None) -> None:
+    """Wait until the conversations saved in the browser changed (the save runs after the answer)."""
+    page.wait_for_function("([k, b]) => localStorage.getItem(k) !== b", arg=[STORE, before])
+
+
 def ask(page: Any, question: str) -> float:
     """Ask and wait for the finished answer (its hidden popover text or an abstention); returns the seconds."""
     before = page.locator("#pc-chat [data-testid='bot']").count()
@@ -71,6 +84,13 @@ def in_viewport(page: Any, selector: str) -> bool:
     return page.evaluate("([s]) => { const e = document.querySelector(s); if (!e) return false;"
                          " const r = e.getBoundingClientRect(); return r.height > 0 && r.top >= 0 &&"
                          " r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; }", [selector])
+
+
+def ask_saved(page: Any, question: str) -> None:
+    """Ask, and wait until the browser saved the conversation with its answer."""
+    before = saved(page)
+    ask(page, question)
+    wait_saved(page, before)
 
 
 def captions(page: Any) -> list[str]:
@@ -106,15 +126,14 @@ def test_landing_shows_the_collection_with_checked_examples(browser: Any, url: s
 def test_conversation_survives_a_reload_and_is_listed(browser: Any, url: str) -> None:
     page = new_page(browser)
     load(page, url)
-    ask(page, "What is Universal Checkpointing?")
-    ask(page, "and what are its two mechanisms?")
-    page.wait_for_timeout(800)  # the save runs after the answer
+    ask_saved(page, "What is Universal Checkpointing?")
+    ask_saved(page, "and what are its two mechanisms?")
     load(page, url)
     page.wait_for_function("() => document.querySelectorAll('#pc-chat [data-testid=\"bot\"]').length == 2")
     text = page.locator("#pc-chat").inner_text()
     assert "What is Universal Checkpointing?" in text and page.locator(CITE).count() > 0
     assert "Sources for" in page.locator("#pc-sources").inner_text()
-    ask(page, "how is it evaluated?")  # the restored turns are the memory
+    ask_saved(page, "how is it evaluated?")  # the restored turns are the memory
     assert any("Universal Checkpointing" in c for c in captions(page)), captions(page)
     page.click("#pc-new")
     page.wait_for_function("() => !document.querySelector('#pc-chat [data-testid=\"bot\"]')")
@@ -134,9 +153,8 @@ def test_trash_resets_the_memory_like_new_chat(browser: Any, url: str) -> None:
     assert any("Seesaw" in c for c in captions(page))  # with memory: rewritten
     page.locator('#pc-chat button[aria-label="Clear"]').click()
     page.wait_for_function("() => !document.querySelector('#pc-chat [data-testid=\"bot\"]')")
-    ask(page, "how much faster is it?")
+    ask_saved(page, "how much faster is it?")
     assert not any("Seesaw" in c for c in captions(page)), captions(page)
-    page.wait_for_timeout(800)
     load(page, url)  # the trashed conversation is gone, not restored
     assert "What is Seesaw?" not in page.locator("#pc-chat").inner_text()
 
@@ -267,21 +285,21 @@ def test_laptop_comparison_keeps_the_question_box_on_screen(browser: Any, url: s
 def test_history_deletes_one_conversation(browser: Any, url: str) -> None:
     page = new_page(browser)
     load(page, url)
-    ask(page, "What is Seesaw?")
+    ask_saved(page, "What is Seesaw?")
     page.click("#pc-new")
     page.wait_for_function("() => !document.querySelector('#pc-chat [data-testid=\"bot\"]')")
-    ask(page, "What is 2BP?")
-    page.wait_for_timeout(800)  # the save runs after the answer
+    ask_saved(page, "What is 2BP?")
     page.get_by_role("tab", name="History").click()
     past = page.locator("#pc-history label")
-    assert past.count() == 2
+    page.wait_for_function("() => document.querySelectorAll('#pc-history label').length == 2")
     past.filter(has_text="What is Seesaw?").click()  # choosing one opens it
     page.wait_for_function("() => document.querySelector('#pc-chat').innerText.includes('What is Seesaw?')")
     page.click("#pc-history-delete")
     page.wait_for_function("() => document.querySelectorAll('#pc-history label').length == 1")
     assert "What is 2BP?" in past.first.inner_text()
     assert not page.locator("#pc-chat [data-testid='bot']").count()  # the open one went: screen and memory
-    page.wait_for_timeout(500)
+    page.wait_for_function("([k]) => localStorage.getItem(k) !== null", arg=[STORE])
+    page.wait_for_timeout(300)  # the browser writes the store a moment after the page shows it
     load(page, url)
     page.get_by_role("tab", name="History").click()
     page.wait_for_function("() => document.querySelectorAll('#pc-history label').length == 1")
