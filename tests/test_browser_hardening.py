@@ -89,3 +89,22 @@ def test_app_logs_in_and_answers_under_its_csp(page: Any, pipeline: Pipeline) ->
         page.locator('#pc-chat a[href^="#src-"]').first.wait_for(state="visible")
     violations = [e for e in page.console_errors if "Content Security Policy" in e or "Refused to" in e]
     assert violations == [], violations
+
+
+def test_no_gradio_settings_panel_from_the_page(page: Any, pipeline: Pipeline) -> None:
+    """Gradio's settings/developer panel (theme, language, screen recorder) is not offered: no footer link, its
+    `?view=settings` query opens nothing, and the recorder's server route is refused."""
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url))
+    with serve(pipeline) as url:
+        page.goto(f"{url}?view=settings")
+        page.wait_for_selector("#pc-question textarea")
+        page.locator("footer").get_by_text("Use via API").hover()  # what preloads the API page's own panels
+        page.wait_for_timeout(1500)
+        links = page.locator("footer a:visible, footer button:visible").all_inner_texts()
+        assert links == ["Use via API"], links
+        assert page.locator(".api-docs-wrap").count() == 0  # no side panel open
+        assert not [u for u in fetched if "/Settings-" in u], "Gradio's settings panel was loaded"
+        refused = page.request.post(url + "gradio_api/process_recording", multipart={"video": {
+            "name": "a.webm", "mimeType": "video/webm", "buffer": b"x"}})
+        assert refused.status == 404

@@ -190,13 +190,14 @@ def test_pickers_refresh_on_page_load(tmp_path: Path) -> None:
     pipe.ingest([first])
     demo = build_app(pipe, pipe.settings)
     fns = list(demo.fns.values()) if isinstance(demo.fns, dict) else list(demo.fns)
-    loads = [f for f in fns if any(t[1] == "load" for t in f.targets) and f.name == "refresh_papers"]
-    assert loads, "nothing refreshes the papers on page load"
+    loads = [f for f in fns if any(t[1] == "load" for t in f.targets) and f.name == "page_load"]
+    assert len(loads) == 1, "one page-load event for the chat (one queue round trip), not several"
     second = tmp_path / "second.md"
     second.write_text("# Beta: A Second Paper\n\nBeta is a system that compresses model checkpoints on disk.\n")
     pipe.ingest([second])
-    scope, pick, head, _landing, papers = loads[0].fn()
+    scope, pick, head, landing, papers = loads[0].fn(None)[-5:]
     assert {c[1] for c in scope.choices} == {c[1] for c in pick.choices} == {"alpha", "beta"}
+    assert "Beta" in landing
     assert "2 research papers" in head and "Beta" in papers
 
 

@@ -110,10 +110,6 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                      examples=[{"text": q} for q in examples] or None, layout="panel",
                                      placeholder="**Ask a question about the papers**"
                                                  + (", or pick an example." if examples else "."))
-                with gr.Column(elem_id="pc-chart-box"):
-                    chart_cap = gr.HTML("", js_on_load=None, elem_id="pc-chart-cap")
-                    chart = gr.Plot(visible=False, show_label=False, elem_id="pc-chart")
-                    csv_btn = gr.DownloadButton("Comparison table (.csv)", visible=False, size="sm", elem_id="pc-csv")
                 suggest = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[["What is 2BP?"]],
                                      label="Try asking instead", visible=False, elem_id="pc-suggest")
                 status = gr.Markdown("", elem_id="pc-status")
@@ -124,8 +120,16 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                 scope = gr.Dropdown(choices, multiselect=True, value=[], elem_id="pc-scope",
                                     label="Search only in these papers (empty: all papers)")
             with gr.Column(scale=5, min_width=360, elem_id="pc-side"), gr.Tabs(elem_id="pc-tabs") as tabs:
-                with gr.Tab("Sources", id="sources"):
-                    sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
+                with gr.Tab("Sources", id="sources", elem_id="pc-sources-tab"):
+                    # A comparison's chart sits above its sources, beside the chat: below it, it pushed the
+                    # question box off a laptop screen.
+                    with gr.Column(elem_id="pc-sources-col"):
+                        with gr.Column(elem_id="pc-chart-box"):
+                            chart_cap = gr.HTML("", js_on_load=None, elem_id="pc-chart-cap")
+                            chart = gr.Plot(visible=False, show_label=False, elem_id="pc-chart")
+                            csv_btn = gr.DownloadButton("Comparison table (.csv)", visible=False, size="sm",
+                                                        elem_id="pc-csv")
+                        sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
                 with gr.Tab("Papers", id="papers"):
                     papers_list = gr.HTML(collection_view.collection_html(papers, with_abstract=True),
                                           js_on_load=None, elem_id="pc-papers")
@@ -145,6 +149,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                 with gr.Tab("History", id="history"):
                     past = gr.Radio([], label="Past conversations, saved in this browser (newest first)",
                                     elem_id="pc-history")
+                    forget_btn = gr.Button("Delete the chosen conversation", size="sm", variant="stop",
+                                           elem_id="pc-history-delete")
                 with gr.Tab("Settings", id="settings"):
                     answerer = gr.Radio(["extractive", "openai", "local"], value=settings.answerer,
                                         label="Answerer", elem_id="pc-answerer")
@@ -162,7 +168,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         outs = [chatbot, turns, sources, question, export_btn, suggest, status]
         ask = [question, chatbot, turns, answerer, k, scope]
         view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart_cap, chart, csv_btn]
-        saved = [store, conv, past, chart_cap, chart, csv_btn]
+        saved = [store, conv, past, chart_cap, chart, csv_btn, tabs]
         private: dict[str, Any] = {"api_visibility": "private"}
         # Every answering event and the /ask API share one pool of RAG_CONCURRENCY slots (per event, 4 slow answers
         # on Enter kept a question on another event waiting, while the Ask button had 4 free slots of its own).
@@ -193,13 +199,13 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         chatbot.clear(handlers.clear, [store, conv], view, **private).then(**hide_suggest, **private).then(
             **refs, **private)
         past.input(handlers.open_conversation, [past, store, conv], view, **private).then(**refs, **private)
+        forget_btn.click(handlers.delete_conversation, [past, store, conv], view, **private).then(**refs, **private)
         quiet: dict[str, Any] = {"show_progress": "hidden", **private}
-        demo.load(handlers.restore, [store], view, **quiet).then(**refs, **quiet)
-        demo.load(handlers.refresh_papers, None, [scope, pick, head, landing, papers_list], **quiet)
+        pickers = [scope, pick, head, landing, papers_list]
+        demo.load(handlers.page_load, [store], [*view, bib_btn, *pickers], **quiet)
         # Adding papers writes the index: one upload at a time, in its own pool so the chat keeps answering.
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
-                      **private).then(handlers.refresh_papers, None, [scope, pick, head, landing, papers_list],
-                                      **quiet)
+                      **private).then(handlers.refresh_papers, None, pickers, **quiet)
         evaluation.wire(eval_parts, chatbot, turns, tabs, demo.load)
         gr.api(api.ask, api_name="ask", **answering)
         gr.api(api.papers, api_name="papers")

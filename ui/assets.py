@@ -55,7 +55,11 @@ CSS = """
 .pc-why { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-top: 2px; }
 .pc-near { margin-top: 6px; font-size: 0.9rem; }
 #pc-side { position: sticky; top: 8px; }
-#pc-sources { max-height: calc(100vh - 190px); overflow-y: auto !important; padding-right: 4px; }
+/* the Sources tab: a comparison's chart (when there is one) above the cards; together they fit the screen */
+#pc-sources-col { max-height: calc(100vh - 190px); flex-wrap: nowrap; gap: 6px; }
+#pc-sources { flex: 1 1 auto; min-height: 120px; overflow-y: auto !important; padding-right: 4px; }
+#pc-chart-box { flex: none; }
+#pc-chart img { max-height: 34vh; object-fit: contain; }
 .pc-src-for { font-size: 0.85rem; color: var(--body-text-color-subdued); margin: 2px 0 8px 0; }
 .pc-src {
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px;
@@ -153,15 +157,17 @@ table.pc-results td, table.pc-results th { min-width: 0 !important; padding: 3px
   #pc-main { min-width: 0 !important; }
   #pc-chat { height: auto !important; max-height: none !important; min-height: 300px !important; }
   #pc-landing .pc-cards { max-height: 46vh; grid-template-columns: 1fr; }
-  #pc-chat table:not(.pc-results), #pc-chat table:not(.pc-results) tbody,
-  #pc-chat table:not(.pc-results) tr, #pc-chat table:not(.pc-results) td { display: block; width: 100%; }
-  #pc-chat table:not(.pc-results) thead { display: none; }
-  #pc-chat table:not(.pc-results) tr { border: 1px solid var(--border-color-primary); border-radius: 6px;
-    margin-bottom: 8px; padding: 4px 6px; }
-  #pc-chat table:not(.pc-results) td { min-width: 0 !important; border: none !important; padding: 2px 0 !important; }
+  /* tables (the comparison and its split results) stack: one card per row, each cell under its column's name */
+  #pc-chat table, #pc-chat table tbody, #pc-chat table tr, #pc-chat table td { display: block; width: 100%; }
+  #pc-chat table thead { display: none; }
+  #pc-chat table tr { border: 1px solid var(--border-color-primary); border-radius: 6px;
+    margin-bottom: 8px; padding: 4px 6px; box-sizing: border-box; }
+  #pc-chat table td { min-width: 0 !important; border: none !important; padding: 2px 0 !important;
+    box-sizing: border-box; overflow-wrap: anywhere; }
   #pc-chat td[data-label]::before { content: attr(data-label); display: block; font-size: 0.72rem;
     text-transform: uppercase; letter-spacing: 0.04em; color: var(--body-text-color-subdued); }
-  table.pc-results { display: block; overflow-x: auto; }
+  /* the split results are short: the column's name on the same line */
+  #pc-chat table.pc-results td[data-label]::before { display: inline-block; width: 5.8rem; }
 }
 """
 

@@ -322,6 +322,6 @@ class EvaluateTab:
         chatbot.like(self.feedback, [turns], [tabs, parts.form, *parts.fields, parts.feedback],
                      api_visibility="private")
         quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
-        load(self.counts, None, parts.feedback, **quiet)
-        load(lambda: self.show(None), None, parts.shown, **quiet)
-        load(self.export, None, parts.export, **quiet)
+        # One page-load event for the tab (each is a queue round trip before the page settles).
+        load(lambda: (self.counts(), *self.show(None), self.export()), None,
+             [parts.feedback, *parts.shown, parts.export], **quiet)

@@ -6,6 +6,7 @@
   Access-Control-* header is dropped unless the request's origin is one of the configured ones;
 - with a login set, every route but the login page and its static files needs the session cookie (Gradio leaves
   /gradio_api/cancel, /reset, /heartbeat … open), and wrong passwords back off per client address;
+- routes of Gradio features the app leaves out (the settings panel's screen recorder) answer 404;
 - the script routes (/v1 OpenAI-compatible, /api REST): with API keys set (RAG_API_KEYS) they need
   `Authorization: Bearer KEY` and the session does not replace it; without keys they follow the login rule above.
   Their docs (/api/docs, /api/openapi.json) follow the login rule.
@@ -54,6 +55,9 @@ PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
 API_PREFIXES = ("/v1/", "/api/")  # the script routes (ui.routes): API keys, errors in the OpenAI shape
 UPLOAD_PATHS = {"/gradio_api/upload", "/upload"}  # Gradio's file upload route (its own size check runs after ours)
 API_DOCS = {"/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect"}
+# Routes of Gradio features the app does not offer: the screen recorder of Gradio's settings panel (not linked from
+# the page: no "settings" footer link) posts videos here for ffmpeg to process on the server.
+REFUSED_PATHS = {"/gradio_api/process_recording", "/gradio_api/process_recording/"}
 MAX_TRACKED_CLIENTS = 10_000
 
 
@@ -159,6 +163,9 @@ class Guard:
                 ("access-control-allow-methods", "GET, POST, OPTIONS"),
                 ("access-control-allow-headers", headers.get("access-control-request-headers", "content-type")),
                 ("access-control-max-age", "600")])
+            return
+        if path in REFUSED_PATHS:
+            await _respond(send, 404, {"detail": "Not Found"})
             return
         script = path.startswith(API_PREFIXES) and path not in API_DOCS
         if script and self.config.api_keys:

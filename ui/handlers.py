@@ -157,12 +157,14 @@ class ChatHandlers:
                 gr.DownloadButton(value=str(results.write_csv(answer, found)), visible=True))
 
     def after_answer(self, turns: list[Answer], store: dict | None, conv: str) -> tuple:
-        """Save the conversation in the browser; (store, conv, past list, chart caption, chart, CSV)."""
+        """Save the conversation in the browser; (store, conv, past list, chart caption, chart, CSV, side tabs).
+        A comparison opens the Sources tab, where its chart is."""
         conv = conv or conversations.new_id()
         store = conversations.save(store, conv, list(turns or []))
         last = turns[-1] if turns else None
+        tab = gr.Tabs(selected="sources") if results.is_comparison(last) else gr.skip()
         return (store, conv, gr.Radio(choices=conversations.choices(store), value=conv if turns else None),
-                *self.extras(last, len(turns) - 1))
+                *self.extras(last, len(turns) - 1), tab)
 
     def view(self, turns: list[Answer], store: dict | None, conv: str, status: str = "") -> tuple:
         """Everything that shows one conversation: (chat, turns, sources, export, status, store, conv, past list,
@@ -176,11 +178,22 @@ class ChatHandlers:
                 *self.extras(last, len(turns) - 1))
 
     def restore(self, store: dict | None) -> tuple:
-        """On page load: the conversation the browser had open (a fresh one if none)."""
+        """On page load: the conversation the browser had open. With none, only the list of past ones is filled
+        in: the page as built is already the empty conversation (re-sending it re-rendered the chat for nothing)."""
         conv = conversations.active(store)
         if conv is None:
-            return self.view([], store, conversations.new_id())
+            skip = gr.skip()
+            past = gr.Radio(choices=conversations.choices(store), value=None) if conversations.load(store) else skip
+            return (*(skip,) * 7, past, skip, skip, skip)
         return self.view(list(conv.turns), store, conv.id)
+
+    def page_load(self, store: dict | None) -> tuple:
+        """Everything a page load needs, in one event (one queue round trip): the restored conversation (see
+        `view`), its references download, and the paper pickers and cards if papers were added since start-up."""
+        shown = self.restore(store)
+        turns = shown[1] if isinstance(shown[1], list) else []
+        refs = self.references(turns) if turns else gr.skip()
+        return (*shown, refs, *self.refresh_papers())
 
     def open_conversation(self, conv_id: str | None, store: dict | None, conv: str) -> tuple:
         """Reopen a past conversation (its answers become the memory of the next question)."""
@@ -198,6 +211,19 @@ class ChatHandlers:
     def clear(self, store: dict | None, conv: str) -> tuple:
         """The chat's trash button: like New chat (memory reset too), and the conversation is deleted."""
         return self.view([], conversations.delete(store, conv), conversations.new_id())
+
+    def delete_conversation(self, conv_id: str | None, store: dict | None, conv: str) -> tuple:
+        """History's delete: the chosen past conversation is removed from the browser; deleting the open one also
+        empties the screen and the memory (like the trash button)."""
+        if not conv_id or conversations.find(store, conv_id) is None:
+            return (*(gr.skip(),) * 4, "Choose a conversation in the list to delete it.", *(gr.skip(),) * 6)
+        store = conversations.delete(store, conv_id)
+        if conv_id == conv:
+            return self.view([], store, conversations.new_id())
+        kept = conversations.find(store, conv)
+        store = {**store, "active": conv if kept else ""}
+        return (*(gr.skip(),) * 4, "", store, gr.skip(),
+                gr.Radio(choices=conversations.choices(store), value=conv if kept else None), *(gr.skip(),) * 3)
 
     # -- the collection's card actions ------------------------------------------------------------------------------
     def paper_action(self, command: str, scope: list[str] | None, pick: list[str] | None) -> tuple:

@@ -45,9 +45,17 @@ JS = r"""
       if (!el || el.getClientRects().length === 0) { if (++tries < 50) setTimeout(go, 100); return; }
       const box = el.closest('#pc-sources');
       if (box) {
-        box.scrollIntoView({block: 'nearest'});
-        const top = box.scrollTop + el.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
-        box.scrollTo({top: top, behavior: 'smooth'});
+        const align = (how) => {
+          box.scrollIntoView({block: 'nearest'});
+          const top = box.scrollTop + el.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+          box.scrollTo({top: top, behavior: how});
+        };
+        align('smooth');
+        // A comparison's chart arriving above the cards (a moment after the answer) moves them: align again.
+        setTimeout(() => {
+          const r = el.getBoundingClientRect(), b = box.getBoundingClientRect();
+          if (r.top < b.top || r.top > b.bottom - 40) align('auto');
+        }, 900);
       } else {
         el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
       }
@@ -217,7 +225,7 @@ JS = r"""
   // -- the chat as it changes: table labels for narrow screens, a requested answer scrolled into view ----------------
   when('#pc-chat', (chat) => {
     new MutationObserver(() => {
-      chat.querySelectorAll('table:not(.pc-results):not([data-labelled])').forEach((table) => {
+      chat.querySelectorAll('table:not([data-labelled])').forEach((table) => {
         const heads = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent.trim());
         if (!heads.length || !table.querySelector('tbody td')) return;
         table.querySelectorAll('tbody tr').forEach((tr) => {

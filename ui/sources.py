@@ -89,7 +89,8 @@ def sources_html(answer: Answer | None, turn: int, papers: dict[str, Paper]) -> 
 
 
 def cards(answer: Answer, turn: int, papers: dict[str, Paper], prefix: str = "") -> str:
-    """The cards of one answer, cited first; the uncited ones folded."""
+    """The cards of one answer, cited first; the uncited ones folded (in the drawer, an answer citing nothing
+    shows them at once: the drawer is their fold)."""
     order = cited_numbers(answer)
     by_n = {s.n: s for s in answer.sources}
     parts = [card(by_n[n], answer, turn, papers, True, prefix) for n in order]
@@ -97,17 +98,21 @@ def cards(answer: Answer, turn: int, papers: dict[str, Paper], prefix: str = "")
     if rest:
         label = "Retrieved passages" if not order else f"Also retrieved, not cited ({len(rest)})"
         body = "".join(card(s, answer, turn, papers, False, prefix) for s in rest)
-        parts.append(f'<details class="pc-rest"{" open" if not order and not prefix else ""}><summary>{label}'
-                     f"</summary>{body}</details>")
+        parts.append(body if prefix and not order else
+                     f'<details class="pc-rest"{" open" if not order else ""}><summary>{label}</summary>{body}'
+                     "</details>")
     return "".join(parts)
 
 
 def drawer(answer: Answer, turn: int, papers: dict[str, Paper]) -> str:
-    """The sources folded under an answer (shown on narrow screens, where the side panel sits far below)."""
-    cited = cited_numbers(answer)
-    if not answer.sources or answer.abstained:
+    """The sources folded under an answer (shown on narrow screens, where the side panel sits far below). After an
+    abstention it holds the passages that were searched, so the reader can see why none answered."""
+    if not answer.sources:
         return ""
-    return (f'\n\n<details class="pc-drawer"><summary>Sources ({len(cited) or len(answer.sources)})</summary>'
+    cited = cited_numbers(answer)
+    label = (f"Passages searched ({len(answer.sources)})" if answer.abstained
+             else f"Sources ({len(cited) or len(answer.sources)})")
+    return (f'\n\n<details class="pc-drawer"><summary>{label}</summary>'
             f"{cards(answer, turn, papers, prefix='m-')}</details>")
 
 
