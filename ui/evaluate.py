@@ -151,7 +151,7 @@ class EvaluateTab:
             return ""
         return eval_view.question_html(next((r for r in evaluation.rows(parts[1]) if r["id"] == parts[2]), None))
 
-    def compare(self, a: str | None, b: str | None) -> str:
+    def show_comparison(self, a: str | None, b: str | None) -> str:
         """Run B against run A."""
         if not a or not b or a == b:
             return "<p>Choose two different runs.</p>"
@@ -309,7 +309,7 @@ class EvaluateTab:
         # One slot of the chat's answering pool while it runs (the chat keeps the others); EvalRunner lets one run.
         run_btn.click(self.run, [qset, upload, answerers, modes, limit], [status, *shown], **answering, **private)
         picked.change(self.detail, [picked], [detail], **private)
-        cmp_btn.click(self.compare, [run_a, run_b], [compared], **private)
+        cmp_btn.click(self.show_comparison, [run_a, run_b], [compared], **private)
         draft_btn.click(self.propose, None, [drafts, counts, form_msg], **private)
         drafts.input(self.open_draft, [drafts], fields, **private)
         save_btn.click(self.save, [q_text, q_history, q_papers, q_facts, q_abstain, q_category, draft_id],
