@@ -359,3 +359,21 @@ def test_the_footer_has_no_gradio_settings_link(pipeline) -> None:
     with serve_app(pipeline) as url:
         config = httpx.get(f"{url}/config", timeout=30).json()
     assert config["footer_links"] == ["api"]
+
+
+def test_source_card_shows_authors_year_page_and_a_doi_link() -> None:
+    from rag.types import Answer, Paper, Sentence, Source
+    from ui import sources
+
+    paper = Paper(id="graphmoe", title="GraphMoE", abstract="x", authors=["Jörg Müller", "María García", "Léa F"],
+                  year=2021, doi='10.1021/acs.jctc.1c00042"><script>')
+    src = Source(n=1, paper_id="graphmoe", title="GraphMoE", chunk_id="c", text="It routes nodes. It is fast.",
+                 score=0.1, page=4, page_end=5, page_breaks=[17])
+    answer = Answer(question="q", standalone_question="q", answer="It is fast. [1]", abstained=False,
+                    answerer="extractive", sources=[src],
+                    sentences=[Sentence(text="It is fast.", citations=[1], supported=True, spans=[(1, 17, 28)])])
+    html = sources.card(src, answer, 0, {"graphmoe": paper}, cited=True)
+    assert "Jörg Müller et al. · 2021 · p. 5" in html  # the page of the cited sentence, not the passage's range
+    assert 'href="https://doi.org/10.1021/acs.jctc.1c00042%22%3E%3Cscript%3E"' in html and "<script>" not in html
+    bare = sources.card(src, answer, 0, {"graphmoe": Paper(id="graphmoe", title="GraphMoE", abstract="x")}, cited=True)
+    assert "doi.org" not in bare and "p. 5" in bare

@@ -4,6 +4,8 @@ sentence of each [n] for its popover, a reference list for copying) and the mobi
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from rag.types import Answer, Paper, Source
 
 from .render import anchor, cited_numbers, esc
@@ -55,7 +57,7 @@ def cited_sentence(source: Source, answer: Answer) -> str:
 
 
 def byline(paper: Paper | None) -> str:
-    """'Authors · year' where known ('' for the seed corpus, which has neither)."""
+    """'Authors · year' where known ('' for the seed corpus, which has neither); the DOI is linked beside it."""
     if paper is None:
         return ""
     names = paper.authors
@@ -69,7 +71,10 @@ def card(source: Source, answer: Answer, turn: int, papers: dict[str, Paper], ci
     cls = "pc-src" if cited else "pc-src pc-src-uncited"
     paper = papers.get(source.paper_id)
     meta = " · ".join(x for x in (byline(paper), answer.cited_pages(source.n), source.section) if x)
-    meta_html = f'<div class="pc-src-meta">{esc(meta) if meta else ""}</div>' if meta else ""
+    doi = paper.doi if paper is not None else ""
+    link = (f'{" · " if meta else ""}<a href="https://doi.org/{quote(doi, safe="/:.;()-_")}" target="_blank" '
+            f'rel="noopener noreferrer">doi:{esc(doi)}</a>') if doi else ""
+    meta_html = f'<div class="pc-src-meta">{esc(meta)}{link}</div>' if meta or link else ""
     back = f'<a class="pc-back" href="#{prefix}{anchor(turn, source.n)}">↩ back to the answer</a>' if cited else ""
     return (f'<div class="{cls}" id="{prefix}{anchor(turn, source.n)}">'
             f'<div class="pc-src-head"><span class="pc-n">{source.n}</span>'
