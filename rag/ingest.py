@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
@@ -19,10 +19,23 @@ from rag.corpus import CorpusError, check_abstract_sizes, load_corpus, source_lo
 from rag.embeddings import get_embeddings
 from rag.files import Batch, Problem, digest, read_batch
 from rag.settings import Settings
-from rag.store import (WRITE_ERRORS, PaperRecord, Store, StoreLockedError, check_free_space, get_all, open_store, reset_store,
-                       sentence_id, storage_error, writer_lock)
+from rag.store import (
+    WRITE_ERRORS,
+    PaperRecord,
+    Store,
+    StoreError,
+    StoreLockedError,
+    check_free_space,
+    get_all,
+    open_store,
+    reset_store,
+    sentence_id,
+    storage_error,
+    writer_lock,
+)
 from rag.text import split_sentences
 from rag.types import Chunk, Paper
+from rag.view import open_view, saved_manifest
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +290,18 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
             if not replace:
                 _refuse_id_clashes(batch.papers, existing)
         report = ingest_papers(batch.papers, settings, store, progress)
+        prepare_view(store, settings)
     report.files, report.failed, report.skipped = batch.files, batch.failed, batch.skipped
     return report
+
+
+def prepare_view(store: Store, settings: Settings) -> None:
+    """Build the retrieval view of what was just written, so that the next process to open the index loads it instead
+    of deriving it; a failure here loses nothing (the view is built when the index is next opened)."""
+    try:
+        open_view(store, settings, store.generation())
+    except (OSError, StoreError) as exc:
+        log.warning("the retrieval view was not saved (%s); it is built when the index is next opened", exc)
 
 
 def _raise_first_failure(batch: Batch, alone: bool) -> None:
@@ -352,11 +375,21 @@ def ensure_index(settings: Settings, progress: Progress | None = None) -> Store:
                 _mark_build(settings, started=True)
                 ingest_papers(load_corpus(settings.corpus), settings, store, progress)
                 _mark_build(settings, started=False)
-        elif store.sentences is not None and store.sentences.count() == 0 and store.chunks.count() > 0:
+                prepare_view(store, settings)
+        elif store.sentences is not None and _lacks_sentences(settings, store):
             backfill_sentences(settings, store)
     except WRITE_ERRORS as exc:
         raise storage_error(exc, store.where) from None
     return store
+
+
+def _lacks_sentences(settings: Settings, store: Store) -> bool:
+    """Whether the index has passages but no sentence vectors: the saved view's manifest says, when there is one
+    (touching the sentence collection would make Chroma load all of it into memory)."""
+    saved = saved_manifest(settings, store.generation())
+    if saved is not None:
+        return saved.count > 0 and saved.sentences == 0
+    return store.sentences is not None and store.sentences.count() == 0 and store.chunks.count() > 0
 
 
 BACKFILL_MAX_CHUNKS = 20_000  # above this, the one-off backfill is left to re-ingesting the papers
@@ -387,6 +420,7 @@ def backfill_sentences(settings: Settings, store: Store) -> int:
             embedder = get_embeddings(settings)
             stored = sum(_store_sentences(store, embedder, todo[s : s + EMBED_SLICE])[0]
                          for s in range(0, len(todo), EMBED_SLICE))
+            store.bump_generation()  # the saved view has none of them: the next one copies them
     except StoreLockedError:  # another process is writing: it or a later start stores them
         return 0
     log.info("stored %d sentence vectors", stored)

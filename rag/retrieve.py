@@ -1,17 +1,17 @@
-"""Hybrid retrieval: dense (Chroma) + BM25 (bm25s) fused by reciprocal rank, paper-aware, per-paper capped."""
+"""Hybrid retrieval: dense (Chroma) + BM25 (bm25s) fused by reciprocal rank, paper-aware, per-paper capped.
+
+The BM25 index and everything else derived from the index come from its persisted view (rag.view): opening an
+index reads that, and the work per question is over the candidates the two searches return.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
 
-import bm25s
 import chromadb
 import numpy as np
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -22,110 +22,74 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
 
 from rag.embeddings import get_embeddings
+from rag.names import mentioned_papers
 from rag.settings import Settings
-from rag.store import PAGE, Store, StoreError, get_all, reopen_store, sentence_id, written_elsewhere
-from rag.text import content_words, hyphen_parts
-from rag.types import Body, Paper, Source
+from rag.store import PAGE, Store, StoreError, reopen_store, sentence_id, written_elsewhere
+from rag.terms import bm25_tokens
+from rag.types import Source
+from rag.view import Progress, View, open_view
 
 log = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
 
-_TITLE_GENERIC = frozenset("model models large language llm llms training inference efficient sharding learning "
-                           "data via based neural network networks scale scaling".split())
-
-
-def _tokenize(texts: list[str]) -> list[list[str]]:
-    """BM25 tokens: content words, hyphen parts kept too (re-sharding finds resharding and sharding)."""
-    out = []
-    for text in texts:
-        toks = []
-        for w in content_words(text):
-            toks.append(w)
-            if "-" in w:
-                toks.extend(hyphen_parts(w))
-                toks.append(w.replace("-", ""))
-        out.append(toks)
-    return out
-
-
-@dataclass
-class Corpus:
-    """Everything retrieval needs in memory: chunk texts and metadata, the BM25 index, the papers.
-
-    One consistent snapshot of the index at one generation; Index.corpus() swaps in a new one when it changes.
-    """
-
-    ids: list[str]
-    texts: list[str]
-    metas: list[dict]
-    papers: list[Paper]
-    bm25: bm25s.BM25 | None
-    count: int
-    generation: str = ""
-
-    @cached_property
-    def pos(self) -> dict[str, int]:
-        """Row of each chunk id."""
-        return {cid: i for i, cid in enumerate(self.ids)}
-
-
-def _with_bodies(papers: list[Paper], texts: list[str], metas: list[dict]) -> list[Paper]:
-    """Papers with the text of their body passages (PDFs) attached, so checks of which words a paper uses see it."""
-    parts: dict[str, list[tuple[int, str]]] = {}
-    for text, meta in zip(texts, metas, strict=True):
-        if meta.get("page"):
-            parts.setdefault(str(meta["paper_id"]), []).append((int(meta.get("index", 0)), text))
-    return [p.model_copy(update={"body": Body(text=" ".join(t for _, t in sorted(parts[p.id])))}) if p.id in parts
-            else p for p in papers]
-
+__all__ = ["HybridRetriever", "Index", "make_retriever", "mentioned_papers", "to_sources"]
 
 SENTENCE_CACHE = 50_000  # sentence vectors kept in memory per process (~75 MB at 384 dims)
 
 
 class Index:
-    """A store plus its in-memory BM25 view, reloaded when the store's generation stamp changes.
+    """A store plus its retrieval view (rag.view), reopened when the store's generation stamp changes.
 
     Any process may change a shared index (another chat's ingest on a Chroma server, or an ingest in this
-    process): every write bumps the stamp in the passage collection's metadata, and corpus() reads it (one small
-    read, at most once per settings.view_check_seconds) and reloads the view when it moved.
+    process): every write bumps the stamp in the passage collection's metadata, and view() reads it (one small
+    read, at most once per settings.view_check_seconds) and opens that generation's view when it moved: the saved
+    one, else one built now (once, then saved for every process).
     """
 
     def __init__(self, store: Store, settings: Settings, embedder: Embeddings | None = None) -> None:
         self.store, self.settings = store, settings
         self.embedder = embedder if embedder is not None else get_embeddings(settings)
-        self._corpus: Corpus | None = None
+        self._view: View | None = None
         self._checked = float("-inf")  # monotonic time of the last generation check
         self._lock = threading.Lock()
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # sentence id -> unit vector (LRU)
         self._vectors_lock = threading.Lock()
         self._warned_unstored = False
 
-    def corpus(self) -> Corpus:
-        """The in-memory view, reloaded when another write changed the index since it was built."""
-        corpus = self._corpus
-        if corpus is not None and time.monotonic() - self._checked < self.settings.view_check_seconds:
-            return corpus
+    def view(self, progress: Progress | None = None) -> View:
+        """The retrieval view, reopened when another write changed the index since it was opened."""
+        view = self._view
+        if view is not None and time.monotonic() - self._checked < self.settings.view_check_seconds:
+            return view
         with self._lock:
-            corpus = self._corpus
-            if corpus is not None and time.monotonic() - self._checked < self.settings.view_check_seconds:
-                return corpus  # another thread checked while this one waited
+            view = self._view
+            if view is not None and time.monotonic() - self._checked < self.settings.view_check_seconds:
+                return view  # another thread checked while this one waited
             stamp = self.store.generation()
             self._checked = time.monotonic()
-            if corpus is not None and (not stamp or stamp == corpus.generation):
-                return corpus  # unchanged, or the collection is being reset right now: keep the last good view
+            if view is not None and (not stamp or stamp == view.generation):
+                return view  # unchanged, or the collection is being reset right now: keep the last good view
             if stamp and stamp.partition(":")[0] != str(self.store.chunks.id):
                 log.info("the index at %s was rebuilt by another process; reopening it", self.store.where)
                 self.store = reopen_store(self.settings)
-            elif corpus is not None and not self.settings.chroma_url and written_elsewhere(stamp):
+            elif view is not None and not self.settings.chroma_url and written_elsewhere(stamp):
                 self.store = reopen_store(self.settings)  # the embedded client's HNSW copy lacks the other's writes
-            self._corpus = self._load(stamp)
-            if corpus is not None:
-                log.info("reloaded the retrieval view: %d papers, %d passages", len(self._corpus.papers),
-                         self._corpus.count)
-            return self._corpus
+            self._view = open_view(self.store, self.settings, stamp or self.store.generation(), progress)
+            if view is not None:
+                log.info("reloaded the retrieval view: %d papers, %d passages", len(self._view.papers),
+                         self._view.count)
+            return self._view
+
+    def open(self) -> View:
+        """Make the index ready to search: its view, the embedding model and Chroma's vector index loaded (each is
+        otherwise loaded by the first question that needs it)."""
+        view = self.view()
+        qvec = np.asarray(self.embedder.embed_query("ready"), dtype=np.float32)
+        if view.count:
+            self.query(qvec, 1, None)
+        return view
 
     def invalidate(self) -> None:
-        """Check the generation stamp on the next corpus() call (something unknown was seen)."""
+        """Check the generation stamp on the next view() call (something unknown was seen)."""
         self._checked = float("-inf")
 
     def query(self, qvec: np.ndarray, n: int, where: dict | None) -> list[str]:
@@ -150,22 +114,10 @@ class Index:
                 self.invalidate()
         return []
 
-    def _load(self, generation: str) -> Corpus:
-        """Read all chunks and papers from Chroma and index their words with bm25s."""
-        got = get_all(self.store.chunks, ["documents", "metadatas"])
-        ids, texts, metas = got["ids"], list(got["documents"]), [dict(m) for m in got["metadatas"]]
-        bm25 = None
-        if ids:
-            bm25 = bm25s.BM25()
-            bm25.index(_tokenize([f"{m['title']} {t}" for m, t in zip(metas, texts, strict=True)]),
-                       show_progress=False)
-        return Corpus(ids=ids, texts=texts, metas=metas, papers=_with_bodies(self.store.list_papers(), texts, metas),
-                      bm25=bm25, count=len(ids), generation=generation)
-
     def chunks(self, ids: list[str]) -> dict[str, tuple[str, dict]]:
         """(text, metadata) of chunks by id: from the view, else read from Chroma; ids stored nowhere are left out."""
-        corpus = self.corpus()
-        out = {cid: (corpus.texts[corpus.pos[cid]], corpus.metas[corpus.pos[cid]]) for cid in ids if cid in corpus.pos}
+        view = self.view()
+        out = {cid: view.row(i) for cid in ids if (i := view.pos.get(cid)) is not None}
         unknown = [cid for cid in dict.fromkeys(ids) if cid not in out]
         if unknown:  # written after the view was loaded (another process's ingest): read them directly
             got = self.store.chunks.get(ids=unknown, include=["documents", "metadatas"])
@@ -178,10 +130,37 @@ class Index:
         """Unit vectors (float32, one row per key, in order) of passage sentences, stored at ingest.
 
         A key is (chunk_id, start, end) with the span relative to the chunk's text, exactly as
-        rag.text.split_sentences(chunk_text) gives it. Vectors are read from Chroma in one get per call and kept
-        in a bounded in-memory cache; a key not stored (an index built before sentence vectors were kept) is
-        embedded here with the index's embedder and cached.
+        rag.text.split_sentences(chunk_text) gives it. Vectors come from the view's memory-mapped copy; one the
+        view lacks (a passage written after it was loaded) is read from Chroma, and one stored nowhere (an index
+        built before sentence vectors were kept) is embedded here with the index's embedder; both are cached.
         """
+        view = self.view()
+        picked: list[tuple[int, int]] = []  # (key index, row in the view's sentence vectors)
+        rest: list[int] = []
+        spans: dict[str, dict[tuple[int, int], int]] = {}
+        for j, (cid, a, b) in enumerate(keys):
+            if cid not in spans:
+                i = view.pos.get(cid)
+                spans[cid] = view.sentence_rows(i) if i is not None and view.sentences is not None else {}
+            r = spans[cid].get((a, b))
+            if r is None:
+                rest.append(j)
+            else:
+                picked.append((j, r))
+        parts = []
+        if picked:
+            parts.append(([j for j, _ in picked], view.sentences[np.asarray([r for _, r in picked])]))  # type: ignore[index]
+        if rest:
+            parts.append((rest, self._unviewed([keys[j] for j in rest])))
+        if not parts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        out = np.empty((len(keys), parts[0][1].shape[1]), dtype=np.float32)
+        for rows, vecs in parts:
+            out[rows] = vecs
+        return out
+
+    def _unviewed(self, keys: list[tuple[str, int, int]]) -> np.ndarray:
+        """Sentence vectors the view does not hold: from Chroma, else embedded (both kept in a bounded cache)."""
         ids = [sentence_id(*key) for key in keys]
         found: dict[str, np.ndarray] = {}
         with self._vectors_lock:
@@ -221,37 +200,6 @@ class Index:
         rows = [(sid, texts[cid][0][a:b] if cid in texts else "") for sid, (cid, a, b) in missing]
         vecs = self.embedder.encode([text for _, text in rows])
         return {sid: vec.astype(np.float32, copy=False) for (sid, _), vec in zip(rows, vecs, strict=True)}
-@lru_cache(maxsize=100_000)
-def _name_pattern(name: str) -> re.Pattern[str]:
-    """A compiled whole-word pattern for one paper name (re's own cache holds only 512)."""
-    return re.compile(rf"(?<![\w-]){re.escape(name.lower())}(?![\w])")
-
-
-@lru_cache(maxsize=100_000)
-def _title_words(title: str) -> frozenset[str]:
-    """A title's distinctive words."""
-    return frozenset(w for w in content_words(title) if w not in _TITLE_GENERIC)
-
-
-def mentioned_papers(question: str, papers: list[Paper]) -> list[str]:
-    """Ids of papers the question names: by alias or id; failing that, by most of a title's distinctive words
-    ("according to Hecate, why do MoE experts…" names Hecate, not the paper whose title says "MoE … Expert")."""
-    q = question.lower()
-    q_words = set(content_words(question))
-    hits: list[tuple[int, str]] = []
-    by_title: list[str] = []
-    for p in papers:
-        names = [*p.aliases, p.id] + ([p.id.replace("-", " ")] if "-" in p.id else [])
-        positions = [m.start() for n in names if len(n) >= 2 for m in [_name_pattern(n).search(q)] if m]
-        if positions:
-            hits.append((min(positions), p.id))
-            continue
-        title_words = _title_words(p.title)
-        if len(title_words) >= 2 and len(title_words & q_words) >= max(2, int(0.6 * len(title_words))):
-            by_title.append(p.id)
-    return [pid for _, pid in sorted(hits)] or by_title
-
-
 class HybridRetriever(BaseRetriever):
     """LangChain retriever: dense + BM25 fused by RRF; named papers guaranteed a place; per-paper cap.
 
@@ -285,12 +233,12 @@ class HybridRetriever(BaseRetriever):
     def search(self, query: str, paper_ids: list[str] | None = None, k: int | None = None,
                qvec: np.ndarray | None = None, mentioned: list[str] | None = None) -> list[Document]:
         """The retrieval itself (also callable without LangChain's callback machinery)."""
-        corpus = self.index.corpus()
-        if not corpus.ids:
+        view = self.index.view()
+        if not view.ids:
             return []
         k = k or self.k
         allowed = set(paper_ids or self.paper_ids or []) or None
-        fetch = min(self.settings.fetch_k, len(corpus.ids))
+        fetch = min(self.settings.fetch_k, view.count)
         if qvec is None:
             qvec = self.embed(query)
         dense = self.dense(qvec, fetch, allowed)
@@ -298,28 +246,28 @@ class HybridRetriever(BaseRetriever):
         for rank, cid in enumerate(dense):
             ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
         if self.mode == "hybrid":
-            for rank, cid in enumerate(self.keyword(query, fetch, allowed, corpus)):
+            for rank, cid in enumerate(self.keyword(query, fetch, allowed, view)):
                 ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
         # A dense hit the view does not know was written after it was loaded (another process's ingest): read it
         # from Chroma, and drop ids stored nowhere any more, instead of failing the question.
-        rows = {cid: (corpus.texts[i], corpus.metas[i]) for cid in ranked if (i := corpus.pos.get(cid)) is not None}
+        rows = {cid: view.row(i) for cid in ranked if (i := view.pos.get(cid)) is not None}
         if len(rows) < len(ranked):
             rows.update(self.index.chunks([cid for cid in ranked if cid not in rows]))
             ranked = {cid: score for cid, score in ranked.items() if cid in rows}
         order = sorted(ranked, key=lambda c: -ranked[c])
         # Dense mode is the plain-embedding baseline: no keyword ranking and no paper-name guarantee.
         if mentioned is None:  # callers that already know the named papers pass them: one scan per question
-            mentioned = mentioned_papers(query, corpus.papers)
+            mentioned = mentioned_papers(query, view.papers)
         named = [p for p in mentioned if allowed is None or p in allowed] \
             if self.mode == "hybrid" else []
         picked: list[str] = []
         for pid in named:  # a paper the question names gets its best passage in, ahead of the rest
             best = next((c for c in order if rows[c][1]["paper_id"] == pid), None)
             if best is None:
-                row = next((i for i, m in enumerate(corpus.metas) if m["paper_id"] == pid), None)
+                row = view.first_passage(pid)
                 if row is not None:
-                    best = corpus.ids[row]
-                    rows[best] = (corpus.texts[row], corpus.metas[row])
+                    best = view.ids[row]
+                    rows[best] = view.row(row)
                     ranked[best] = 0.0
             if best and best not in picked:
                 picked.append(best)
@@ -356,18 +304,19 @@ class HybridRetriever(BaseRetriever):
         return self.index.query(qvec, fetch, where)
 
     def keyword(self, query: str, fetch: int, allowed: set[str] | None = None,
-                corpus: Corpus | None = None) -> list[str]:
+                view: View | None = None) -> list[str]:
         """Chunk ids by BM25 score (zero-score chunks dropped)."""
-        corpus = corpus if corpus is not None else self.index.corpus()
-        tokens = _tokenize([query])[0]
-        if not tokens or corpus.bm25 is None:
+        view = view if view is not None else self.index.view()
+        tokens = bm25_tokens(query)
+        if not tokens or view.bm25 is None:
             return []
-        scores = corpus.bm25.get_scores(tokens)
+        scores = view.bm25.get_scores(tokens)
         if allowed:
-            mask = np.array([m["paper_id"] in allowed for m in corpus.metas])
-            scores = np.where(mask, scores, 0.0)
-        top = np.argsort(-scores)[:fetch]
-        return [corpus.ids[i] for i in top if scores[i] > 0]
+            scores = np.where(view.paper_rows(allowed), scores, 0.0)
+        fetch = min(fetch, len(scores))
+        top = np.argpartition(-scores, fetch - 1)[:fetch] if 0 < fetch < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [view.ids[i] for i in top if scores[i] > 0]
 
 
 def make_retriever(index: Index, settings: Settings, paper_ids: list[str] | None = None,

@@ -57,6 +57,11 @@ class StoreSettings(BaseModel):
     max_abstract_chars: int = Field(
         default=100_000, ge=100, description="Longest abstract ingest accepts (characters); split longer texts."
     )
+    view_dir: Path | None = Field(
+        default=None, description="Where the derived retrieval view (BM25 index, corpus tables, passage records) is "
+                                  "kept, one folder per index generation; app instances sharing a Chroma server may "
+                                  "share it. Default: the 'views' folder of the data directory.",
+    )
     view_check_seconds: float = Field(
         default=1.0, ge=0, description="How often (at most) a running process checks the index for other writers' "
                                        "changes; 0 checks on every question.",

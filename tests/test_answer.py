@@ -357,7 +357,7 @@ def test_a_list_question_naming_a_system_lists_exactly_the_papers_that_use_it(pi
 
 
 def test_names_are_mixed_case_or_alphanumeric_and_rare_acronyms_are_not():
-    from rag.answer.evidence import name_terms
+    from rag.terms import name_terms
 
     texts = ["We beat vLLM on LLMs with GPUs.", "LLaMa-like models and GPT-4 use GPUs.", "An LLM on GPUs.",
              "Plain text.", "More plain text.", "Even more."]

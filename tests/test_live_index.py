@@ -139,11 +139,11 @@ def test_embedded_index_follows_an_ingest_and_an_edit(tmp_path: Path) -> None:
     index = Index(open_store(settings), settings)
     retriever = make_retriever(index, settings)
     assert retriever.search("What is 2BP?")[0].metadata["paper_id"] == "2bp"
-    before = index.corpus()
+    before = index.view()
 
     ingest_paths([write_jsonl(tmp_path / "new.jsonl", [ZEBRAFOLD])], Settings(data_dir=tmp_path / "data"))
     time.sleep(settings.view_check_seconds + 0.05)  # the default check interval, not a test-only setting
-    after = index.corpus()
+    after = index.view()
     assert after is not before and "zebrafold" in [p.id for p in after.papers]
     assert retriever.search(ZEBRA_Q)[0].metadata["paper_id"] == "zebrafold"
     assert all(retriever.search(q) is not None for q in QUESTIONS)
@@ -152,9 +152,10 @@ def test_embedded_index_follows_an_ingest_and_an_edit(tmp_path: Path) -> None:
     edited = {**ZEBRAFOLD, "abstract": ZEBRAFOLD["abstract"].replace("2.7x", "3.1x")}
     ingest_paths([write_jsonl(tmp_path / "edit.jsonl", [edited])], Settings(data_dir=tmp_path / "data"))
     time.sleep(settings.view_check_seconds + 0.05)
-    view = index.corpus()
+    view = index.view()
     assert view.count == after.count
-    assert any("3.1x" in t for t in view.texts) and not any("2.7x" in t for t in view.texts)
+    texts = [view.row(i)[0] for i in range(view.count)]
+    assert any("3.1x" in t for t in texts) and not any("2.7x" in t for t in texts)
 
 
 def test_embedded_index_survives_a_reset_by_another_writer(tmp_path: Path) -> None:
@@ -165,7 +166,7 @@ def test_embedded_index_survives_a_reset_by_another_writer(tmp_path: Path) -> No
     assert retriever.search("What is 2BP?")
     ingest_paths([write_jsonl(tmp_path / "new.jsonl", [ZEBRAFOLD])], Settings(data_dir=tmp_path / "data"),
                  reset=True)  # the collections are deleted and made again: new Chroma ids
-    assert [p.id for p in index.corpus().papers] == ["zebrafold"]
+    assert [p.id for p in index.view().papers] == ["zebrafold"]
     assert retriever.search(ZEBRA_Q)[0].metadata["paper_id"] == "zebrafold"
 
 
@@ -175,12 +176,12 @@ def test_a_dense_hit_the_view_does_not_know_is_read_not_raised(tmp_path: Path) -
     ingest_paths([write_jsonl(tmp_path / "base.jsonl", corpus_rows(5))], settings)
     index = Index(open_store(settings), settings)
     retriever = make_retriever(index, settings)
-    assert "zebrafold" not in [p.id for p in index.corpus().papers]
+    assert "zebrafold" not in [p.id for p in index.view().papers]
     ingest_paths([write_jsonl(tmp_path / "new.jsonl", [ZEBRAFOLD])], Settings(data_dir=tmp_path / "data"))
     docs = retriever.search(ZEBRA_Q)  # the view is stale; the new chunk comes back from the dense search
     assert "zebrafold" in [d.metadata["paper_id"] for d in docs]
     assert all(d.page_content for d in docs)
-    assert "zebrafold" in [p.id for p in index.corpus().papers]  # and the unknown id made the view re-check
+    assert "zebrafold" in [p.id for p in index.view().papers]  # and the unknown id made the view re-check
 
 
 def test_generation_check_is_cheap(tmp_path: Path) -> None:

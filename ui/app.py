@@ -64,7 +64,7 @@ def _suggestion_text(row: list[str] | str) -> str:
 def example_questions(pipeline: Pipeline) -> list[str]:
     """Example questions from the papers indexed, each checked to be answered (cached per index generation)."""
     try:
-        generation = pipeline.index.corpus().generation
+        generation = pipeline.index.view().generation
         cache = _EXAMPLES.setdefault(str(pipeline.settings.data_dir),
                                      ExampleCache(pipeline.settings.data_dir / "example-questions.json"))
         return cache.get(generation, [paper_card(p) for p in pipeline.papers()], pipeline.answer)

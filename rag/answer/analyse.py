@@ -4,11 +4,11 @@ and the conversation's papers carried into a follow-up only when the question's 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from rag.answer.evidence import has_term
 from rag.answer.models import ABSTAIN_SENTENCE, Analysis, Kind, Request, Turn
-from rag.retrieve import mentioned_papers
+from rag.names import mentioned_papers, paper_map
 from rag.text import STOPWORDS, content_words, hyphen_parts, stem, stems, term_text, words
 from rag.types import Paper
 
@@ -122,7 +122,7 @@ def is_english(text: str) -> bool:
     return bool(toks) and sum(t in _ENGLISH for t in toks) >= max(1, len(toks) // 6)
 
 
-def name_words(paper_ids: list[str], by_id: dict[str, Paper]) -> set[str]:
+def name_words(paper_ids: list[str], by_id: Mapping[str, Paper]) -> set[str]:
     """Words and stems of the names of papers (aliases, ids, titles)."""
     out: set[str] = set()
     for pid in paper_ids:
@@ -231,7 +231,7 @@ def described_papers(text: str, resolve: Resolver, papers: list[Paper] | None = 
     by paper-level retrieval; each with its description (those words identify the paper: they are not what the
     question asks about). With papers given, the question is about one paper and the rest of it helps find which,
     but only a paper whose own words hold the description ('the protein folding paper' is none of them)."""
-    by_id = {p.id: p for p in papers or []}
+    by_id = paper_map(papers or [])
     out: dict[str, str] = {}
     for m in _DESCRIBED.finditer(text):
         head = m["head"] if m["head"].lower() in _DESCRIPTIVE_HEADS else ""
@@ -271,7 +271,7 @@ def short_name(paper: Paper | None, fallback: str) -> str:
     return short or next((a for a in paper.aliases if len(a.split()) <= 2), None) or paper.title
 
 
-def topic_text(analysis: Analysis, by_id: dict[str, Paper]) -> str:
+def topic_text(analysis: Analysis, by_id: Mapping[str, Paper]) -> str:
     """The standalone question without the names of the papers it is about ('How does Seesaw keep switching cheap?'
     -> 'How does keep switching cheap?'): what sentences of those papers are compared with, so that a sentence that
     repeats the name does not outrank the one that answers. The question itself when it asks what the paper is
@@ -328,7 +328,7 @@ def rewrite(question: str, names: list[str]) -> str:
 
 def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Resolver) -> Analysis:
     """Analyse a validated request (no model call: rules over the question and the papers' names)."""
-    by_id = {p.id: p for p in papers}
+    by_id = paper_map(papers)
     asked = asked_part(request.question)
     english = is_english(asked)
     kind = question_kind(asked, request.compare)

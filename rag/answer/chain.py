@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +19,15 @@ from rag.answer import compose as composer
 from rag.answer import generate
 from rag.answer.analyse import analyse, topic_text
 from rag.answer.decide import DecisionParams, decide
-from rag.answer.evidence import coverage, idf_table, name_terms, score
+from rag.answer.evidence import coverage, score
 from rag.answer.models import ABSTAIN_SENTENCE, Draft, Retrieved, State
 from rag.answer.verify import verify
-from rag.retrieve import Index, make_retriever, mentioned_papers, to_sources
+from rag.names import mentioned_papers
+from rag.retrieve import Index, make_retriever, to_sources
 from rag.settings import Settings
-from rag.text import content_words, stem, words
+from rag.text import content_words, stem
 from rag.types import Paper
+from rag.view import View
 
 log = logging.getLogger(__name__)
 OVERVIEW_MAX_PAPERS = 30
@@ -34,12 +36,12 @@ RESOLVE_MIN_SIMILARITY = 0.3  # a description resolves to a paper only when its 
 
 @dataclass
 class Tables:
-    """Per-corpus tables derived from the index view (rebuilt when the view changes)."""
+    """Per-corpus tables of one index view (read from the view, which derived them when it was built)."""
 
-    corpus: Any
+    view: View
     papers: list[Paper]
-    by_id: dict[str, Paper]
-    vocab: set[str]
+    by_id: Mapping[str, Paper]  # with each paper's full text, read when it is looked up
+    vocab: frozenset[str]
     idf: dict[str, float]
     title_vecs: dict[str, np.ndarray] = field(default_factory=dict)
     names: frozenset[str] = frozenset()
@@ -57,14 +59,9 @@ class Engine:
 
     def tables(self) -> Tables:
         """The per-corpus tables of the current index view."""
-        corpus = self.index.corpus()
-        if self._tables is None or self._tables.corpus is not corpus:
-            texts = [f"{m['title']} {t}" for m, t in zip(corpus.metas, corpus.texts, strict=True)]
-            vocab = {w for t in texts for w in words(t)}
-            vocab |= {w for p in corpus.papers for a in p.aliases for w in words(a)}
-            vocab |= {part for w in list(vocab) if "-" in w or "." in w for part in w.replace(".", "-").split("-")}
-            self._tables = Tables(corpus, corpus.papers, {p.id: p for p in corpus.papers}, vocab, idf_table(texts),
-                                  names=name_terms([p.text for p in corpus.papers]))
+        view = self.index.view()
+        if self._tables is None or self._tables.view is not view:
+            self._tables = Tables(view, view.papers, view.papers.by_id, view.vocab, view.idf, names=view.names)
         return self._tables
 
     def title_vector(self, paper: Paper) -> np.ndarray:

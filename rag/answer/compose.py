@@ -8,6 +8,7 @@ and a comparison table (each cell picked by what its column asks for, then one c
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from rag.answer.analyse import short_name
 from rag.answer.evidence import BACKGROUND, CUES, DEPENDENT, MEASURED, has_term
@@ -137,7 +138,7 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[E
     return chosen
 
 
-def prose(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], max_sentences: int) -> Draft:
+def prose(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, Paper], max_sentences: int) -> Draft:
     """A cited answer in prose: the answering sentence first; one paragraph per paper when several answer."""
     chosen = select(analysis, retrieved.evidence, max_sentences)
     groups: dict[str, list[Evidence]] = {}
@@ -162,7 +163,7 @@ def prose(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], max
                  sentences=sentences)
 
 
-def paper_list(decision: Decision, retrieved: Retrieved, by_id: dict[str, Paper], total: int) -> Draft:
+def paper_list(decision: Decision, retrieved: Retrieved, by_id: Mapping[str, Paper], total: int) -> Draft:
     """One cited line per qualifying paper, best first."""
     sentences: list[Sentence] = []
     lines = []
@@ -177,7 +178,7 @@ def paper_list(decision: Decision, retrieved: Retrieved, by_id: dict[str, Paper]
     return Draft(text=head + "\n" + "\n".join(lines), answerer="extractive", sentences=sentences)
 
 
-def overview(retrieved: Retrieved, by_id: dict[str, Paper], total: int) -> Draft:
+def overview(retrieved: Retrieved, by_id: Mapping[str, Paper], total: int) -> Draft:
     """One line per paper: the sentence that says what it contributes."""
     sentences: list[Sentence] = []
     lines = []
@@ -243,7 +244,7 @@ def _figure(text: str) -> str | None:
     return clause if 3 <= len(clause) <= 160 else None
 
 
-def aspect_label(analysis: Analysis, by_id: dict[str, Paper]) -> str:
+def aspect_label(analysis: Analysis, by_id: Mapping[str, Paper]) -> str:
     """The question's own words for what a comparison is about ('in terms of how much data they collected' -> 'data
     collected'); words of the compared papers' titles describe the papers, not the aspect."""
     titles = {stem(w) for p in analysis.papers if p in by_id for w in content_words(by_id[p].title)}
@@ -259,7 +260,7 @@ def _name_in(paper: Paper | None, name: str, passage: str) -> str:
     return next((a for a in sorted(paper.aliases, key=len) if a and a.lower() in passage.lower()), name)
 
 
-def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper]) -> Draft:
+def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, Paper]) -> Draft:
     """A Markdown table, one row per paper (problem, approach, reported result, and the question's own aspect when
     it names one: 'in terms of how much they collected'), every cell cited, then a contrast of the figures."""
     aspect = aspect_label(analysis, by_id)
@@ -315,7 +316,7 @@ def abstention(retrieved: Retrieved, sentinel: str) -> str:
     return f"{sentinel}{closest}"
 
 
-def compose(analysis: Analysis, decision: Decision, retrieved: Retrieved, by_id: dict[str, Paper],
+def compose(analysis: Analysis, decision: Decision, retrieved: Retrieved, by_id: Mapping[str, Paper],
             max_sentences: int) -> Draft:
     """The extractive draft for an answering decision."""
     total = len(by_id)

@@ -13,6 +13,7 @@ reported on the test split. Every reason is phrased from what was measured, so i
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
@@ -39,12 +40,12 @@ class DecisionParams(BaseModel):
                                                "also qualifies (with the coverage); 1.0 turns this off.")
 
 
-def _names(pids: list[str], by_id: dict[str, Paper]) -> str:
+def _names(pids: list[str], by_id: Mapping[str, Paper]) -> str:
     """'Seesaw' or 'Seesaw and 2BP' for a reason sentence."""
     return " and ".join(short_name(by_id[p], p) for p in pids if p in by_id)
 
 
-def _whose(pids: list[str], by_id: dict[str, Paper]) -> str:
+def _whose(pids: list[str], by_id: Mapping[str, Paper]) -> str:
     """"Seesaw's abstract", or "Quill's text" when a paper's full text (a PDF body) is indexed too."""
     what = "text" if any(by_id[p].body is not None for p in pids if p in by_id) else "abstract"
     names = _names(pids, by_id)
@@ -76,13 +77,13 @@ def _spelled_out(acronym: str, text: str) -> bool:
     return bool(re.search(rf"\(\s*{re.escape(acronym)}\s*\)|\b{re.escape(acronym)}\s*\((?=[A-Za-z])", text))
 
 
-def _acronyms(analysis: Analysis, by_id: dict[str, Paper]) -> list[str]:
+def _acronyms(analysis: Analysis, by_id: Mapping[str, Paper]) -> list[str]:
     """The upper-case names the question asks to expand."""
     found = re.findall(r"\b[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9-]*\b", analysis.asked)
     return [a for a in dict.fromkeys(found) if sum(c.isupper() for c in a) >= 2]
 
 
-def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vocab: set[str],
+def decide(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, Paper], vocab: set[str],
            idf: dict[str, float], params: DecisionParams, names: frozenset[str] = frozenset()) -> Decision:
     """Answer, abstain or correct the premise, with a reason a user understands."""
     ev = retrieved.evidence
@@ -154,7 +155,7 @@ def decide(analysis: Analysis, retrieved: Retrieved, by_id: dict[str, Paper], vo
 
 
 def _kind_evidence(analysis: Analysis, pool: list[Evidence], paper_text: str, whose: str,
-                   by_id: dict[str, Paper]) -> str:
+                   by_id: Mapping[str, Paper]) -> str:
     """Why the named papers cannot answer this kind of question ('' when they can)."""
     if analysis.kind == "expansion":
         acronyms = _acronyms(analysis, by_id)
@@ -193,7 +194,7 @@ def wanted_figure(question: str) -> tuple[str, re.Pattern[str]]:
     return "figure", re.compile(r"\d")
 
 
-def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, by_id: dict[str, Paper],
+def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, by_id: Mapping[str, Paper],
                  idf: dict[str, float], params: DecisionParams, names: frozenset[str]) -> Decision:
     """A list question asks every paper whether it qualifies: its abstract covers the question's constraint and its
     best sentence answers it (clears the list threshold, or comes close to the best paper's). A name the papers use

@@ -8,14 +8,13 @@ the question names. The same score serves abstention, sentence choice, lists and
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 
 import numpy as np
 
 from rag.answer.models import Analysis, Evidence, Kind
-from rag.text import FAMILY_PREFIX, same_word_family, split_sentences, stem, stems
+from rag.text import FAMILY_PREFIX, same_word_family, split_sentences, stems
 from rag.types import Source
 
 SentenceVectors = Callable[[list[tuple[str, int, int]]], np.ndarray]
@@ -64,39 +63,6 @@ def candidates(sources: list[Source]) -> list[Evidence]:
             seen.add(key)
             out.append(Evidence(n=src.n, paper_id=src.paper_id, start=a, end=b, pos=src.start + a, text=src.text[a:b]))
     return out
-
-
-def idf_table(texts: list[str]) -> dict[str, float]:
-    """Smoothed inverse document frequency of stemmed content words over passages."""
-    df: dict[str, int] = {}
-    for t in texts:
-        for w in stems(t):  # the same terms coverage() matches, hyphen parts included
-            df[w] = df.get(w, 0) + 1
-    n = len(texts) or 1
-    return {w: math.log(1 + n / c) for w, c in df.items()}
-
-
-_NAME_LIKE = re.compile(r"\b(?=[\w.-]*(?:[a-z][A-Z]|[A-Z]{2}|[A-Za-z]\d|\d[A-Za-z]))[A-Za-z][\w.-]*\w")
-NAME_MAX_SHARE = 1 / 3  # a name used by more of the papers (LLM, GPU) is a common term with synonyms, not a name
-
-
-def name_terms(texts: list[str]) -> frozenset[str]:
-    """Stems of the names the papers use (vLLM, LLaMa-like, FlashAttention-2, GPT-4: mixed case or letters with
-    digits; not all-capital acronyms) in at most a third of the texts (one text per paper): a question that names
-    one asks about exactly the papers that use it."""
-    df: dict[str, int] = {}
-    for text in texts:
-        mine: set[str] = set()
-        for m in _NAME_LIKE.finditer(text):
-            token = m.group(0)
-            if re.fullmatch(r"[A-Z]+s?", token):  # LLM(s), GPU(s), KV: acronyms the papers also spell out
-                continue
-            mine.add(stem(token.lower()))
-            mine.update(stem(p.lower()) for p in re.split(r"[-.]", token)  # 'LLaMa' of 'LLaMa-like', not 'like'
-                        if p[:1].isupper() and not p.isdigit())
-        for t in mine:
-            df[t] = df.get(t, 0) + 1
-    return frozenset(t for t, n in df.items() if n <= max(1, NAME_MAX_SHARE * len(texts)))
 
 
 def has_term(term: str, have: set[str]) -> bool:

@@ -65,6 +65,10 @@ class Pipeline:
         """Every indexed paper."""
         return self.engine.tables().papers
 
+    def open(self) -> None:
+        """Open the index until it is ready to answer (building it from the corpus on first use)."""
+        self.engine.index.open()
+
     def records(self) -> list[PaperRecord]:
         """Every indexed paper with its passage count and order, read from the index."""
         return self.engine.index.store.records()

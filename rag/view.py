@@ -1,0 +1,402 @@
+"""The retrieval view: what is derived from one generation of the index, built once and kept on disk beside it.
+
+A view folder holds the BM25 index (bm25s, memory-mapped), the chunk ids and each chunk's paper, every chunk's text
+and metadata as JSON records read by row through a memory map, the papers and their bodies, and the corpus tables
+(vocabulary, IDF, names). It is named after the passage collection's id and generation stamp and checked against
+both and the passage count before use: a view that does not match the index is never used, it is rebuilt (once,
+with progress reported). Opening a view reads a few small files; nothing is rebuilt and no text is held in memory.
+
+Where: ``settings.view_dir`` (default ``$RAG_DATA_DIR/views``). App instances that share a Chroma server may share
+one view folder (a network disk) so that one of them builds each generation's view; each builds its own otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import mmap
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import numpy as np
+from pydantic import BaseModel
+
+from rag.names import PaperList
+from rag.settings import Settings
+from rag.store import PAGE, Store
+from rag.terms import DocumentFrequency, bm25_tokens, name_terms, vocabulary
+from rag.text import words
+from rag.types import Body, Paper
+
+log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
+
+VIEW_FORMAT = 2  # bump when what a view holds changes: older views are rebuilt
+KEEP = 2  # views kept per collection (the newest); a process still reading an older one keeps its memory maps
+Progress = Callable[[int, int, str], None]
+
+
+class ViewError(RuntimeError):
+    """A view folder is missing, incomplete or does not match the index (it is rebuilt, never used)."""
+
+
+class ViewManifest(BaseModel):
+    """What a view was built from: checked against the index before the view is used."""
+
+    format: int
+    collection: str  # the passage collection's Chroma id
+    name: str  # the collection's name and where it lives, so a reset collection's old views can be pruned
+    generation: str
+    count: int
+    papers: int
+    sentences: int = 0
+    seconds: float = 0.0
+
+
+class Records:
+    """JSON records in one file with an offsets array beside it; a row is read through a memory map when asked."""
+
+    def __init__(self, path: Path) -> None:
+        self.offsets = np.load(path.with_name(path.name + ".idx.npy"), mmap_mode="r")
+        with path.open("rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+
+    @staticmethod
+    def write(path: Path, records: Iterable[Any]) -> int:
+        """Write records; returns how many."""
+        offsets = [0]
+        with path.open("wb") as f:
+            for record in records:
+                data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+                f.write(data)
+                offsets.append(offsets[-1] + len(data))
+        np.save(path.with_name(path.name + ".idx.npy"), np.asarray(offsets, dtype=np.int64))
+        return len(offsets) - 1
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> Any:
+        return json.loads(self._map[int(self.offsets[i]) : int(self.offsets[i + 1])])
+
+
+@dataclass
+class View:
+    """One generation of the index, as retrieval and the answer stages read it."""
+
+    manifest: ViewManifest
+    ids: list[str]
+    paper_of: np.ndarray  # row -> index into papers (-1: a passage whose paper record is not written yet)
+    first_row: np.ndarray  # paper index -> its first row (-1: none)
+    papers: PaperList
+    bm25: bm25s.BM25 | None
+    vocab: frozenset[str]
+    idf: dict[str, float]
+    names: frozenset[str]
+    rows: Records
+    bodies: Records
+    sentences: np.ndarray | None = None  # stored sentence vectors (memory-mapped), rows named in each passage record
+    folder: Path = field(default_factory=Path)
+
+    @property
+    def generation(self) -> str:
+        """The index generation this view was built from."""
+        return self.manifest.generation
+
+    @property
+    def count(self) -> int:
+        """Passages in the view."""
+        return len(self.ids)
+
+    @cached_property
+    def pos(self) -> dict[str, int]:
+        """Row of each chunk id."""
+        return {cid: i for i, cid in enumerate(self.ids)}
+
+    @cached_property
+    def paper_pos(self) -> dict[str, int]:
+        """Index of each paper id in papers."""
+        return {p.id: i for i, p in enumerate(self.papers)}
+
+    def row(self, i: int) -> tuple[str, dict]:
+        """(text, metadata) of the passage in row i."""
+        text, meta, _ = self.rows[i]
+        return text, meta
+
+    def sentence_rows(self, i: int) -> dict[tuple[int, int], int]:
+        """Row in sentences of each stored sentence vector of passage row i, by the sentence's span in its text."""
+        return {(a, b): r for a, b, r in self.rows[i][2]}
+
+    def paper_rows(self, paper_ids: Iterable[str]) -> np.ndarray:
+        """A boolean mask over rows: the passages of these papers."""
+        wanted = [self.paper_pos[p] for p in paper_ids if p in self.paper_pos]
+        return np.isin(self.paper_of, np.asarray(wanted, dtype=np.int32))
+
+    def first_passage(self, paper_id: str) -> int | None:
+        """The first row of a paper, if it has one."""
+        i = self.paper_pos.get(paper_id)
+        row = int(self.first_row[i]) if i is not None else -1
+        return row if row >= 0 else None
+
+    def with_body(self, paper: Paper) -> Paper:
+        """The paper with its full text beyond the abstract attached, when it has one."""
+        i = self.paper_pos.get(paper.id)
+        text = self.bodies[i] if i is not None else ""
+        return paper.model_copy(update={"body": Body(text=text)}) if text else paper
+
+
+def view_root(settings: Settings) -> Path:
+    """Where views are kept."""
+    return Path(settings.view_dir) if settings.view_dir else Path(settings.data_dir) / "views"
+
+
+def _folder_name(stamp: str) -> str:
+    """A view folder's name: the collection id and the generation stamp."""
+    collection, _, generation = stamp.partition(":")
+    return f"{collection}-{generation or 'initial'}"
+
+
+def saved_manifest(settings: Settings, stamp: str) -> ViewManifest | None:
+    """The manifest of the saved view of generation stamp, if there is one (reads one small file, not the index)."""
+    try:
+        manifest = ViewManifest.model_validate_json((view_root(settings) / _folder_name(stamp) / "manifest.json")
+                                                    .read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if manifest.generation == stamp and manifest.format == VIEW_FORMAT else None
+
+
+def open_view(store: Store, settings: Settings, stamp: str, progress: Progress | None = None) -> View:
+    """The view of the index at generation stamp: loaded when a matching one is on disk, else built and saved."""
+    folder = view_root(settings) / _folder_name(stamp)
+    count = store.chunks.count()
+    try:
+        return _load(folder, stamp, count)
+    except ViewError as exc:
+        if folder.exists():
+            log.warning("rebuilding the retrieval view at %s: %s", folder, exc)
+    return _build(store, settings, stamp, folder, progress)
+
+
+def _load(folder: Path, stamp: str, count: int) -> View:
+    """A saved view, checked against the index's generation and passage count."""
+    try:
+        manifest = ViewManifest.model_validate_json((folder / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise ViewError("no view of this generation yet") from None
+    except (OSError, ValueError) as exc:
+        raise ViewError(f"its manifest cannot be read ({exc})") from None
+    if manifest.format != VIEW_FORMAT:
+        raise ViewError(f"it was written in format {manifest.format}; this version reads {VIEW_FORMAT}")
+    if manifest.generation != stamp:
+        raise ViewError(f"it is of generation {manifest.generation!r}, the index is at {stamp!r}")
+    if manifest.count != count:
+        raise ViewError(f"it holds {manifest.count} passages, the index {count}")
+    try:
+        tables = json.loads((folder / "tables.json").read_text())
+        papers = [Paper.model_validate(p) for p in json.loads((folder / "papers.json").read_text())]
+        ids = json.loads((folder / "ids.json").read_text())
+        paper_of = np.load(folder / "paper_of.npy", mmap_mode="r")
+        first_row = np.load(folder / "first_row.npy")
+        bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False) if ids else None
+        rows, bodies = Records(folder / "rows.jsonl"), Records(folder / "bodies.jsonl")
+        sentences = np.load(folder / "sentences.npy", mmap_mode="r") if manifest.sentences else None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ViewError(f"a file of it cannot be read ({type(exc).__name__}: {exc})") from None
+    if (len(ids) != count or len(rows) != count or len(paper_of) != count or len(bodies) != len(papers)
+            or (sentences is not None and len(sentences) != manifest.sentences)):
+        raise ViewError("its files disagree with its manifest")
+    view = View(manifest=manifest, ids=ids, paper_of=paper_of, first_row=first_row, papers=PaperList(papers),
+                bm25=bm25, vocab=frozenset(tables["vocab"]), idf=tables["idf"], names=frozenset(tables["names"]),
+                rows=rows, bodies=bodies, sentences=sentences, folder=folder)
+    view.papers = PaperList(papers, full=view.with_body)
+    return view
+
+
+def _chunks(store: Store, count: int, progress: Progress | None) -> Iterable[tuple[str, str, dict]]:
+    """Every passage of the index (id, text, metadata), read in pages."""
+    done = 0
+    while True:
+        got = store.chunks.get(include=["documents", "metadatas"], limit=PAGE, offset=done)  # type: ignore[list-item]
+        for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
+            yield cid, doc or "", dict(meta)
+        done += len(got["ids"])
+        if progress:
+            progress(done, count, "reading passages")
+        if len(got["ids"]) < PAGE:
+            return
+
+
+def _sentences(store: Store, path: Path, progress: Progress) -> tuple[dict[str, list[list[int]]], int]:
+    """Copy the stored sentence vectors into a memory-mapped array at path; returns each passage's [start, end, row]
+    spans and how many were copied (Chroma loads a collection whole when it is first touched: the chat process then
+    never touches this one)."""
+    if store.sentences is None:
+        return {}, 0
+    total = store.sentences.count()
+    spans: dict[str, list[list[int]]] = {}
+    out: np.ndarray | None = None
+    done = 0
+    while done < total:
+        got = store.sentences.get(include=["embeddings", "metadatas"], limit=PAGE, offset=done)  # type: ignore[list-item]
+        k = min(len(got["ids"]), total - done)
+        if not k:
+            break
+        vecs = np.asarray(got["embeddings"][:k], dtype=np.float32)  # type: ignore[index]
+        if out is None:
+            out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(total, vecs.shape[1]))
+        out[done : done + k] = vecs
+        for j, m in enumerate((got["metadatas"] or [])[:k]):
+            spans.setdefault(str(m["chunk_id"]), []).append([int(m["start"]), int(m["end"]), done + j])
+        done += k
+        progress(done, total, "reading sentence vectors")
+    if out is not None:
+        out.flush()
+        if done < total:  # sentences went while they were read: keep what came
+            del out
+            kept = np.array(np.load(path, mmap_mode="r")[:done])
+            np.save(path, kept)
+    return spans, done
+
+
+def _build(store: Store, settings: Settings, stamp: str, folder: Path, progress: Progress | None) -> View:
+    """Derive the view from the index and save it (built in a scratch folder and renamed into place)."""
+    t0 = time.perf_counter()
+    count = store.chunks.count()
+    if progress is None:
+        progress = _LogProgress(f"building the retrieval view of {count} passages")
+    papers = store.list_papers()
+    paper_pos = {p.id: i for i, p in enumerate(papers)}
+    root = view_root(settings)
+    scratch = root / f".building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir(parents=True)
+    try:
+        spans, n_sentences = _sentences(store, scratch / "sentences.npy", progress)
+        ids: list[str] = []
+        paper_of: list[int] = []
+        tokens: list[list[str]] = []
+        df = DocumentFrequency()
+        passage_words: set[str] = set()
+        parts: dict[str, list[tuple[int, str]]] = {}
+
+        def rows() -> Iterable[list[Any]]:
+            for cid, text, meta in _chunks(store, count, progress):
+                ids.append(cid)
+                paper_of.append(paper_pos.get(str(meta.get("paper_id")), -1))
+                full = f"{meta.get('title', '')} {text}"
+                tokens.append(bm25_tokens(full))
+                df.add(full)
+                passage_words.update(words(full))
+                if meta.get("page"):
+                    parts.setdefault(str(meta["paper_id"]), []).append((int(meta.get("index", 0)), text))
+                yield [text, meta, spans.pop(cid, [])]
+
+        Records.write(scratch / "rows.jsonl", rows())
+        vocab = vocabulary(passage_words, (a for p in papers for a in p.aliases))
+        bodies = [" ".join(t for _, t in sorted(parts[p.id])) if p.id in parts else "" for p in papers]
+        Records.write(scratch / "bodies.jsonl", bodies)
+        names = name_terms([f"{p.title} {p.abstract} {b}" if b else f"{p.title} {p.abstract}"
+                            for p, b in zip(papers, bodies, strict=True)])
+        parts.clear()
+        if ids:
+            progress(count, count, "indexing words")
+            bm25 = bm25s.BM25()
+            bm25.index(tokens, show_progress=False)
+            bm25.save(str(scratch / "bm25"), show_progress=False)
+            tokens.clear()
+        first_row = np.full(len(papers), -1, dtype=np.int32)
+        for row, i in reversed(list(enumerate(paper_of))):
+            if i >= 0:
+                first_row[i] = row
+        np.save(scratch / "paper_of.npy", np.asarray(paper_of, dtype=np.int32))
+        np.save(scratch / "first_row.npy", first_row)
+        (scratch / "ids.json").write_text(json.dumps(ids))
+        (scratch / "papers.json").write_text(json.dumps([p.model_dump(mode="json", exclude={"body"}) for p in papers],
+                                                        ensure_ascii=False))
+        (scratch / "tables.json").write_text(json.dumps({"vocab": sorted(vocab), "idf": df.idf(),
+                                                         "names": sorted(names)}, ensure_ascii=False))
+        manifest = ViewManifest(format=VIEW_FORMAT, collection=stamp.partition(":")[0], name=_name(store),
+                                generation=stamp, count=len(ids), papers=len(papers), sentences=n_sentences,
+                                seconds=round(time.perf_counter() - t0, 3))
+        (scratch / "manifest.json").write_text(manifest.model_dump_json(indent=1))
+        if len(ids) != count:  # a write landed while the view was read: it is of no generation, do not keep it
+            log.info("the index changed while its view was built; using it once without saving it")
+            return _load_scratch(scratch, manifest)
+        _place(scratch, folder, manifest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _prune(root, manifest)
+    log.info("built the retrieval view of %d passages in %.1f s (%s)", len(ids), manifest.seconds, folder)
+    return _load(folder, stamp, len(ids))
+
+
+def _load_scratch(scratch: Path, manifest: ViewManifest) -> View:
+    """A view read from its scratch folder before that is removed (its memory maps outlive the files)."""
+    return _load(scratch, manifest.generation, manifest.count)
+
+
+def _place(scratch: Path, folder: Path, manifest: ViewManifest) -> None:
+    """Move a built view into place: over a broken or stale one; a valid one another process placed first wins."""
+    try:
+        os.rename(scratch, folder)
+        return
+    except OSError:
+        pass
+    try:
+        _load(folder, manifest.generation, manifest.count)
+    except ViewError:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(scratch, folder)
+
+
+def _name(store: Store) -> str:
+    """The collection's name and location."""
+    return f"{store.chunks.name}@{store.where}"
+
+
+def _prune(root: Path, current: ViewManifest) -> None:
+    """Remove older views of the same collection (keeping the newest KEEP) and views of a collection that was reset."""
+    mine: list[tuple[float, Path]] = []
+    for folder in root.iterdir():
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        try:
+            m = ViewManifest.model_validate_json((folder / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if m.name != current.name:
+            continue
+        if m.collection != current.collection:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                mine.append((folder.stat().st_mtime, folder))
+    for _, folder in sorted(mine, reverse=True)[KEEP:]:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class _LogProgress:
+    """Progress to the log, at most every few seconds, with the rate and time left."""
+
+    def __init__(self, title: str, every: float = 5.0) -> None:
+        self.title, self.every = title, every
+        self.t0 = self.last = time.monotonic()
+        log.info("%s", title)
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-9)
+        left = (total - done) / rate if rate else 0.0
+        log.info("%s: %s, %d of %d (%.0f/s, about %.0f s left)", self.title, label, done, total, rate, left)
