@@ -126,6 +126,22 @@ class Index:
             self.invalidate()
         return out
 
+    def similarities(self, ids: list[str], qvec: np.ndarray) -> dict[str, float]:
+        """Cosine similarity of passages to a unit query vector: their vectors from the view, else from Chroma."""
+        view = self.view()
+        out: dict[str, float] = {}
+        if view.vectors is not None:
+            rows = [(cid, i) for cid in ids if (i := view.pos.get(cid)) is not None]
+            if rows:
+                got = view.vectors[np.asarray([i for _, i in rows])] @ qvec
+                out = {cid: float(v) for (cid, _), v in zip(rows, got, strict=True)}
+        rest = [cid for cid in ids if cid not in out]
+        if rest:
+            vecs = self.store.chunks.get(ids=rest, include=["embeddings"])
+            out.update({cid: float(np.dot(np.asarray(v, dtype=np.float32), qvec))
+                        for cid, v in zip(vecs["ids"], vecs["embeddings"], strict=True)})  # type: ignore[arg-type]
+        return out
+
     def sentence_vectors(self, keys: list[tuple[str, int, int]]) -> np.ndarray:
         """Unit vectors (float32, one row per key, in order) of passage sentences, stored at ingest.
 
@@ -248,12 +264,16 @@ class HybridRetriever(BaseRetriever):
         if self.mode == "hybrid":
             for rank, cid in enumerate(self.keyword(query, fetch, allowed, view)):
                 ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + rank + 1)
-        # A dense hit the view does not know was written after it was loaded (another process's ingest): read it
-        # from Chroma, and drop ids stored nowhere any more, instead of failing the question.
-        rows = {cid: view.row(i) for cid in ranked if (i := view.pos.get(cid)) is not None}
-        if len(rows) < len(ranked):
-            rows.update(self.index.chunks([cid for cid in ranked if cid not in rows]))
-            ranked = {cid: score for cid, score in ranked.items() if cid in rows}
+        # Each candidate's paper from the view's row table; a dense hit the view does not know was written after it
+        # was loaded (another process's ingest): read it from Chroma, and drop ids stored nowhere any more.
+        owner: dict[str, str] = {}
+        for cid in ranked:
+            i = view.pos.get(cid)
+            if i is not None and (p := int(view.paper_of[i])) >= 0:
+                owner[cid] = view.papers[p].id
+        rows = self.index.chunks([cid for cid in ranked if cid not in owner]) if len(owner) < len(ranked) else {}
+        owner.update({cid: str(meta["paper_id"]) for cid, (_, meta) in rows.items()})
+        ranked = {cid: score for cid, score in ranked.items() if cid in owner}
         order = sorted(ranked, key=lambda c: -ranked[c])
         # Dense mode is the plain-embedding baseline: no keyword ranking and no paper-name guarantee.
         if mentioned is None:  # callers that already know the named papers pass them: one scan per question
@@ -262,30 +282,28 @@ class HybridRetriever(BaseRetriever):
             if self.mode == "hybrid" else []
         picked: list[str] = []
         for pid in named:  # a paper the question names gets its best passage in, ahead of the rest
-            best = next((c for c in order if rows[c][1]["paper_id"] == pid), None)
+            best = next((c for c in order if owner[c] == pid), None)
             if best is None:
                 row = view.first_passage(pid)
                 if row is not None:
                     best = view.ids[row]
-                    rows[best] = view.row(row)
-                    ranked[best] = 0.0
+                    owner[best], ranked[best] = pid, 0.0
             if best and best not in picked:
                 picked.append(best)
         per_paper: dict[str, int] = {}
         for cid in picked:
-            per_paper[rows[cid][1]["paper_id"]] = per_paper.get(rows[cid][1]["paper_id"], 0) + 1
+            per_paper[owner[cid]] = per_paper.get(owner[cid], 0) + 1
         for cid in order:
             if len(picked) >= max(k, len(named)):
                 break
-            pid = rows[cid][1]["paper_id"]
+            pid = owner[cid]
             if cid in picked or per_paper.get(pid, 0) >= self.per_paper_cap:
                 continue
             per_paper[pid] = per_paper.get(pid, 0) + 1
             picked.append(cid)
+        rows.update(self.index.chunks([cid for cid in picked if cid not in rows]))
         # Dense similarity of every picked passage, for abstention and sentence ranking downstream.
-        vecs = self.index.store.chunks.get(ids=picked, include=["embeddings"])
-        sims = {cid: float(np.dot(np.asarray(v, dtype=np.float32), qvec))
-                for cid, v in zip(vecs["ids"], vecs["embeddings"], strict=True)}  # type: ignore[arg-type]
+        sims = self.index.similarities(picked, qvec)
         docs = []
         for rank, cid in enumerate(picked, start=1):
             text, meta = rows[cid][0], dict(rows[cid][1])

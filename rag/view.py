@@ -40,7 +40,7 @@ from rag.types import Body, Paper
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
 
-VIEW_FORMAT = 2  # bump when what a view holds changes: older views are rebuilt
+VIEW_FORMAT = 3  # bump when what a view holds changes: older views are rebuilt
 KEEP = 2  # views kept per collection (the newest); a process still reading an older one keeps its memory maps
 Progress = Callable[[int, int, str], None]
 
@@ -105,6 +105,7 @@ class View:
     rows: Records
     bodies: Records
     sentences: np.ndarray | None = None  # stored sentence vectors (memory-mapped), rows named in each passage record
+    vectors: np.ndarray | None = None  # each passage's stored vector, by row (memory-mapped)
     folder: Path = field(default_factory=Path)
 
     @property
@@ -210,25 +211,29 @@ def _load(folder: Path, stamp: str, count: int) -> View:
         bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False) if ids else None
         rows, bodies = Records(folder / "rows.jsonl"), Records(folder / "bodies.jsonl")
         sentences = np.load(folder / "sentences.npy", mmap_mode="r") if manifest.sentences else None
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r") if ids else None
     except (OSError, ValueError, KeyError) as exc:
         raise ViewError(f"a file of it cannot be read ({type(exc).__name__}: {exc})") from None
     if (len(ids) != count or len(rows) != count or len(paper_of) != count or len(bodies) != len(papers)
-            or (sentences is not None and len(sentences) != manifest.sentences)):
+            or (sentences is not None and len(sentences) != manifest.sentences)
+            or (vectors is not None and len(vectors) != count)):
         raise ViewError("its files disagree with its manifest")
     view = View(manifest=manifest, ids=ids, paper_of=paper_of, first_row=first_row, papers=PaperList(papers),
                 bm25=bm25, vocab=frozenset(tables["vocab"]), idf=tables["idf"], names=frozenset(tables["names"]),
-                rows=rows, bodies=bodies, sentences=sentences, folder=folder)
+                rows=rows, bodies=bodies, sentences=sentences, vectors=vectors, folder=folder)
     view.papers = PaperList(papers, full=view.with_body)
     return view
 
 
-def _chunks(store: Store, count: int, progress: Progress | None) -> Iterable[tuple[str, str, dict]]:
-    """Every passage of the index (id, text, metadata), read in pages."""
+def _chunks(store: Store, count: int, progress: Progress | None) -> Iterable[tuple[str, str, dict, np.ndarray]]:
+    """Every passage of the index (id, text, metadata, vector), read in pages."""
     done = 0
     while True:
-        got = store.chunks.get(include=["documents", "metadatas"], limit=PAGE, offset=done)  # type: ignore[list-item]
-        for cid, doc, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
-            yield cid, doc or "", dict(meta)
+        got = store.chunks.get(include=["documents", "metadatas", "embeddings"], limit=PAGE,  # type: ignore[list-item]
+                               offset=done)
+        vecs = np.asarray(got["embeddings"], dtype=np.float32) if got["ids"] else np.zeros((0, 0), np.float32)
+        for cid, doc, meta, vec in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], vecs, strict=True):
+            yield cid, doc or "", dict(meta), vec
         done += len(got["ids"])
         if progress:
             progress(done, count, "reading passages")
@@ -288,8 +293,16 @@ def _build(store: Store, settings: Settings, stamp: str, folder: Path, progress:
         passage_words: set[str] = set()
         parts: dict[str, list[tuple[int, str]]] = {}
 
+        vectors: list[np.ndarray] = []
+
         def rows() -> Iterable[list[Any]]:
-            for cid, text, meta in _chunks(store, count, progress):
+            for cid, text, meta, vec in _chunks(store, count, progress):
+                if len(ids) >= count:  # written while the view is read: the next generation's view has them
+                    return
+                if not vectors:
+                    vectors.append(np.lib.format.open_memmap(scratch / "vectors.npy", mode="w+", dtype=np.float32,
+                                                             shape=(count, len(vec))))
+                vectors[0][len(ids)] = vec
                 ids.append(cid)
                 paper_of.append(paper_pos.get(str(meta.get("paper_id")), -1))
                 full = f"{meta.get('title', '')} {text}"
@@ -301,6 +314,12 @@ def _build(store: Store, settings: Settings, stamp: str, folder: Path, progress:
                 yield [text, meta, spans.pop(cid, [])]
 
         Records.write(scratch / "rows.jsonl", rows())
+        if vectors:
+            vectors[0].flush()
+            kept = np.array(vectors[0][: len(ids)]) if len(ids) < count else None
+            vectors.clear()
+            if kept is not None:  # passages went while the view was read
+                np.save(scratch / "vectors.npy", kept)
         vocab = vocabulary(passage_words, (a for p in papers for a in p.aliases))
         bodies = [" ".join(t for _, t in sorted(parts[p.id])) if p.id in parts else "" for p in papers]
         Records.write(scratch / "bodies.jsonl", bodies)

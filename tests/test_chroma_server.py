@@ -179,3 +179,31 @@ def test_a_pdf_and_a_removal_on_the_server_reach_every_client(chroma_server: str
     running.index.invalidate()
     assert [p.id for p in running.papers()] == ["quokka"]
     assert running.index.store.chunks.get(where={"paper_id": rows["pdf"]["id"]}, include=[])["ids"] == []
+
+
+def test_app_instances_sharing_a_view_folder_build_each_generation_once(chroma_server: str, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """RAG_VIEW_DIR shared by app instances on one Chroma server: the first builds a generation's view, the rest
+    load it; after another instance's ingest the new generation is built once more, and answers see the new paper."""
+    import logging
+
+    shared = tmp_path / "shared-views"
+    make = [Settings(chroma_url=chroma_server, collection="sharedviews", data_dir=tmp_path / f"app{i}",
+                     view_dir=shared, view_check_seconds=0) for i in range(3)]
+    caplog.set_level(logging.INFO, logger="rag.view")
+    first = Pipeline(make[0])
+    first.papers()  # builds the index on the server and its view
+    built = sum("built the retrieval view" in r.getMessage() for r in caplog.records)
+    assert built == 1
+    second = Pipeline(make[1])
+    assert [p.id for p in second.papers()] == [p.id for p in first.papers()]
+    assert sum("built the retrieval view" in r.getMessage() for r in caplog.records) == built
+    path = tmp_path / "quokka.jsonl"
+    path.write_text(json.dumps(QUOKKA) + "\n")
+    Pipeline(make[2]).ingest([path])  # a third instance adds a paper: it saves the new generation's view
+    after = sum("built the retrieval view" in r.getMessage() for r in caplog.records)
+    assert after == built + 1
+    for pipe in (first, second):
+        ans = pipe.answer("How much does Quokka reduce attention latency?")
+        assert not ans.abstained and "quokka" in {s.paper_id for s in ans.sources}
+    assert sum("built the retrieval view" in r.getMessage() for r in caplog.records) == after
