@@ -216,17 +216,23 @@ def _pooled(vector: np.ndarray) -> np.ndarray:
     return vector
 
 
-_CACHE: dict[str, Embeddings] = {}
+_CACHE: dict[tuple[object, ...], Embeddings] = {}
 
 
 def get_embeddings(settings: Settings) -> MiniLMEmbeddings | OpenAIEmbeddingsAdapter:
-    """The embedder named by settings.embeddings, shared per process."""
+    """The embedder named by settings.embeddings (and, for a server, its URL and limits), shared per process."""
     spec = settings.embeddings.strip()
-    if spec not in _CACHE:
+    key: tuple[object, ...] = (spec,)
+    if spec.startswith("openai:"):
+        secret = settings.embeddings_api_key or settings.llm_api_key
+        key += (settings.embeddings_base_url or settings.llm_base_url, secret.get_secret_value() if secret else None,
+                settings.embeddings_batch, settings.embeddings_concurrency, settings.llm_timeout,
+                settings.llm_max_retries)
+    if key not in _CACHE:
         if spec in {"minilm", MINILM_NAME}:
-            _CACHE[spec] = MiniLMEmbeddings(threads=settings.local_threads)
+            _CACHE[key] = MiniLMEmbeddings(threads=settings.local_threads)
         elif spec.startswith("openai:"):
-            _CACHE[spec] = OpenAIEmbeddingsAdapter(spec.split(":", 1)[1], settings)
+            _CACHE[key] = OpenAIEmbeddingsAdapter(spec.split(":", 1)[1], settings)
         else:
             raise EmbeddingError(f"unknown RAG_EMBEDDINGS {spec!r}: use 'minilm' or 'openai:<model>'")
-    return _CACHE[spec]  # type: ignore[return-value]
+    return _CACHE[key]  # type: ignore[return-value]
