@@ -147,6 +147,7 @@ class OpenAIEmbeddingsAdapter(Embeddings):
         self._client = client
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="embeddings")
         self._dim_lock = threading.Lock()
+        self._per_token = False  # the server sends token vectors: one text per request (see _request)
 
     @property
     def where(self) -> str:
@@ -170,7 +171,17 @@ class OpenAIEmbeddingsAdapter(Embeddings):
             raise EmbeddingError(f"the embeddings server at {self.where} returned {len(rows)} vectors for "
                                  f"{len(texts)} texts")
         try:
-            arr = np.stack([_pooled(np.asarray(r.embedding, dtype=np.float32)) for r in rows])
+            raw = [np.asarray(r.embedding, dtype=np.float32) for r in rows]
+            if len(texts) > 1 and raw[0].ndim == 2:
+                # One vector per token: llama-cpp-python (0.3.x) serving a model without pooling. It misplaces the
+                # vectors of every input after a request's first (its offset counts tokens, not floats), so such a
+                # server gets one text per request from now on, still `concurrency` requests at a time.
+                if not self._per_token:
+                    self._per_token = True
+                    log.warning("the embeddings server at %s sends one vector per token (llama.cpp on a model "
+                                "without pooling): sending it one text per request", self.where)
+                return np.concatenate([self._request([t]) for t in texts])
+            arr = np.stack([_pooled(v) for v in raw])
         except (ValueError, TypeError):
             raise EmbeddingError(f"the embeddings server at {self.where} sent vectors that are not lists of "
                                  f"numbers of one length") from None
@@ -193,7 +204,8 @@ class OpenAIEmbeddingsAdapter(Embeddings):
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [texts[s : s + self.batch] for s in range(0, len(texts), self.batch)]
+        size = 1 if self._per_token else self.batch
+        parts = [texts[s : s + size] for s in range(0, len(texts), size)]
         if len(parts) == 1:
             return self._request(parts[0])
         return np.concatenate(list(self._pool.map(self._request, parts)))
