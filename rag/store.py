@@ -328,10 +328,10 @@ def open_store(settings: Settings) -> Store:
         sentences = _collection(client, sentences_name(settings.collection), embedder.name, embedder.dim, where)
     except WRITE_ERRORS as exc:  # creating a collection writes: a full disk or read-only directory shows here
         raise storage_error(exc, where, "open") from None
-    _check_stored_dim(chunks, embedder, where)
     if settings.chroma_url:
         chunks, papers, sentences = (  # type: ignore[assignment]
             _ServerCollection(c, where) for c in (chunks, papers, sentences))
+    _check_stored_dim(chunks, embedder, where)
     return Store(client=client, chunks=chunks, papers=papers, model=embedder.name, where=where, sentences=sentences)
 
 

@@ -44,10 +44,11 @@ def synthetic_papers(path: Path, n: int = PAPERS, seed: int = 7) -> Path:
     return path
 
 
-def cli(*args: str | Path, data_dir: Path) -> subprocess.Popen:
+def cli(*args: str | Path, data_dir: Path, **env: str) -> subprocess.Popen:
     """python -m rag ARGS in a child process, stdout and stderr piped (not a terminal)."""
     return subprocess.Popen([sys.executable, "-m", "rag", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "RAG_DATA_DIR": str(data_dir)})
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAG_DATA_DIR": str(data_dir), **env})
 
 
 def index_state(settings: Settings) -> dict:
@@ -126,3 +127,15 @@ def test_ingest_progress_without_a_terminal_shows_done_total_rate_and_time_left(
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0 and err == "", err  # all stored: no progress lines, no 'resuming'
     assert f"0 passage(s) embedded, 0 sentence vector(s), 0 stale removed, {PAPERS} already stored" in out
+
+
+@pytest.mark.slow
+def test_ingest_progress_on_a_terminal_is_a_bar_with_rate_and_time_left(settings: Settings, tmp_path: Path) -> None:
+    path = synthetic_papers(tmp_path / "papers.jsonl", seed=9)
+    proc = cli("ingest", path, data_dir=settings.data_dir, FORCE_COLOR="1", COLUMNS="160")  # rich: a terminal
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err)
+    assert "Indexing" in plain and not PROGRESS.search(plain)  # the bar, not the lines
+    assert re.search(rf"\b\d+/{PAPERS} passages +\d+\.\d/s +\d+:\d\d:\d\d", plain), plain[-2000:]
+    assert f"{PAPERS} passage(s) embedded" in out
