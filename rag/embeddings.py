@@ -136,12 +136,12 @@ class OpenAIEmbeddingsAdapter(Embeddings):
         self.dim = 0  # learnt from the first reply, or from the vectors of the index it is used with
         self.batch = settings.embeddings_batch
         self.concurrency = settings.embeddings_concurrency
-        self.base_url = settings.embeddings_base_url or settings.llm_base_url
         if client is None:
             import openai  # here, not at import: the default embedder needs no HTTP client
 
             key = settings.embeddings_api_key or settings.llm_api_key
-            client = openai.OpenAI(base_url=self.base_url, api_key=(key.get_secret_value() if key else None)
+            client = openai.OpenAI(base_url=settings.embeddings_base_url or settings.llm_base_url,
+                                   api_key=(key.get_secret_value() if key else None)
                                    or os.environ.get("OPENAI_API_KEY") or "sk-no-key",
                                    timeout=settings.llm_timeout, max_retries=settings.llm_max_retries)
         self._client = client
