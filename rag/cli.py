@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -158,6 +160,71 @@ def _main(
 
 
 PROGRESS_BAR_MIN = 256  # passages: below this an ingest takes a few seconds and a bar would only flicker
+PROGRESS_LINE_S = 30.0  # without a terminal, a progress line at least this often (and at every tenth done)
+
+
+def _eta(seconds: float) -> str:
+    """3725 -> '1h02m', 125 -> '2m05s', 42 -> '42s'."""
+    s = int(seconds + 0.5)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class _ProgressLines:
+    """Ingest progress without a terminal: a line on stderr at every tenth done (or PROGRESS_LINE_S), with the
+    embedding rate and the time left (counted from the first update, so passages a crashed run stored are not
+    part of the rate)."""
+
+    def __init__(self) -> None:
+        self._start: tuple[float, int] | None = None
+        self._step = 0
+        self._said = 0.0
+
+    def __call__(self, done: int, total: int, pid: str) -> None:
+        now = time.monotonic()
+        if self._start is None:
+            self._start, self._said = (now, done), now
+            if total >= PROGRESS_BAR_MIN and 0 < done < total:
+                typer.echo(f"Indexing: {done}/{total} passages already stored, resuming", err=True)
+            return
+        step = done * 10 // max(total, 1)
+        if total < PROGRESS_BAR_MIN or done >= total or (step <= self._step and now - self._said < PROGRESS_LINE_S):
+            return
+        self._step, self._said = step, now
+        t0, d0 = self._start
+        rate = (done - d0) / max(now - t0, 1e-9)
+        left = f"about {_eta((total - done) / rate)} left" if rate > 0 else "time left unknown"
+        typer.echo(f"Indexing: {done}/{total} passages ({done * 100 // total}%), {rate:.1f}/s, {left}", err=True)
+
+
+def _ingest_progress() -> tuple[Callable[[int, int, str], None], Any]:
+    """The ingest progress callback: a rich bar (done/total, rate, time left) on a terminal, lines otherwise;
+    and the bar to stop (None without a terminal)."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
+                               TimeRemainingColumn)
+    from rich.text import Text
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return _ProgressLines(), None
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(f"{task.speed:.1f}/s" if task.speed else "")
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("passages"),
+                   RateColumn(), TimeRemainingColumn(), transient=True, console=console)
+    task = None
+
+    def progress(done: int, total: int, pid: str) -> None:
+        nonlocal task
+        if task is None and total >= PROGRESS_BAR_MIN:
+            bar.start()
+            task = bar.add_task("Indexing", total=total, completed=done)  # passages a crashed run stored: no rate
+        if task is not None:
+            bar.update(task, completed=done, description=f"Indexing {pid}" if pid else "Indexing")
+
+    return progress, bar
 
 
 @app.command(cls=_Command)
@@ -176,28 +243,15 @@ def ingest(
     with another title is refused unless --replace is given. A file that cannot be read is named with the reason
     and the others are still indexed (the exit status is then 1); with --reset any bad file stops the run first.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from rag.ingest import ingest_paths
 
     settings = _settings()
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("passages"),
-                   TimeRemainingColumn(), transient=True, console=Console(stderr=True))
-    task = None
-
-    def progress(done: int, total: int, pid: str) -> None:
-        nonlocal task
-        if task is None and total >= PROGRESS_BAR_MIN:
-            bar.start()
-            task = bar.add_task("Indexing", total=total)
-        if task is not None:
-            bar.update(task, completed=done, description=f"Indexing {pid}" if pid else "Indexing")
-
+    progress, bar = _ingest_progress()
     try:
         report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress, replace=replace)
     finally:
-        bar.stop()
+        if bar is not None:
+            bar.stop()
     for problem in report.skipped:
         typer.secho(f"Skipped: {problem}", err=True, fg=typer.colors.YELLOW)
     for problem in report.failed:

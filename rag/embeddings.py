@@ -1,16 +1,24 @@
-"""Embeddings: all-MiniLM-L6-v2 as ONNX on onnxruntime (offline default) or OpenAI, as LangChain Embeddings."""
+"""Embeddings: all-MiniLM-L6-v2 as ONNX on onnxruntime (offline default) or an OpenAI-compatible server, as
+LangChain Embeddings."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -109,27 +117,98 @@ class MiniLMEmbeddings(Embeddings):
         return self.encode([text])[0].tolist()
 
 
+EMBEDDINGS_HINTS = ("The embeddings server", "RAG_EMBEDDINGS_BASE_URL and the model in RAG_EMBEDDINGS",
+                    "RAG_EMBEDDINGS_API_KEY or RAG_LLM_API_KEY")
+
+
 class OpenAIEmbeddingsAdapter(Embeddings):
-    """OpenAI (or compatible) embeddings through langchain-openai, normalised like MiniLM."""
+    """Embeddings from an OpenAI-compatible server (OpenAI, TEI, vLLM, Ollama, llama.cpp), normalised like MiniLM.
 
-    def __init__(self, model: str, settings: Settings) -> None:
-        from langchain_openai import OpenAIEmbeddings
+    Texts go out in requests of settings.embeddings_batch, settings.embeddings_concurrency of them in flight, as
+    plain strings: langchain-openai's default of tiktoken id arrays is refused by servers other than OpenAI's. The
+    openai client retries connection errors, 429 and 5xx (settings.llm_max_retries); any other failure is one
+    EmbeddingError. The dimension is learnt from the first response, and a later one that differs is refused.
+    """
 
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    def __init__(self, model: str, settings: Settings, client: openai.OpenAI | None = None) -> None:
         self.name = f"openai:{model}"
-        self.dim = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}.get(model, 0)
-        self._inner = OpenAIEmbeddings(model=model, base_url=settings.llm_base_url, api_key=key,  # type: ignore[arg-type]
-                                       timeout=settings.llm_timeout, max_retries=settings.llm_max_retries)
+        self.model = model
+        self.dim = 0  # learnt from the first reply, or from the vectors of the index it is used with
+        self.batch = settings.embeddings_batch
+        self.concurrency = settings.embeddings_concurrency
+        if client is None:
+            import openai  # here, not at import: the default embedder needs no HTTP client
 
-    def _normalise(self, vectors: list[list[float]]) -> np.ndarray:
-        """Unit float32 rows (the API's vectors are close to unit length, not exactly)."""
-        arr = np.array(vectors, dtype=np.float32)
-        self.dim = arr.shape[1]
+            key = settings.embeddings_api_key or settings.llm_api_key
+            client = openai.OpenAI(base_url=settings.embeddings_base_url or settings.llm_base_url,
+                                   api_key=(key.get_secret_value() if key else None)
+                                   or os.environ.get("OPENAI_API_KEY") or "sk-no-key",
+                                   timeout=settings.llm_timeout, max_retries=settings.llm_max_retries)
+        self._client = client
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="embeddings")
+        self._dim_lock = threading.Lock()
+        self._per_token = False  # the server sends token vectors: one text per request (see _request)
+
+    @property
+    def where(self) -> str:
+        """The server's base URL as error messages show it."""
+        from rag.llm.errors import public_url
+
+        return public_url(str(self._client.base_url))
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        """One embeddings request: unit float32 rows in the order of texts."""
+        import openai
+
+        from rag.llm.errors import friendly_error
+
+        try:
+            reply = self._client.embeddings.create(model=self.model, input=texts, encoding_format="float")
+        except openai.OpenAIError as exc:
+            raise EmbeddingError(str(friendly_error(exc, self.where, hints=EMBEDDINGS_HINTS))) from None
+        rows = sorted(reply.data or [], key=lambda d: d.index)
+        if len(rows) != len(texts):
+            raise EmbeddingError(f"the embeddings server at {self.where} returned {len(rows)} vectors for "
+                                 f"{len(texts)} texts")
+        try:
+            raw = [np.asarray(r.embedding, dtype=np.float32) for r in rows]
+            if len(texts) > 1 and raw[0].ndim == 2:
+                # One vector per token: llama-cpp-python (0.3.x) serving a model without pooling. It misplaces the
+                # vectors of every input after a request's first (its offset counts tokens, not floats), so such a
+                # server gets one text per request from now on, still `concurrency` requests at a time.
+                if not self._per_token:
+                    self._per_token = True
+                    log.warning("the embeddings server at %s sends one vector per token (llama.cpp on a model "
+                                "without pooling): sending it one text per request", self.where)
+                return np.concatenate([self._request([t]) for t in texts])
+            arr = np.stack([_pooled(v) for v in raw])
+        except (ValueError, TypeError):
+            raise EmbeddingError(f"the embeddings server at {self.where} sent vectors that are not lists of "
+                                 f"numbers of one length") from None
+        self._check_dim(arr.shape[1])
         return arr / np.clip(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12, None)
 
+    def _check_dim(self, dim: int) -> None:
+        """Learn the dimension from the first reply; refuse a reply of another (the model behind the URL changed)."""
+        with self._dim_lock:
+            if not self.dim:
+                self.dim = dim
+            elif dim != self.dim:
+                raise EmbeddingError(
+                    f"the embeddings server at {self.where} returned vectors of dimension {dim} for {self.name!r}, "
+                    f"but {self.dim} was expected (the index was built with it, or an earlier reply had it). Serve "
+                    f"the same model again, or rebuild the index with 'paperchat ingest --reset'.")
+
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Normalised vectors from the API."""
-        return self._normalise(self._inner.embed_documents(list(texts)))
+        """Normalised vectors, one row per text, from batched requests run concurrently (order kept)."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        size = 1 if self._per_token else self.batch
+        parts = [texts[s : s + size] for s in range(0, len(texts), size)]
+        if len(parts) == 1:
+            return self._request(parts[0])
+        return np.concatenate(list(self._pool.map(self._request, parts)))
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages."""
@@ -139,26 +218,33 @@ class OpenAIEmbeddingsAdapter(Embeddings):
         """Embed one question."""
         return self.encode([text])[0].tolist()
 
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed passages with the API's async client."""
-        return self._normalise(await self._inner.aembed_documents(list(texts))).tolist()
 
-    async def aembed_query(self, text: str) -> list[float]:
-        """Embed one question with the API's async client."""
-        return (await self.aembed_documents([text]))[0]
+def _pooled(vector: np.ndarray) -> np.ndarray:
+    """One vector per text: llama.cpp serving a model without pooling (a chat GGUF) sends one per token: average."""
+    if vector.ndim == 2:
+        return vector.mean(axis=0)
+    if vector.ndim != 1 or not vector.size:
+        raise ValueError("not a vector")
+    return vector
 
 
-_CACHE: dict[str, Embeddings] = {}
+_CACHE: dict[tuple[object, ...], Embeddings] = {}
 
 
 def get_embeddings(settings: Settings) -> MiniLMEmbeddings | OpenAIEmbeddingsAdapter:
-    """The embedder named by settings.embeddings, shared per process."""
+    """The embedder named by settings.embeddings (and, for a server, its URL and limits), shared per process."""
     spec = settings.embeddings.strip()
-    if spec not in _CACHE:
+    key: tuple[object, ...] = (spec,)
+    if spec.startswith("openai:"):
+        secret = settings.embeddings_api_key or settings.llm_api_key
+        key += (settings.embeddings_base_url or settings.llm_base_url, secret.get_secret_value() if secret else None,
+                settings.embeddings_batch, settings.embeddings_concurrency, settings.llm_timeout,
+                settings.llm_max_retries)
+    if key not in _CACHE:
         if spec in {"minilm", MINILM_NAME}:
-            _CACHE[spec] = MiniLMEmbeddings(threads=settings.local_threads)
+            _CACHE[key] = MiniLMEmbeddings(threads=settings.local_threads)
         elif spec.startswith("openai:"):
-            _CACHE[spec] = OpenAIEmbeddingsAdapter(spec.split(":", 1)[1], settings)
+            _CACHE[key] = OpenAIEmbeddingsAdapter(spec.split(":", 1)[1], settings)
         else:
             raise EmbeddingError(f"unknown RAG_EMBEDDINGS {spec!r}: use 'minilm' or 'openai:<model>'")
-    return _CACHE[spec]  # type: ignore[return-value]
+    return _CACHE[key]  # type: ignore[return-value]

@@ -45,7 +45,11 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass
 class IngestReport:
-    """What one ingest run changed: passages, and papers added, updated or unchanged; files that failed."""
+    """What one ingest run changed: passages, and papers added, updated or unchanged; files that failed.
+
+    added: passages embedded by this run (a rerun after a crash embeds only what that run had not stored);
+    sentences: sentence vectors stored by this run (a passage stored without them gets them on the rerun).
+    """
 
     papers: int = 0
     added: int = 0
@@ -88,7 +92,8 @@ class IngestReport:
             parts.append(f"{len(self.failed)} failed")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
-        passages = f"{self.added} new passage(s), {self.removed} stale removed, {self.unchanged} unchanged"
+        passages = (f"{self.added} passage(s) embedded, {self.sentences} sentence vector(s), {self.removed} stale "
+                    f"removed, {self.unchanged} already stored")
         return f"Indexed {self.papers} paper(s): {', '.join(parts)} ({passages}; {self.seconds:.1f}s)."
 
 
@@ -115,11 +120,12 @@ LOG_EVERY_S = 5.0  # without a progress callback, log progress at most this ofte
 class _Tracker:
     """Counts passages done and reports to the callback, or to the log now and then when there is none."""
 
-    def __init__(self, total: int, progress: Progress | None) -> None:
-        self.done, self.total, self.progress = 0, total, progress
+    def __init__(self, total: int, progress: Progress | None, done: int = 0) -> None:
+        """done: passages already stored, counted at the start so a rate computed from the updates is the embedding's."""
+        self.done, self.total, self.progress = done, total, progress
         self._logged = time.monotonic()
         if progress:
-            progress(0, total, "")
+            progress(done, total, "")
 
     def advance(self, n: int, label: str) -> None:
         self.done += n
@@ -186,14 +192,14 @@ def _ingest_papers(papers: list[Paper], settings: Settings, store: Store, progre
     batches = [papers[b : b + BATCH_PAPERS] for b in range(0, len(papers), BATCH_PAPERS)]
     stored = [set(store.chunks.get(where={"paper_id": {"$in": [p.id for p in batch]}}, include=[])["ids"])
               for batch in batches]
-    check_free_space(settings, sum(c.id not in have for batch, have in zip(batches, stored, strict=True)
-                                   for p in batch for c in chunks[p.id]))
-    tracker = _Tracker(sum(len(c) for c in chunks.values()), progress)
+    todo = sum(c.id not in have for batch, have in zip(batches, stored, strict=True) for p in batch for c in chunks[p.id])
+    check_free_space(settings, todo)
+    total = sum(len(c) for c in chunks.values())
+    tracker = _Tracker(total, progress, done=total - todo)  # a rerun after a crash starts where that one stopped
     for b, batch, existing in zip(range(0, len(papers), BATCH_PAPERS), batches, stored, strict=True):
         ids = [p.id for p in batch]
         new = [c for p in batch for c in chunks[p.id] if c.id not in existing]
         keep = {c.id for p in batch for c in chunks[p.id]}
-        tracker.advance(len(keep) - len(new), batch[0].id)
         # A passage stored before sentence vectors were kept (or by a run killed in between) gets them now.
         with_sentences = set() if store.sentences is None else {
             str(m["chunk_id"]) for m in store.sentences.get(where={"paper_id": {"$in": ids}}, include=["metadatas"])

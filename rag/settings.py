@@ -51,6 +51,15 @@ class StoreSettings(BaseModel):
         default="minilm",
         description="Embedding model: 'minilm' (all-MiniLM-L6-v2, ONNX, offline) or 'openai:MODEL'.",
     )
+    embeddings_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL of the 'openai:MODEL' embeddings (TEI, vLLM, Ollama, "
+                                  "llama.cpp …).", json_schema_extra=_shown("RAG_LLM_BASE_URL"))
+    embeddings_api_key: SecretStr | None = Field(default=None, description="API key of the embeddings server.",
+                                                 json_schema_extra=_shown("RAG_LLM_API_KEY"))
+    embeddings_batch: int = Field(default=64, ge=1, le=2048, description="Texts per embeddings request "
+                                                                         "('openai:MODEL').")
+    embeddings_concurrency: int = Field(default=4, ge=1, le=64, description="Embeddings requests in flight at once "
+                                                                            "('openai:MODEL').")
     chunk_tokens: int = Field(default=160, ge=32, le=2000, description="Max tokens per chunk (cl100k).")
     chunk_overlap: int = Field(default=32, ge=0, le=500, description="Token overlap between chunks.")
     min_abstract_chars: int = Field(default=40, ge=1, description="Shortest abstract ingest accepts (characters).")

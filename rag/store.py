@@ -275,6 +275,22 @@ def _collection(client: ClientAPI, name: str, model: str, dim: int, where: str) 
     return col
 
 
+def _check_stored_dim(chunks: Collection, embedder: Any, where: str) -> None:
+    """An embedder that learns its dimension from its server (dim 0) learns the index's; any other must match it."""
+    got = chunks.get(limit=1, include=["embeddings"])
+    vectors = got.get("embeddings")
+    if vectors is None or not len(vectors):
+        return
+    stored = len(vectors[0])
+    if not embedder.dim:
+        embedder.dim = stored
+    elif embedder.dim != stored:
+        raise EmbeddingMismatchError(
+            f"the index at {where} holds vectors of dimension {stored}, but RAG_EMBEDDINGS {embedder.name!r} gives "
+            f"{embedder.dim}. Serve the model the index was built with, or rebuild it with 'paperchat ingest "
+            f"--reset'.")
+
+
 class _ServerCollection:
     """A Chroma-server collection whose lost-connection errors become a StoreError naming the server.
 
@@ -315,6 +331,7 @@ def open_store(settings: Settings) -> Store:
     if settings.chroma_url:
         chunks, papers, sentences = (  # type: ignore[assignment]
             _ServerCollection(c, where) for c in (chunks, papers, sentences))
+    _check_stored_dim(chunks, embedder, where)
     return Store(client=client, chunks=chunks, papers=papers, model=embedder.name, where=where, sentences=sentences)
 
 

@@ -1,4 +1,5 @@
-"""Fixtures for real LLM tests: a llama.cpp server with SmolLM2 and an endpoint where nothing listens."""
+"""Fixtures for real LLM tests: llama.cpp servers with SmolLM2 (chat; embeddings) and an endpoint where nothing
+listens."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ def llama_server() -> Iterator[LocalServer]:
     """One llama-cpp-python server running SmolLM2-135M for the whole test session."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install -e '.[local]')")
     with LocalServer(default_gguf(), ctx=2048) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def embedding_server() -> Iterator[LocalServer]:
+    """llama-cpp-python's server with /v1/embeddings on SmolLM2-135M (one vector per token: clients pool them)."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install -e '.[local]')")
+    with LocalServer(default_gguf(), ctx=1024, alias="smollm2", embedding=True) as server:
         yield server
 
 

@@ -180,6 +180,7 @@ def test_progress_on_a_long_embed(tmp_path: Path, settings: Settings, caplog: py
     assert [c[0] for c in calls] == sorted(c[0] for c in calls)
 
     monkeypatch.setattr(rag.ingest, "LOG_EVERY_S", 0.0)  # without a callback, progress goes to the log
+    monkeypatch.setattr(rag.ingest, "EMBED_SLICE", 2)  # two papers of two passages: two steps to log
     with caplog.at_level(logging.INFO, logger="rag.ingest"):
         ingest_paths([write_jsonl(tmp_path / "two.jsonl", rows("2bp", "nesa"))], settings)
     assert sum("passages stored" in r.getMessage() for r in caplog.records) >= 2

@@ -122,15 +122,21 @@ def format_seconds(value: float) -> str:
     return f"{value:g}"
 
 
+LLM_HINTS = ("The language model", "RAG_LLM_BASE_URL and RAG_LLM_MODEL", "RAG_LLM_API_KEY or OPENAI_API_KEY")
+"""(what failed, the settings naming endpoint and model, the settings holding the key) for friendly_error."""
+
+
 def friendly_error(
-    exc: BaseException, base_url: str | None = None, timeout: float | None = None
+    exc: BaseException, base_url: str | None = None, timeout: float | None = None,
+    hints: tuple[str, str, str] = LLM_HINTS,
 ) -> LLMError:
     """One sentence a user can act on for an LLM failure; never the API key or a traceback."""
     if isinstance(exc, LLMError):
         return exc
+    subject, endpoint_vars, key_vars = hints
     request = _request_of(exc)
     url = base_url or (public_url(str(request.url)) if request is not None else "the configured URL")
-    where = f"The language model at {url}"
+    where = f"{subject} at {url}"
     timeout = timeout if timeout is not None else _timeout_of(request)
     causes = list(_chain(exc))
 
@@ -141,10 +147,10 @@ def friendly_error(
         status = exc.status_code
         if status in (401, 403):
             error = LLMError(
-                f"{where} rejected the API key (HTTP {status}); set RAG_LLM_API_KEY or OPENAI_API_KEY."
+                f"{where} rejected the API key (HTTP {status}); set {key_vars}."
             )
         elif status == 404:
-            error = LLMError(f"{where} returned HTTP 404; check RAG_LLM_BASE_URL and RAG_LLM_MODEL.")
+            error = LLMError(f"{where} returned HTTP 404; check {endpoint_vars}.")
         elif status == 429:
             error = LLMError(f"{where} is rate-limiting requests (HTTP 429); try again shortly.")
         elif has(ContextOverflowError):

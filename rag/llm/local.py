@@ -63,7 +63,10 @@ class LocalServer:
         alias: str = LOCAL_ALIAS,
         host: str = "127.0.0.1",
         start_timeout: float = START_TIMEOUT,
+        embedding: bool = False,
     ) -> None:
+        """embedding: also serve /v1/embeddings (one vector per token for a chat model: clients pool them)."""
+        self.embedding = embedding
         self.model_path = Path(model_path)
         self.threads = threads or os.cpu_count() or 1
         self.ctx = ctx
@@ -122,6 +125,7 @@ class LocalServer:
             "--interrupt_requests", "False",
             # Default True keeps logits for every prompt position: ~300 MB more RAM and slower prompts.
             "--logits_all", "False",
+            *(["--embedding", "True"] if self.embedding else []),
         ]  # fmt: skip
 
     def start(self) -> LocalServer:
