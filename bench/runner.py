@@ -867,10 +867,10 @@ def stage_retrieval(ctx: Ctx, rep: Report, size: int | str) -> None:
     from rag.retrieve import Index, make_retriever
     from rag.store import open_store
 
-    settings = _shipped()
     lookup = lookup_embeddings(ctx.qvecs, ctx.ours_emb)
     if size == ABSTRACTS:
-        store = open_store(_shipped(data_dir=ctx.ours_dir))
+        settings = _shipped(data_dir=ctx.ours_dir)
+        store = open_store(settings)
         got = store.chunks.get(include=["embeddings"])
         ids, vectors = list(got["ids"]), np.asarray(got["embeddings"], dtype=np.float32)
         floor_dir, naive_vs = ctx.floor_dir, _naive_vectorstore(lookup, directory=ctx.naive_dir)
@@ -884,7 +884,8 @@ def stage_retrieval(ctx: Ctx, rep: Report, size: int | str) -> None:
                       "chunks/s", {"ours": _one(n / build["seconds"], 1)},
                       note=f"{build['seconds']:.0f} s" + (", from an earlier run (cached)" if build["cached"] else "")
                            + f"; plus {sentences['sentences']:,} sentence vectors in {sentences['seconds']:.0f} s"))
-        store = open_store(_shipped(data_dir=folder))
+        settings = _shipped(data_dir=folder)
+        store = open_store(settings)
         stage_view_build(ctx, rep, n, store, folder)
         stage_scale(ctx, rep, n, folder, synth)
         ids = json.loads((synth / "chunks.json").read_text())["ids"]

@@ -227,6 +227,44 @@ def _ingest_progress() -> tuple[Callable[[int, int, str], None], Any]:
     return progress, bar
 
 
+def _view_progress() -> tuple[Callable[[int, int, str], None], Any]:
+    """The retrieval-view build's progress (once per index generation): a rich bar on a terminal, lines otherwise."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    said: dict[str, int] = {}
+    if not console.is_terminal:
+        def lines(done: int, total: int, what: str) -> None:
+            step = done * 10 // max(total, 1)
+            if total >= PROGRESS_BAR_MIN and said.get(what, -1) < step:
+                said[what] = step
+                typer.echo(f"Preparing search: {what} {done}/{total} ({done * 100 // max(total, 1)}%)", err=True)
+        return lines, None
+    bar = Progress(TextColumn("Preparing search: {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), transient=True, console=console)
+    tasks: dict[str, Any] = {}
+
+    def progress(done: int, total: int, what: str) -> None:
+        if what not in tasks and total >= PROGRESS_BAR_MIN:
+            bar.start()
+            tasks[what] = bar.add_task(what, total=total)
+        if what in tasks:
+            bar.update(tasks[what], completed=done, total=total)
+        if what == "words":  # the last step: the view is built
+            bar.stop()
+
+    return progress, bar
+
+
+def _pipeline(settings: Settings | None = None) -> Any:
+    """The pipeline the commands answer with: a view build it needs shows its progress."""
+    from rag.answer import Pipeline
+
+    progress, _ = _view_progress()
+    return Pipeline(settings or _settings(), view_progress=progress)
+
+
 @app.command(cls=_Command)
 @_guard
 def ingest(
@@ -247,11 +285,20 @@ def ingest(
 
     settings = _settings()
     progress, bar = _ingest_progress()
-    try:
-        report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress, replace=replace)
-    finally:
+    view_progress, view_bar = _view_progress()
+
+    def view_step(done: int, total: int, what: str) -> None:
         if bar is not None:
-            bar.stop()
+            bar.stop()  # the passages are in: one live display at a time
+        view_progress(done, total, what)
+
+    try:
+        report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress, replace=replace,
+                              view_progress=view_step)
+    finally:
+        for b in (bar, view_bar):
+            if b is not None:
+                b.stop()
     for problem in report.skipped:
         typer.secho(f"Skipped: {problem}", err=True, fg=typer.colors.YELLOW)
     for problem in report.failed:
@@ -265,10 +312,9 @@ def ingest(
 @_guard
 def papers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the indexed papers: id, kind, source file, pages, passages, date added and title."""
-    from rag.answer import Pipeline
     from rag.serve.service import PaperService
 
-    found = PaperService(Pipeline(_settings())).library()
+    found = PaperService(_pipeline()).library()
     if as_json:
         typer.echo(json.dumps([p.model_dump() for p in found], indent=2, ensure_ascii=False))
         return
@@ -311,13 +357,12 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the passages retrieval finds for a question."""
-    from rag.answer import Pipeline
     from rag.serve.service import PaperService
 
     settings = _settings(retrieval=_value(retrieval))
     from rag.types import page_label
 
-    passages = PaperService(Pipeline(settings)).search(question, k=k, paper_ids=paper)
+    passages = PaperService(_pipeline(settings)).search(question, k=k, paper_ids=paper)
     if as_json:
         typer.echo(json.dumps([p.model_dump() for p in passages], indent=2, ensure_ascii=False))
         return
@@ -342,10 +387,9 @@ def ask(
     bibtex: Annotated[bool, typer.Option("--bibtex", help="Print the cited papers as BibTeX instead.")] = False,
 ) -> None:
     """Answer a question with citations."""
-    from rag.answer import Pipeline
 
     settings = _settings(retrieval=_value(retrieval))
-    pipeline = Pipeline(settings)
+    pipeline = _pipeline(settings)
     ans = pipeline.answer(question, answerer=_value(answerer), paper_ids=paper, k=k)
     if bibtex:
         from rag.bib_export import to_bibtex
@@ -384,7 +428,7 @@ def chat(
 ) -> None:
     """Start the web chat (builds the index on first run)."""
     launch = _ui_app().launch
-    launch(_settings(host=host, port=port, share=share or None))
+    launch(_settings(host=host, port=port, share=share or None), view_progress=_view_progress()[0])
 
 
 @app.command(cls=_Command)
@@ -399,11 +443,10 @@ def mcp(
 ) -> None:
     """Serve the papers to MCP clients (Claude Desktop, Cursor, agents): tools ask, search_papers, compare,
     list_papers, get_paper, and each abstract as a resource. Stdio unless --http."""
-    from rag.answer import Pipeline
     from rag.serve.mcp_server import create_server, serve_http
 
     settings = _settings()
-    server = create_server(Pipeline(settings))
+    server = create_server(_pipeline(settings))
     if http:
         serve_http(server, settings, host=host, port=port)
     else:
@@ -436,7 +479,6 @@ def eval_(
                         "evaluated only once accepted in the web chat's Evaluate tab) and stop.")] = False,
 ) -> None:
     """Run the question set through the chat's chain and write results, summary and report."""
-    from rag.answer import Pipeline
     from rag.eval.gates import check_thresholds, parse_thresholds
     from rag.eval.questions import load_questions
     from rag.eval.report import write_outputs
@@ -458,7 +500,7 @@ def eval_(
     qs = [q for q in load_questions(questions or QUESTIONS_PATH) if split is None or q.split == split.value][:limit]
     if not qs:
         raise typer.BadParameter(f"no questions{f' in split {split.value!r}' if split else ''}.")
-    pipe = Pipeline(_settings())
+    pipe = _pipeline()
     runs = []
     for mode in [m.value for m in retrieval or []] or ["hybrid"]:
         for name in [a.value for a in answerer or []] or [pipe.settings.answerer]:
@@ -482,11 +524,10 @@ def eval_(
 
 def _draft_questions() -> None:
     """Write draft questions for every indexed paper and list them."""
-    from rag.answer import Pipeline
     from rag.eval.drafts import draft_question_set
     from rag.eval.library import drafts_path, save_drafts
 
-    pipe = Pipeline(_settings())
+    pipe = _pipeline()
     drafts = save_drafts(pipe.settings.data_dir, draft_question_set(pipe.papers()))
     for q in drafts:
         typer.echo(f"{q.id}: {q.question}")

@@ -264,7 +264,8 @@ def _ingest_papers(papers: list[Paper], settings: Settings, store: Store, progre
 
 
 def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
-                 progress: Progress | None = None, replace: bool = False) -> IngestReport:
+                 progress: Progress | None = None, replace: bool = False,
+                 view_progress: Progress | None = None) -> IngestReport:
     """Read every file and folder given, then ingest the papers they hold (the bundled corpus when none).
 
     A file that cannot be read is reported in the result (IngestReport.failed, with its reason) while the rest
@@ -296,16 +297,16 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
             if not replace:
                 _refuse_id_clashes(batch.papers, existing)
         report = ingest_papers(batch.papers, settings, store, progress)
-        prepare_view(store, settings)
+        prepare_view(store, settings, view_progress)  # view_progress: how that goes (a bar in the CLI)
     report.files, report.failed, report.skipped = batch.files, batch.failed, batch.skipped
     return report
 
 
-def prepare_view(store: Store, settings: Settings) -> None:
+def prepare_view(store: Store, settings: Settings, progress: Progress | None = None) -> None:
     """Build the retrieval view of what was just written, so that the next process to open the index loads it instead
     of deriving it; a failure here loses nothing (the view is built when the index is next opened)."""
     try:
-        open_view(store, settings, store.generation())
+        open_view(store, settings, store.generation(), progress)
     except (OSError, StoreError) as exc:
         log.warning("the retrieval view was not saved (%s); it is built when the index is next opened", exc)
 

@@ -45,8 +45,10 @@ class Index:
     one, else one built now (once, then saved for every process).
     """
 
-    def __init__(self, store: Store, settings: Settings, embedder: Embeddings | None = None) -> None:
-        self.store, self.settings = store, settings
+    def __init__(self, store: Store, settings: Settings, embedder: Embeddings | None = None,
+                 progress: Progress | None = None) -> None:
+        """progress: told how a build of the retrieval view goes (done, total, what), when one is needed."""
+        self.store, self.settings, self.progress = store, settings, progress
         self.embedder = embedder if embedder is not None else get_embeddings(settings)
         self._view: View | None = None
         self._checked = float("-inf")  # monotonic time of the last generation check
@@ -73,7 +75,8 @@ class Index:
                 self.store = reopen_store(self.settings)
             elif view is not None and not self.settings.chroma_url and written_elsewhere(stamp):
                 self.store = reopen_store(self.settings)  # the embedded client's HNSW copy lacks the other's writes
-            self._view = open_view(self.store, self.settings, stamp or self.store.generation(), progress)
+            self._view = open_view(self.store, self.settings, stamp or self.store.generation(),
+                                   progress or self.progress)
             if view is not None:
                 log.info("reloaded the retrieval view: %d papers, %d passages", len(self._view.papers),
                          self._view.count)
@@ -86,6 +89,7 @@ class Index:
         qvec = np.asarray(self.embedder.embed_query("ready"), dtype=np.float32)
         if view.count:
             self.query(qvec, 1, None)
+            _ = view.pos, view.paper_pos, view.papers.names  # the lookup tables every question uses
         return view
 
     def invalidate(self) -> None:

@@ -236,7 +236,7 @@ def _chunks(store: Store, count: int, progress: Progress | None) -> Iterable[tup
             yield cid, doc or "", dict(meta), vec
         done += len(got["ids"])
         if progress:
-            progress(done, count, "reading passages")
+            progress(done, count, "passages")
         if len(got["ids"]) < PAGE:
             return
 
@@ -263,7 +263,7 @@ def _sentences(store: Store, path: Path, progress: Progress) -> tuple[dict[str, 
         for j, m in enumerate((got["metadatas"] or [])[:k]):
             spans.setdefault(str(m["chunk_id"]), []).append([int(m["start"]), int(m["end"]), done + j])
         done += k
-        progress(done, total, "reading sentence vectors")
+        progress(done, total, "sentence vectors")
     if out is not None:
         out.flush()
         if done < total:  # sentences went while they were read: keep what came
@@ -327,7 +327,7 @@ def _build(store: Store, settings: Settings, stamp: str, folder: Path, progress:
                             for p, b in zip(papers, bodies, strict=True)])
         parts.clear()
         if ids:
-            progress(count, count, "indexing words")
+            progress(count, count, "words")
             bm25 = bm25s.BM25()
             bm25.index(tokens, show_progress=False)
             bm25.save(str(scratch / "bm25"), show_progress=False)

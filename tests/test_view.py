@@ -208,3 +208,30 @@ def test_a_pdf_body_is_read_when_its_paper_is_looked_up_not_held_in_the_paper_li
     assert listed.body is None
     full = view.papers.by_id[pid]
     assert full.body is not None and len(full.body.text) > len(listed.abstract)
+
+
+def test_a_missing_view_is_built_once_with_its_progress_reported(indexed: Settings) -> None:
+    shutil.rmtree(view_root(indexed))
+    calls: list[tuple[int, int, str]] = []
+    pipe = Pipeline(indexed, view_progress=lambda done, total, what: calls.append((done, total, what)))
+    pipe.open()
+    count = open_store(indexed).chunks.count()
+    phases = list(dict.fromkeys(what for _, _, what in calls))
+    assert phases == ["sentence vectors", "passages", "words"]
+    passages = [done for done, total, what in calls if what == "passages"]
+    assert passages == sorted(passages) and passages[-1] == count and calls[-1] == (count, count, "words")
+    calls.clear()
+    Pipeline(indexed, view_progress=lambda *a: calls.append(a)).open()
+    assert calls == []  # saved: loaded, not built again
+
+
+def test_the_cli_reports_a_view_build_in_lines_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import _view_progress
+
+    progress, bar = _view_progress()
+    assert bar is None  # pytest's capture is not a terminal
+    for done in range(0, 1001, 50):
+        progress(done, 1000, "passages")
+    progress(40, 40, "words")  # too small to be worth a line
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 11 and err[-1] == "Preparing search: passages 1000/1000 (100%)"

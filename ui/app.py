@@ -224,11 +224,12 @@ def _warm_examples(pipeline: Pipeline) -> None:
     log.info("warmed the example questions in %.1f s", time.perf_counter() - t0)
 
 
-def launch(settings: Settings | None = None) -> None:
-    """Build the pipeline, warm it (index and models), and serve the chat until interrupted."""
+def launch(settings: Settings | None = None, view_progress: Any = None) -> None:
+    """Build the pipeline, warm it (index and models), and serve the chat until interrupted (view_progress: told how
+    a build of the retrieval view goes, when one is needed)."""
     settings = settings or Settings()
     t0 = time.perf_counter()
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(settings, view_progress=view_progress)
     papers = pipeline.papers()  # builds the index on first run
     if papers:
         pipeline.answer(f"What is {render.label(papers[0])}?")  # loads the embedder and retrievers

@@ -28,9 +28,12 @@ class Pipeline:
     ('openai') or the local llama.cpp server ('local'). Tests pass a fake one in.
     """
 
-    def __init__(self, settings: Settings | None = None, chat_model: Any = None) -> None:
+    def __init__(self, settings: Settings | None = None, chat_model: Any = None,
+                 view_progress: Progress | None = None) -> None:
+        """view_progress: told how a build of the retrieval view goes, when one is needed (the CLI shows a bar)."""
         self.settings = settings or Settings()
         self._chat_model = chat_model
+        self._view_progress = view_progress
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
@@ -40,8 +43,8 @@ class Pipeline:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._engine = Engine(Index(ensure_index(self.settings), self.settings), self.settings,
-                                          self.chat_model)
+                    index = Index(ensure_index(self.settings), self.settings, progress=self._view_progress)
+                    self._engine = Engine(index, self.settings, self.chat_model)
         return self._engine
 
     @property
