@@ -116,7 +116,9 @@ def test_ingest_progress_without_a_terminal_shows_done_total_rate_and_time_left(
     proc = cli("ingest", path, data_dir=settings.data_dir)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    lines = [PROGRESS.match(line) for line in err.splitlines()]
+    view = [line for line in err.splitlines() if line.startswith("Preparing search: ")]  # then the view is built
+    assert f"Preparing search: passages {PAPERS}/{PAPERS} (100%)" in view, err
+    lines = [PROGRESS.match(line) for line in err.splitlines() if line not in view]
     assert lines and all(lines), err  # nothing else on stderr
     done = [int(m[1]) for m in lines]  # type: ignore[index]
     assert done == sorted(done) and len(done) >= 5 and {int(m[2]) for m in lines} == {PAPERS}  # type: ignore[index]
