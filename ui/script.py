@@ -51,11 +51,12 @@ JS = r"""
           box.scrollTo({top: top, behavior: how});
         };
         align('smooth');
-        // A comparison's chart arriving above the cards (a moment after the answer) moves them: align again.
-        setTimeout(() => {
+        // A comparison's chart arriving above the cards (a moment after the answer, later on a busy machine) moves
+        // them: look again a few times and align when the card has moved out of view.
+        [400, 900, 1800, 3500].forEach((ms) => setTimeout(() => {
           const r = el.getBoundingClientRect(), b = box.getBoundingClientRect();
           if (r.top < b.top || r.top > b.bottom - 40) align('auto');
-        }, 900);
+        }, ms));
       } else {
         el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
       }
