@@ -1458,17 +1458,12 @@ def _child_build_store(a: dict[str, Any]) -> dict[str, Any]:
 def _child_add_sentences(a: dict[str, Any]) -> dict[str, Any]:
     """Store a synthetic index's sentence vectors as ingest does: each distinct sentence embedded once with MiniLM."""
     from rag.embeddings import get_embeddings
-    from rag.ingest import sentence_rows
-    from rag.store import get_all, open_store
-    from rag.types import Chunk
+    from rag.ingest import sentence_rows, stored_chunks
+    from rag.store import open_store
 
     settings = _shipped(data_dir=Path(a["store"]))
     store, embedder = open_store(settings), get_embeddings(settings)
-    got = get_all(store.chunks, ["documents", "metadatas"])
-    chunks = [Chunk(id=cid, paper_id=str(m["paper_id"]), title=str(m.get("title", "")), text=doc or "",
-                    start=int(m.get("start", 0)), end=int(m.get("end", 0)), index=int(m.get("index", 0)))
-              for cid, doc, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
-    rows = sentence_rows(chunks)
+    rows = sentence_rows(stored_chunks(store))
     texts = list(dict.fromkeys(text for _, _, text in rows))
     vecs = dict(zip(texts, embedder.encode(texts), strict=True))
     assert store.sentences is not None

@@ -402,6 +402,14 @@ def _lacks_sentences(settings: Settings, store: Store) -> bool:
 BACKFILL_MAX_CHUNKS = 20_000  # above this, the one-off backfill is left to re-ingesting the papers
 
 
+def stored_chunks(store: Store) -> list[Chunk]:
+    """Every passage of the index as a Chunk, read back from Chroma."""
+    got = get_all(store.chunks, ["documents", "metadatas"])
+    return [Chunk(id=cid, paper_id=str(m["paper_id"]), title=str(m.get("title", "")), text=doc or "",
+                  start=int(m.get("start", 0)), end=int(m.get("end", 0)), index=int(m.get("index", 0)))
+            for cid, doc, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
+
+
 def backfill_sentences(settings: Settings, store: Store) -> int:
     """Store the sentence vectors an index built before they were kept lacks (once); returns sentences stored."""
     if store.sentences is None:
@@ -414,12 +422,8 @@ def backfill_sentences(settings: Settings, store: Store) -> int:
         return 0
     try:
         with writer_lock(settings):
-            got = get_all(store.chunks, ["documents", "metadatas"])
             have = {str(m["chunk_id"]) for m in get_all(store.sentences, ["metadatas"])["metadatas"]}
-            todo = [Chunk(id=cid, paper_id=str(m["paper_id"]), title=str(m.get("title", "")), text=doc or "",
-                          start=int(m.get("start", 0)), end=int(m.get("end", 0)), index=int(m.get("index", 0)))
-                    for cid, doc, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-                    if cid not in have]
+            todo = [c for c in stored_chunks(store) if c.id not in have]
             if not todo:
                 return 0
             log.info("storing the sentence vectors of %d passages once (the index at %s predates them)", len(todo),

@@ -67,12 +67,10 @@ class NameIndex:
         for i, name in [hit for run in set(_RUN.findall(q)) for hit in self._by_run.get(run, ())] + self._always:
             candidates.setdefault(i, []).append(name)
         hits: list[tuple[int, str]] = []
-        named: set[int] = set()
         for i, names in candidates.items():
             positions = [m.start() for n in names for m in [_name_pattern(n).search(q)] if m]
             if positions:
                 hits.append((min(positions), self.ids[i]))
-                named.add(i)
         if hits:
             return [pid for _, pid in sorted(hits)]
         shared: dict[int, int] = {}

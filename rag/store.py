@@ -39,17 +39,26 @@ HNSW_EF_SEARCH = 1000  # Chroma's default 100 gave recall@5 0.82 against exact s
 PAGE = 5000  # one get() of more than 32,766 records exceeds SQLite's variable limit inside Chroma
 
 
-def get_all(collection: Collection, include: list[str]) -> dict[str, list]:
-    """Every record of a collection, read in pages (a single get() fails past 32,766 records)."""
-    out: dict[str, list] = {"ids": [], **{k: [] for k in include}}
+def pages(collection: Collection, include: list[str]) -> Iterator[Any]:
+    """Every record of a collection, one get() result per page (a single get() fails past 32,766 records)."""
+    done = 0
     while True:
-        got = collection.get(include=include, limit=PAGE, offset=len(out["ids"]))  # type: ignore[arg-type]
+        got = collection.get(include=include, limit=PAGE, offset=done)  # type: ignore[arg-type]
+        yield got
+        done += len(got["ids"])
+        if len(got["ids"]) < PAGE:
+            return
+
+
+def get_all(collection: Collection, include: list[str]) -> dict[str, list]:
+    """Every record of a collection, read in pages."""
+    out: dict[str, list] = {"ids": [], **{k: [] for k in include}}
+    for got in pages(collection, include):
         out["ids"] += got["ids"]
         for key in include:
-            value = got[key]  # type: ignore[literal-required]
+            value = got[key]
             out[key] += [] if value is None else list(value)  # embeddings come as an array: no `or []`
-        if len(got["ids"]) < PAGE:
-            return out
+    return out
 
 
 class StoreError(RuntimeError):

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from rag.names import PaperList
 from rag.settings import Settings
-from rag.store import PAGE, Store
+from rag.store import Store, pages
 from rag.terms import DocumentFrequency, bm25_tokens, name_terms, vocabulary
 from rag.text import words
 from rag.types import Body, Paper
@@ -166,14 +166,27 @@ def _folder_name(stamp: str) -> str:
     return f"{collection}-{generation or 'initial'}"
 
 
+def _manifest(folder: Path, stamp: str) -> ViewManifest:
+    """A view folder's manifest, checked to be of this version's format and of generation stamp."""
+    try:
+        manifest = ViewManifest.model_validate_json((folder / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise ViewError("no view of this generation yet") from None
+    except (OSError, ValueError) as exc:
+        raise ViewError(f"its manifest cannot be read ({exc})") from None
+    if manifest.format != VIEW_FORMAT:
+        raise ViewError(f"it was written in format {manifest.format}; this version reads {VIEW_FORMAT}")
+    if manifest.generation != stamp:
+        raise ViewError(f"it is of generation {manifest.generation!r}, the index is at {stamp!r}")
+    return manifest
+
+
 def saved_manifest(settings: Settings, stamp: str) -> ViewManifest | None:
     """The manifest of the saved view of generation stamp, if there is one (reads one small file, not the index)."""
     try:
-        manifest = ViewManifest.model_validate_json((view_root(settings) / _folder_name(stamp) / "manifest.json")
-                                                    .read_text())
-    except (OSError, ValueError):
+        return _manifest(view_root(settings) / _folder_name(stamp), stamp)
+    except ViewError:
         return None
-    return manifest if manifest.generation == stamp and manifest.format == VIEW_FORMAT else None
 
 
 def open_view(store: Store, settings: Settings, stamp: str, progress: Progress | None = None) -> View:
@@ -185,21 +198,12 @@ def open_view(store: Store, settings: Settings, stamp: str, progress: Progress |
     except ViewError as exc:
         if folder.exists():
             log.warning("rebuilding the retrieval view at %s: %s", folder, exc)
-    return _build(store, settings, stamp, folder, progress)
+    return _build(store, settings, stamp, folder, count, progress)
 
 
 def _load(folder: Path, stamp: str, count: int) -> View:
     """A saved view, checked against the index's generation and passage count."""
-    try:
-        manifest = ViewManifest.model_validate_json((folder / "manifest.json").read_text())
-    except FileNotFoundError:
-        raise ViewError("no view of this generation yet") from None
-    except (OSError, ValueError) as exc:
-        raise ViewError(f"its manifest cannot be read ({exc})") from None
-    if manifest.format != VIEW_FORMAT:
-        raise ViewError(f"it was written in format {manifest.format}; this version reads {VIEW_FORMAT}")
-    if manifest.generation != stamp:
-        raise ViewError(f"it is of generation {manifest.generation!r}, the index is at {stamp!r}")
+    manifest = _manifest(folder, stamp)
     if manifest.count != count:
         raise ViewError(f"it holds {manifest.count} passages, the index {count}")
     try:
@@ -228,17 +232,13 @@ def _load(folder: Path, stamp: str, count: int) -> View:
 def _chunks(store: Store, count: int, progress: Progress | None) -> Iterable[tuple[str, str, dict, np.ndarray]]:
     """Every passage of the index (id, text, metadata, vector), read in pages."""
     done = 0
-    while True:
-        got = store.chunks.get(include=["documents", "metadatas", "embeddings"], limit=PAGE,  # type: ignore[list-item]
-                               offset=done)
+    for got in pages(store.chunks, ["documents", "metadatas", "embeddings"]):
         vecs = np.asarray(got["embeddings"], dtype=np.float32) if got["ids"] else np.zeros((0, 0), np.float32)
         for cid, doc, meta, vec in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], vecs, strict=True):
             yield cid, doc or "", dict(meta), vec
         done += len(got["ids"])
         if progress:
             progress(done, count, "passages")
-        if len(got["ids"]) < PAGE:
-            return
 
 
 def _sentences(store: Store, path: Path, progress: Progress) -> tuple[dict[str, list[list[int]]], int]:
@@ -251,8 +251,7 @@ def _sentences(store: Store, path: Path, progress: Progress) -> tuple[dict[str, 
     spans: dict[str, list[list[int]]] = {}
     out: np.ndarray | None = None
     done = 0
-    while done < total:
-        got = store.sentences.get(include=["embeddings", "metadatas"], limit=PAGE, offset=done)  # type: ignore[list-item]
+    for got in pages(store.sentences, ["embeddings", "metadatas"]):
         k = min(len(got["ids"]), total - done)
         if not k:
             break
@@ -273,10 +272,11 @@ def _sentences(store: Store, path: Path, progress: Progress) -> tuple[dict[str, 
     return spans, done
 
 
-def _build(store: Store, settings: Settings, stamp: str, folder: Path, progress: Progress | None) -> View:
-    """Derive the view from the index and save it (built in a scratch folder and renamed into place)."""
+def _build(store: Store, settings: Settings, stamp: str, folder: Path, count: int,
+           progress: Progress | None) -> View:
+    """Derive the view of the count passages from the index and save it (built in a scratch folder and renamed into
+    place)."""
     t0 = time.perf_counter()
-    count = store.chunks.count()
     if progress is None:
         progress = _LogProgress(f"building the retrieval view of {count} passages")
     papers = store.list_papers()
@@ -349,18 +349,13 @@ def _build(store: Store, settings: Settings, stamp: str, folder: Path, progress:
         (scratch / "manifest.json").write_text(manifest.model_dump_json(indent=1))
         if len(ids) != count:  # a write landed while the view was read: it is of no generation, do not keep it
             log.info("the index changed while its view was built; using it once without saving it")
-            return _load_scratch(scratch, manifest)
+            return _load(scratch, manifest.generation, manifest.count)  # its memory maps outlive the files
         _place(scratch, folder, manifest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     _prune(root, manifest)
     log.info("built the retrieval view of %d passages in %.1f s (%s)", len(ids), manifest.seconds, folder)
     return _load(folder, stamp, len(ids))
-
-
-def _load_scratch(scratch: Path, manifest: ViewManifest) -> View:
-    """A view read from its scratch folder before that is removed (its memory maps outlive the files)."""
-    return _load(scratch, manifest.generation, manifest.count)
 
 
 def _place(scratch: Path, folder: Path, manifest: ViewManifest) -> None:
