@@ -32,6 +32,44 @@ JS = r"""
 
   // -- citation chips: jump to the card (side panel, or the drawer under the answer on narrow screens) -----------
   let lastChip = null;
+  // Where a card sits in the side panel: its top, or its highlighted sentence when the card is taller than the panel.
+  const cardTarget = (box, el) => {
+    const mark = el.querySelector('mark.pc-hl');
+    const top = el.getBoundingClientRect().top;
+    if (mark && mark.getBoundingClientRect().bottom - top > box.clientHeight - 16) return mark;
+    return el;
+  };
+  const alignCard = (box, el, how) => {
+    box.scrollIntoView({block: 'nearest'});
+    const target = cardTarget(box, el);
+    const seen = Math.max(0, box.getBoundingClientRect().top);  // the panel's top edge on screen
+    const top = box.scrollTop + target.getBoundingClientRect().top - seen - 8;
+    box.scrollTo({top: top, behavior: how});
+  };
+  // A comparison's chart arriving above the cards, or Gradio re-rendering the panel, moves or replaces the card a
+  // moment after the jump (later on a busy machine). For 6 s, until the reader scrolls or clicks, look up the card
+  // by id again every 300 ms and align it when it is out of view.
+  let settling = null;
+  const keepAligned = (id) => {
+    if (settling) settling.abort();
+    const ctl = new AbortController();
+    settling = ctl;
+    ['wheel', 'touchstart', 'keydown', 'mousedown'].forEach((ev) =>
+      document.addEventListener(ev, () => ctl.abort(), {capture: true, signal: ctl.signal}));
+    const until = Date.now() + 6000;
+    const look = () => {
+      if (ctl.signal.aborted) return;
+      if (Date.now() > until) { ctl.abort(); return; }
+      const el = document.getElementById(id), box = el && el.closest('#pc-sources');
+      if (box && el.getClientRects().length) {
+        const r = cardTarget(box, el).getBoundingClientRect(), b = box.getBoundingClientRect();
+        const top = Math.max(0, b.top), bottom = Math.min(window.innerHeight, b.bottom);
+        if (r.top < top - 1 || r.top > bottom - 40) alignCard(box, el, 'auto');
+      }
+      setTimeout(look, 300);
+    };
+    setTimeout(look, 300);
+  };
   const scrollToCard = (id, chip) => {
     let tries = 0;
     const go = () => {
@@ -45,18 +83,8 @@ JS = r"""
       if (!el || el.getClientRects().length === 0) { if (++tries < 50) setTimeout(go, 100); return; }
       const box = el.closest('#pc-sources');
       if (box) {
-        const align = (how) => {
-          box.scrollIntoView({block: 'nearest'});
-          const top = box.scrollTop + el.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
-          box.scrollTo({top: top, behavior: how});
-        };
-        align('smooth');
-        // A comparison's chart arriving above the cards (a moment after the answer, later on a busy machine) moves
-        // them: look again a few times and align when the card has moved out of view.
-        [400, 900, 1800, 3500].forEach((ms) => setTimeout(() => {
-          const r = el.getBoundingClientRect(), b = box.getBoundingClientRect();
-          if (r.top < b.top || r.top > b.bottom - 40) align('auto');
-        }, ms));
+        alignCard(box, el, 'smooth');
+        keepAligned(id);
       } else {
         el.scrollIntoView({block: 'nearest', behavior: 'smooth'});
       }
