@@ -83,9 +83,10 @@ class Index:
             return self._view
 
     def open(self) -> View:
-        """Make the index ready to search: its view, the embedding model and Chroma's vector index loaded (each is
-        otherwise loaded by the first question that needs it)."""
+        """Make the index ready to search: its view (its files read ahead into the page cache), the embedding model
+        and Chroma's vector index loaded (each is otherwise loaded by the first question that needs it)."""
         view = self.view()
+        view.prefetch()
         qvec = np.asarray(self.embedder.embed_query("ready"), dtype=np.float32)
         if view.count:
             self.query(qvec, 1, None)

@@ -235,3 +235,35 @@ def test_the_cli_reports_a_view_build_in_lines_without_a_terminal(capsys: pytest
     progress(40, 40, "words")  # too small to be worth a line
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 11 and err[-1] == "Preparing search: passages 1000/1000 (100%)"
+
+
+def test_opening_reads_the_hot_files_ahead_and_warms_the_stages_without_asking_the_llm(
+        indexed: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from tests.llm_fixtures import FakeChatModel
+
+    advised: list[tuple[str, int]] = []
+    real = os.posix_fadvise
+
+    def recording(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((os.readlink(f"/proc/self/fd/{fd}"), advice))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording)
+    model = FakeChatModel(replies=["unused"], prompts=[])
+    pipe = Pipeline(indexed.model_copy(update={"answerer": "openai"}), chat_model=model)
+    pipe.open()
+    view = pipe.index.view()
+    thread = view.prefetch()
+    assert thread is not None
+    thread.join(10)
+    names = {str(p.relative_to(view.folder)) for p in view.hot_files()}
+    assert names == {"bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "vectors.npy", "rows.jsonl.idx.npy",
+                     "rows.jsonl", "sentences.npy"}  # every file a question reads at random, under today's names
+    assert {(str(p), os.POSIX_FADV_WILLNEED) for p in view.hot_files()} <= set(advised)
+    assert model.prompts == []  # the warm-up question ran analysis, retrieval and decision only
+    shutil.rmtree(view.folder)
+    gone = view.prefetch()
+    assert gone is not None
+    gone.join(10)  # a pruned view has nothing to read ahead, and that is no error
