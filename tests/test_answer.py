@@ -10,7 +10,7 @@ import pytest
 
 from rag.answer.compose import refers_back
 from rag.answer import ABSTAIN_SENTENCE, QuestionError
-from rag.answer.analyse import asked_part, question_kind, unknown_names
+from rag.answer.analyse import asked_part, mend_cue_words, question_kind, unknown_names
 from rag.answer.compose import third_person
 from rag.citations import check_citations
 from rag.prompts import EXPECTED, PromptError, load_prompt, prompt_names
@@ -214,6 +214,26 @@ def test_standalone_question_table(pipeline, question, history, want):
 ])
 def test_question_kinds(question, kind):
     assert question_kind(question) == kind
+
+
+@pytest.mark.parametrize(("question", "mended"), [
+    ("wich papers use llama models?", "which papers use llama models?"),
+    ("Waht is 2BP?", "What is 2BP?"), ("Which paers discuss MoE?", "Which papers discuss MoE?"),
+    ("Wihch papers mention vLLM?", "Which papers mention vLLM?"),
+    ("What goes wrong in Hecate?", "What goes wrong in Hecate?"),  # 'goes' is no cue word's misspelling
+    ("Which papers here are about MoE?", "Which papers here are about MoE?"),  # stopwords stay
+    ("Was ist 2BP und wie viel schneller ist es?", "Was ist 2BP und wie viel schneller ist es?"),
+    ("How does Seesaw compare wich vLLM?", "How does Seesaw compare wich vLLM?"),  # past the first three words
+    ("Which paper uses Wheat data?", "Which paper uses Wheat data?"),  # the fourth word: not where cues are
+])
+def test_a_misspelt_cue_word_is_mended_before_the_kind_is_read(question, mended):
+    assert mend_cue_words(question, {"2bp", "seesaw", "vllm"}) == mended
+
+
+def test_a_misspelt_list_question_is_answered_as_a_list(pipeline):
+    ans = pipeline.answer("wich papers discuss pipeline parallelism?")
+    assert ans.standalone_question.startswith("which papers")
+    assert _cited_papers(ans) >= {"2bp", "seesaw"}
 
 
 def test_instructions_in_a_question_are_dropped_and_capitalised_german_nouns_are_not_names():

@@ -109,6 +109,43 @@ def asked_part(question: str) -> str:
     return " ".join(kept)
 
 
+# The words the kind cues open with: a misspelling of one ('wich papers', 'waht is', 'Which paers') changes what the
+# question is taken to ask, so it is mended first, in the question's first three words only (where the cue is), one
+# edit away from exactly one cue word, and never a word of the papers' vocabulary or a stopword.
+CUE_WORDS = frozenset("which what when where compare papers paper explain summarize summarise describe".split())
+_WORD = re.compile(r"[A-Za-z]+")
+MEND_FIRST = 3
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether a becomes b by one insertion, deletion, substitution or swap of neighbouring letters."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def mend_cue_words(text: str, vocab: set[str]) -> str:
+    """text with a misspelt cue word among its first MEND_FIRST words spelt right (its capital kept)."""
+    seen = 0
+
+    def fix(m: re.Match[str]) -> str:
+        nonlocal seen
+        seen += 1
+        w, low = m.group(0), m.group(0).lower()
+        if seen > MEND_FIRST or len(low) < 4 or low in CUE_WORDS or low in STOPWORDS or low in vocab:
+            return w
+        near = [c for c in CUE_WORDS if _one_edit(low, c)]
+        if len(near) != 1:
+            return w
+        return near[0].capitalize() if w[0].isupper() else near[0]
+    return _WORD.sub(fix, text)
+
+
 def question_kind(text: str, compare: bool = False, excluding: tuple[Kind, ...] = ()) -> Kind:
     """The first kind whose cue the question carries (of those not excluded), 'what' otherwise."""
     if compare:
@@ -329,7 +366,7 @@ def rewrite(question: str, names: list[str]) -> str:
 def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Resolver) -> Analysis:
     """Analyse a validated request (no model call: rules over the question and the papers' names)."""
     by_id = paper_map(papers)
-    asked = asked_part(request.question)
+    asked = mend_cue_words(asked_part(request.question), vocab)
     english = is_english(asked)
     kind = question_kind(asked, request.compare)
     if kind == "overview" and focus_terms(asked, set(), vocab, english):  # '… according to these papers?': its topic
