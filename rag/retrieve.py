@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["HybridRetriever", "Index", "make_retriever", "mentioned_papers", "to_sources"]
 
 SENTENCE_CACHE = 50_000  # sentence vectors kept in memory per process (~75 MB at 384 dims)
+PREFETCH_WAIT_S = 0.5  # open() waits this long, at most, for the view's files to be read into the page cache
 
 
 class Index:
@@ -86,11 +87,13 @@ class Index:
         """Make the index ready to search: its view (its files read ahead into the page cache), the embedding model
         and Chroma's vector index loaded (each is otherwise loaded by the first question that needs it)."""
         view = self.view()
-        view.prefetch()
+        reading = view.prefetch()
         qvec = np.asarray(self.embedder.embed_query("ready"), dtype=np.float32)
         if view.count:
             self.query(qvec, 1, None)
             _ = view.pos, view.paper_pos, view.papers.names  # the lookup tables every question uses
+        if reading is not None:  # the reading ran beside the loading; give it a moment more, then let it go on
+            reading.join(PREFETCH_WAIT_S)
         return view
 
     def invalidate(self) -> None:
