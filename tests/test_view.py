@@ -267,3 +267,33 @@ def test_opening_reads_the_hot_files_ahead_and_warms_the_stages_without_asking_t
     gone = view.prefetch()
     assert gone is not None
     gone.join(10)  # a pruned view has nothing to read ahead, and that is no error
+
+
+def test_rows_are_read_by_number_exactly_as_saved_without_mapping_the_file(tmp_path: Path) -> None:
+    from rag.view import Rows
+
+    rng = np.random.default_rng(7)
+    matrix = rng.standard_normal((40_000, 384)).astype(np.float32)  # 61 MB, like 40k sentence vectors
+    np.save(tmp_path / "m.npy", matrix)
+    rows = Rows(tmp_path / "m.npy")
+    assert len(rows) == 40_000 and rows.shape == (40_000, 384)
+    pick = [5, 3, 4, 39_999, 0, 3, 6]  # out of order, repeated, runs of neighbours
+    assert np.array_equal(rows[pick], matrix[pick])
+    assert rows[[]].shape == (0, 384)
+    with pytest.raises(IndexError):
+        rows[[40_000]]
+    with (tmp_path / "m.npy").open("rb") as f:  # the whole file in the page cache, as after prefetch
+        while f.read(1 << 24):
+            pass
+
+    def file_backed_mb() -> int:
+        status = Path("/proc/self/status")
+        return next(int(line.split()[1]) // 1024 for line in status.read_text().splitlines()
+                    if line.startswith("RssFile"))
+
+    if not Path("/proc/self/status").exists():
+        return
+    before = file_backed_mb()
+    random_rows = rng.choice(40_000, size=2_000, replace=False)
+    assert np.array_equal(rows[random_rows], matrix[random_rows])
+    assert file_backed_mb() - before < 8  # a memory map of it grows by most of the file's 61 MB here
