@@ -154,7 +154,7 @@ class Index:
         """Unit vectors (float32, one row per key, in order) of passage sentences, stored at ingest.
 
         A key is (chunk_id, start, end) with the span relative to the chunk's text, exactly as
-        rag.text.split_sentences(chunk_text) gives it. Vectors come from the view's memory-mapped copy; one the
+        rag.text.split_sentences(chunk_text) gives it. Vectors come from the view's file (read by row); one the
         view lacks (a passage written after it was loaded) is read from Chroma, and one stored nowhere (an index
         built before sentence vectors were kept) is embedded here with the index's embedder; both are cached.
         """

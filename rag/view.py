@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
 
 VIEW_FORMAT = 3  # bump when what a view holds changes: older views are rebuilt
-KEEP = 2  # views kept per collection (the newest); a process still reading an older one keeps its memory maps
+KEEP = 2  # views kept per collection (the newest); a process still reading an older one keeps its files open
 Progress = Callable[[int, int, str], None]
 
 
