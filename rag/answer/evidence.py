@@ -2,8 +2,8 @@
 
 score = 0.6 * dense similarity (MiniLM, sentence vs question) + 0.4 * lexical coverage (IDF-weighted share of the
 question's topic words the sentence contains) + a bonus when the sentence is the kind of evidence the question asks
-for (a number for how-much, a problem statement for why, an introduction for what-is) and when it comes from a paper
-the question names. The same score serves abstention, sentence choice, lists and tables.
+for (a number for how-much, a problem statement for why, an introduction for what-is, a mechanism for how) and when
+it comes from a paper the question names. The same score serves abstention, sentence choice, lists and tables.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ DEPENDENT = re.compile(r"^(this|these|that|those|it|its|they|their|such|to do so
                        r"thus|therefore|hence|as a result|in addition|additionally|furthermore|moreover|second|"
                        r"third|finally|specifically|consequently|in contrast|in such a case)\b"
                        r"(?!\s+(paper|work|study|article)\b)", re.I)  # "This paper introduces …" stands alone
-KIND_CUE: dict[Kind, str] = {"how_much": "number", "why": "problem", "what": "intro",
+KIND_CUE: dict[Kind, str] = {"how_much": "number", "why": "problem", "what": "intro", "how": "approach",
                              "limitation": "limitation"}
 KIND_BONUS = 0.12
 NAMED_BONUS = 0.08
