@@ -866,6 +866,7 @@ def stage_retrieval(ctx: Ctx, rep: Report, size: int | str) -> None:
 
     from rag.retrieve import Index, make_retriever
     from rag.store import open_store
+    from rag.view import read_through
 
     lookup = lookup_embeddings(ctx.qvecs, ctx.ours_emb)
     if size == ABSTRACTS:
@@ -898,7 +899,7 @@ def stage_retrieval(ctx: Ctx, rep: Report, size: int | str) -> None:
     ours_load = time.perf_counter() - t
     # Per-query latency is a steady state: a running server has the view's files in the page cache, as the floor
     # holds its arrays in memory. (The scale stage above dropped them from the cache for its cold starts.)
-    _read_through(view.hot_files())
+    read_through(view.hot_files())
     retriever = make_retriever(index, settings)
     fetch = min(settings.fetch_k, view.count)
     naive = Naive(naive_vs)
@@ -1003,25 +1004,11 @@ def _ids_vectors(vectorstore: Any) -> tuple[list[str], Any]:
 
 
 def _drop_page_cache(folder: Path) -> None:
-    """Ask the kernel to drop its cached pages of every file under folder (posix_fadvise DONTNEED: clean pages
-    that no process maps), so that a child's load and first question read from disk as after a reboot."""
-    if not hasattr(os, "posix_fadvise"):
-        return
-    for path in folder.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+    """Drop the kernel's cached pages of every file under folder (clean pages that no process maps), so that a
+    child's load and first question read from disk as after a reboot."""
+    from rag.view import advise
 
-
-def _read_through(files: list[Path]) -> None:
-    """Read files once, so that their pages are in the page cache."""
-    for path in files:
-        with path.open("rb") as f:
-            while f.read(1 << 24):
-                pass
+    advise([p for p in folder.rglob("*") if p.is_file()], "DONTNEED")
 
 
 def stage_scale(ctx: Ctx, rep: Report, n: int, store: Path, synth: Path) -> None:

@@ -92,8 +92,7 @@ class Index:
         if view.count:
             self.query(qvec, 1, None)
             _ = view.pos, view.paper_pos, view.papers.names  # the lookup tables every question uses
-        if reading is not None:  # the reading ran beside the loading; give it a moment more, then let it go on
-            reading.join(PREFETCH_WAIT_S)
+        reading.join(PREFETCH_WAIT_S)  # it ran beside the loading; give it a moment more, then let it go on
         return view
 
     def invalidate(self) -> None:

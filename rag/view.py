@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import bm25s
 import numpy as np
@@ -131,20 +131,13 @@ class Rows:
         want = np.asarray(rows, dtype=np.int64).reshape(-1)
         if want.size and (want.min() < 0 or want.max() >= self.shape[0]):
             raise IndexError(f"row out of range 0..{self.shape[0] - 1}")
-        out = np.empty((want.size, self.shape[1]), dtype=self.dtype)
-        order = np.argsort(want, kind="stable")
-        k = 0
-        while k < order.size:
-            first = k
-            while k + 1 < order.size and want[order[k + 1]] <= want[order[k]] + 1:
-                k += 1
-            lo, hi = int(want[order[first]]), int(want[order[k]])
-            block = np.frombuffer(self._file.read(self._start + lo * self._row, (hi - lo + 1) * self._row),
-                                  dtype=self.dtype).reshape(-1, self.shape[1])
-            for j in order[first : k + 1]:
-                out[j] = block[int(want[j]) - lo]
-            k += 1
-        return out
+        distinct, where = np.unique(want, return_inverse=True)
+        runs = np.split(distinct, np.flatnonzero(np.diff(distinct) != 1) + 1) if distinct.size else []
+        blocks = [np.frombuffer(self._file.read(self._start + int(run[0]) * self._row, len(run) * self._row),
+                                dtype=self.dtype).reshape(-1, self.shape[1]) for run in runs]
+        if not blocks:
+            return np.empty((0, self.shape[1]), dtype=self.dtype)
+        return np.concatenate(blocks)[where.reshape(-1)]
 
 
 @dataclass
@@ -208,17 +201,15 @@ class View:
 
     def hot_files(self) -> list[Path]:
         """The view's files that questions read at random, in the order most questions first touch them."""
-        names = ["bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "vectors.npy", "rows.jsonl.idx.npy",
-                 "rows.jsonl", "sentences.npy"]
+        names = ["bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "vectors.npy", "rows.jsonl",
+                 "sentences.npy"]
         return [self.folder / name for name in names if (self.folder / name).is_file()]
 
-    def prefetch(self) -> threading.Thread | None:
+    def prefetch(self) -> threading.Thread:
         """Read the hot files into the page cache from a background thread. After a reboot, or when other work has
         evicted them, the first question otherwise waits on random reads from disk (0.1 s at 10k passages, up to a
         second at 100k). Page cache is the kernel's to drop again, not this process's memory (the thread reads
-        through one 4 MB buffer). A no-op where posix_fadvise is missing."""
-        if not hasattr(os, "posix_fadvise"):
-            return None
+        through one 4 MB buffer)."""
         thread = threading.Thread(target=_readahead, args=(self.hot_files(),), name="view-prefetch", daemon=True)
         thread.start()
         return thread
@@ -230,21 +221,35 @@ class View:
         return paper.model_copy(update={"body": Body(text=text)}) if text else paper
 
 
-def _readahead(files: list[Path]) -> None:
-    """posix_fadvise(WILLNEED) on each file (the kernel starts reading them all), then each read through once in
-    order, so that the first ones are in the page cache soon and all of them in the end."""
+def advise(files: Iterable[Path], advice: Literal["WILLNEED", "DONTNEED"]) -> None:
+    """posix_fadvise on each whole file: WILLNEED starts reading it into the page cache, DONTNEED drops its clean
+    pages from it. A no-op where posix_fadvise is missing; a file gone meanwhile is skipped."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    flag = getattr(os, f"POSIX_FADV_{advice}")
     for path in files:
-        with contextlib.suppress(OSError):  # pruned meanwhile
+        with contextlib.suppress(OSError):
             fd = os.open(path, os.O_RDONLY)
             try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                os.posix_fadvise(fd, 0, 0, flag)
             finally:
                 os.close(fd)
+
+
+def read_through(files: Iterable[Path]) -> None:
+    """Read each file once, through one buffer, so that its pages are in the page cache; a file gone is skipped."""
     buf = bytearray(1 << 22)
     for path in files:
         with contextlib.suppress(OSError), path.open("rb", buffering=0) as f:
             while f.readinto(buf):
                 pass
+
+
+def _readahead(files: list[Path]) -> None:
+    """Ask the kernel for all the files (WILLNEED), then read them through in order, so that the first ones are in
+    the page cache soon and all of them in the end."""
+    advise(files, "WILLNEED")
+    read_through(files)
 
 
 def view_root(settings: Settings) -> Path:
