@@ -19,8 +19,9 @@ QUESTIONS_PATH = DATA_DIR / "corpus" / "questions.jsonl"
 DEV_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-dev.jsonl"
 FRESH_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh.jsonl"
 FRESH2_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh2.jsonl"
+FRESH3_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh3.jsonl"
 # Question sets written blind (never seeing the answering code), each split in halves: tune may be fitted on, test never.
-BLIND_SETS = (DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, FRESH2_QUESTIONS_PATH)
+BLIND_SETS = (DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, FRESH2_QUESTIONS_PATH, FRESH3_QUESTIONS_PATH)
 PROMPTS_DIR = DATA_DIR / "prompts"
 
 

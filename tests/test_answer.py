@@ -65,6 +65,15 @@ def test_unanswerable_questions_abstain_with_a_true_reason(pipeline, question, w
     assert ans.closest_papers and not ans.sentences
 
 
+@pytest.mark.parametrize("question", ["Where do existing MoE training systems fall short, according to Hecate?",
+                                      "What drawbacks of current expert-rearrangement strategies does Hecate describe?"])
+def test_shortcomings_of_existing_work_are_the_problem_a_paper_states(pipeline, question):
+    """Not the paper's own limitation (which abstracts rarely state): the problem it sets out to solve."""
+    ans = pipeline.answer(question)
+    assert not ans.abstained, ans.notice
+    assert _cited_papers(ans) == {"hecate"} and "memory efficiency" in ans.answer, ans.answer
+
+
 def test_a_false_premise_is_corrected_with_the_passage(pipeline):
     ans = pipeline.answer("Why does GShard run on GPUs instead of TPUs?")
     assert not ans.abstained
@@ -359,10 +368,11 @@ def test_a_description_of_no_paper_here_abstains(pipeline):
 
 
 @pytest.mark.parametrize("question", ["Who wrote the Hecate paper?", "Where was Seesaw published?",
-                                      "What year did GShard come out, and which conference was it at?"])
+                                      "What year did GShard come out, and which conference was it at?",
+                                      "Which university are the Seesaw authors affiliated with?"])
 def test_authors_venues_and_dates_are_not_in_abstracts(pipeline, question):
     ans = pipeline.answer(question)
-    assert ans.abstained and "authors, venue or date" in ans.notice, (ans.answer, ans.notice)
+    assert ans.abstained and "venue or date" in ans.notice, (ans.answer, ans.notice)
 
 
 def test_a_presupposition_the_abstract_contradicts_is_corrected_with_its_passage(pipeline):

@@ -44,7 +44,7 @@ def test_wheel_holds_our_packages_and_data(wheel: Path) -> None:
     for prompt in (ROOT / "prompts").glob("*.md"):
         assert f"rag/data/prompts/{prompt.name}" in names
     for data in ("papers.jsonl", "questions.jsonl", "questions-dev.jsonl", "questions-fresh.jsonl",
-                 "questions-fresh2.jsonl"):
+                 "questions-fresh2.jsonl", "questions-fresh3.jsonl"):
         assert f"rag/data/corpus/{data}" in names
     # every package of the checkout is in pyproject's explicit package list (ui/ installs as paperchat_ui)
     for init in [*ROOT.glob("rag/**/__init__.py"), *ROOT.glob("ui/**/__init__.py")]:

@@ -3,7 +3,7 @@
     python tools/fit_decision.py [--out fitted.json]
 
 Tune questions: corpus/questions.jsonl (the public set) and the 'tune' splits of the blind sets (rag.settings.BLIND_SETS:
-corpus/questions-dev.jsonl, -fresh.jsonl and -fresh2.jsonl, each written by an author who never saw the answering code).
+corpus/questions-dev.jsonl, -fresh.jsonl, -fresh2.jsonl and -fresh3.jsonl, each written by an author who never saw the answering code).
 The 'test' split is never used to choose anything: it is only scored, once, with the chosen thresholds.
 The objective per question: the decision is right (abstain exactly when expected) and, for list questions,
 the qualifying papers are the gold ones (Jaccard); ties go to the thresholds closest to the current defaults.

@@ -41,6 +41,9 @@ _INSTRUCTION = re.compile(
     r"do\s+not|don'?t|never|always|translate|write|format|keep\s+it|be\s+(brief|concise|short)|system\s+override|"
     r"override|(new|updated)\s+instructions?|instructions?\s*:|from\s+now\s+on|drop|stop|only\s+(answer|reply|say)|"
     r"\(?\s*please\s+answer)", re.IGNORECASE)
+_SHORTCOMING = (r"(limitations?|weakness\w*|drawbacks?|shortcomings?|downsides?|disadvantages?|fail\w*\s+cases?|"
+                r"fall\w*\s+short)")
+_PRIOR_WORK = r"(existing|prior|previous|current|earlier|conventional|traditional|older|other\s+(methods|systems|work))"
 _SENTENCE_END = re.compile(r"(?<=[.!?:)])\s+(?=\S)")
 _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     ("compare", re.compile(r"\b(compar\w*|differ|differs|differed|differences?|different\s+from|contrast\w*|versus|"
@@ -58,15 +61,15 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     # Who wrote it, where and when it appeared: what an abstract does not carry.
     ("bibliographic", re.compile(r"\bwho\s+(wrote|authored|are\s+the\s+authors|were\s+the\s+authors)\b|"
                                  r"\b(where|when|what\s+year|which\s+year)\s+(was|were|did)\b[^?]{0,60}?\b(published|"
-                                 r"appear|presented|released)\b|\b(what|which)\s+(venue|conference|journal|year)\b|"
+                                 r"appear|presented|released)\b|\b(what|which)\s+(venue|conference|journal|year)\b|\baffiliat\w*|"
                                  r"\bwer\s+hat\b|\bqui\s+a\s+écrit\b|\bquién\s+escribió\b", re.I)),
     ("expansion", re.compile(r"\b(stand\w*\s+for|acronym|abbreviat\w*|expand\w*\s+to|short\s+for)\b", re.I)),
-    ("limitation", re.compile(r"\b(limitations?|weakness\w*|drawbacks?|shortcomings?|downsides?|disadvantages?|"
-                              r"fail\w*\s+cases?)\b", re.I)),
+    # A paper's own limitations; the shortcomings of existing work are the problem it addresses (a why-question).
+    ("limitation", re.compile(rf"^(?!.*\b{_PRIOR_WORK}\b)(?=.*\b{_SHORTCOMING}\b)", re.I)),
     ("how_much", re.compile(r"\b(how\s+(much|many|fast|large|big|long)|by\s+how|what\s+(speed-?up|throughput|"
                             r"percentage|improvement|gain|size|fraction|share)|how\s+many|wie\s+viel\w*|combien|"
                             r"cu[aá]nt[oa]s?|speed-?up|percent\w*|faster|slower)\b", re.I)),
-    ("why", re.compile(r"\b(why|what\s+(problem|challenge|issue|bottleneck|gap)|which\s+(problem|challenge)|"
+    ("why", re.compile(rf"\b(why|what\s+(problem|challenge|issue|bottleneck|gap)|which\s+(problem|challenge)|{_SHORTCOMING}|"
                        r"motivat\w*|warum|pourquoi|por\s+qu[eé])\b", re.I)),
     ("how", re.compile(r"\b(how\s+(does|do|did|is|are|can|could|was|were)|mechanism|wie\s+(funktioniert|macht)|"
                        r"comment|c[oó]mo)\b", re.I)),
