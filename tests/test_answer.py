@@ -399,3 +399,16 @@ def test_names_are_mixed_case_or_alphanumeric_and_rare_acronyms_are_not():
 def test_what_problem_leads_with_the_problem_stated_before_the_contribution(pipeline):
     ans = pipeline.answer("What problem does Ladder Residual solve?")
     assert ans.answer.startswith("However, using model parallelism necessitates communication"), ans.answer
+
+
+def test_the_answer_package_keeps_the_shape_the_issue_asked_for():
+    """Pipeline stays a thin entry point over the stages (under 120 lines), and no stage passes untyped dict state."""
+    import inspect
+    from pathlib import Path
+
+    import rag.answer
+    from rag.answer.pipeline import Pipeline
+
+    assert len(inspect.getsourcelines(Pipeline)[0]) < 120
+    for module in Path(rag.answer.__file__).parent.glob("*.py"):
+        assert "dict[str, Any]" not in module.read_text(encoding="utf-8"), module.name

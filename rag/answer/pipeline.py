@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
@@ -19,6 +19,9 @@ from rag.retrieve import Index
 from rag.settings import Settings
 from rag.store import PaperRecord
 from rag.types import Answer, Paper
+
+
+_T = TypeVar("_T")
 
 
 class Pipeline:
@@ -54,15 +57,9 @@ class Pipeline:
 
     def chat_model(self, answerer: str) -> Any:
         """The chat model of an LLM answerer: the one passed in, else one made from the settings."""
-        if self._chat_model is not None:
-            return self._chat_model
-        from rag.llm.chat import chat_model
-        from rag.llm.local import get_local_server
+        from rag.llm.chat import answerer_model  # the OpenAI client is imported only when an LLM answers
 
-        if answerer == "local":
-            server = get_local_server(self.settings)
-            return chat_model(self.settings, base_url=server.base_url, model=server.model)
-        return chat_model(self.settings)
+        return self._chat_model if self._chat_model is not None else answerer_model(self.settings, answerer)
 
     def papers(self) -> list[Paper]:
         """Every indexed paper."""
@@ -82,20 +79,17 @@ class Pipeline:
                progress: Progress | None = None) -> IngestReport:
         """Add papers from files and folders (replace: let a paper take over another paper's id); the retrieval view
         follows the index's generation stamp, in this process and in every other one."""
-        report = ingest_paths(paths, self.settings, reset=reset, replace=replace, progress=progress)
-        self._wrote()
-        return report
+        return self._wrote(ingest_paths(paths, self.settings, reset=reset, replace=replace, progress=progress))
 
     def remove(self, paper_ids: list[str]) -> int:
         """Remove papers by id; returns the passages removed."""
-        gone = remove_papers(paper_ids, self.settings)
-        self._wrote()
-        return gone
+        return self._wrote(remove_papers(paper_ids, self.settings))
 
-    def _wrote(self) -> None:
+    def _wrote(self, result: _T) -> _T:
         """This process changed the index: the view reloads on the next question, without waiting for the check."""
         if self._engine is not None:
             self._engine.index.invalidate()
+        return result
 
     def _state(self, question: str, **options: Any) -> State:
         """The chain's input: a validated request."""

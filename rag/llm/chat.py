@@ -98,6 +98,17 @@ def chat_model(settings: Settings, base_url: str | None = None, model: str | Non
     )
 
 
+def answerer_model(settings: Settings, answerer: str) -> ChatOpenAI:
+    """The chat model of an LLM answerer: the local llama.cpp server's ('local', started on first use) or the
+    configured OpenAI-compatible endpoint's ('openai')."""
+    if answerer == "local":
+        from rag.llm.local import get_local_server  # starting a server is the local answerer's business alone
+
+        server = get_local_server(settings)
+        return chat_model(settings, base_url=server.base_url, model=server.model)
+    return chat_model(settings)
+
+
 def _is_openai(url: str) -> bool:
     """Whether url is OpenAI's own API."""
     return (urlsplit(url).hostname or "").endswith("openai.com")
