@@ -412,3 +412,10 @@ def test_the_answer_package_keeps_the_shape_the_issue_asked_for():
     assert len(inspect.getsourcelines(Pipeline)[0]) < 120
     for module in Path(rag.answer.__file__).parent.glob("*.py"):
         assert "dict[str, Any]" not in module.read_text(encoding="utf-8"), module.name
+
+
+@pytest.mark.parametrize("question", ["Welche Arbeiten befassen sich mit Hugging Face?",
+                                      "¿Qué trabajos hablan de Hugging Face?"])
+def test_a_list_question_in_german_or_spanish_lists_every_paper_that_qualifies(pipeline, question):
+    ans = pipeline.answer(question)
+    assert _cited_papers(ans) == {"ml-supply-chain", "empirical-study-safetensors"}, ans.answer

@@ -50,7 +50,8 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
                            r"vs\.?|unterschied\w*|vergleich\w*|diferencia\w*|différen\w*)\b", re.I)),
     ("list", re.compile(r"\b(which|what|welche|quels|quelles|qué|cuáles)\s+(of\s+(the|these|those)\s+)?"
                         r"(papers?|works|studies|"
-                        r"articles?|ones|systems|artikel|papiere|artículos)\b|\blist\s+(the|all|every)\b|"
+                        r"articles?|ones|systems|artikel|papiere|arbeiten|studien|artículos|trabajos|estudios|travaux|"
+                        r"études)\b|\blist\s+(the|all|every)\b|"
                         # "an overview of the papers (that are) about X": the papers that qualify, not all of them
                         r"\b(papers|works|studies|articles)\s+((that|which)\s+(are|is)\s+)?(about|on|dealing\s+with|"
                         r"related\s+to|concerned\s+with)\b", re.I)),
