@@ -31,6 +31,7 @@ QUESTION_WORDS = frozenset(
     themselves actually exactly basically roughly overall general generally specifically particular
     faster slower larger smaller higher lower better worse bigger longer shorter more less
     goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really
+    trick tricks technique techniques component components explanation explanations reason reasons rely relies
     was ist sind wie viel viele und oder warum welche welcher welches der die das ein eine es sie papier artikel
     qu que quoi quel quelle quels quelles est ce comment combien pourquoi le la les un une et ou du des article
     qué que cómo cuánto cuántos por el los las una y es artículo""".split()
