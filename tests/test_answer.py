@@ -431,3 +431,18 @@ def test_words_that_only_frame_the_question_are_not_required_of_the_abstract(pip
     ans = pipeline.answer(question)
     assert not ans.abstained, ans.notice
     assert paper in _cited_papers(ans) and said.lower() in ans.answer.lower(), ans.answer
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    ("Which GPU model were MoEShard's experiments run on?", None),
+    ("Which GPU model did the 2BP authors train on?", None),
+    ("Which TPU version did GShard train on?", "TPU v3"),
+    ("Which Llama model was converted to the ladder architecture?", "Llama-3.1"),
+])
+def test_a_model_or_version_question_needs_a_designation_beside_the_thing(pipeline, question, answer):
+    """'Which GPU model': the abstract must name one (A100, TPU v3) in a sentence about GPUs; '4 GPUs' is not one."""
+    ans = pipeline.answer(question)
+    if answer is None:
+        assert ans.abstained and "does not name the GPU model" in ans.notice, (ans.answer, ans.notice)
+    else:
+        assert not ans.abstained and answer in ans.answer, (ans.answer, ans.notice)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from rag.answer.analyse import QUESTION_WORDS, short_name
 from rag.answer.evidence import CUES, coverage, has_term
 from rag.answer.models import Analysis, Decision, Evidence, Retrieved, Signals
-from rag.text import stem, stems, word_family
+from rag.text import sentences, stem, stems, word_family
 from rag.types import Paper
 
 
@@ -170,7 +170,33 @@ def _kind_evidence(analysis: Analysis, pool: list[Evidence], paper_text: str, wh
         unit, pattern = wanted_figure(analysis.asked)
         if not any(pattern.search(e.text) for e in pool):
             return f"{_cap(whose)} reports no {unit} for this."
+    names = {n.lower() for p in by_id.values() for n in [p.id, *p.aliases]}
+    if (m := _IDENTIFIER_Q.search(analysis.asked)) and not _identified(m["thing"], paper_text, names):
+        return f"{_cap(whose)} does not name the {m['thing']} {m['what'].lower()}."
     return ""
+
+
+# "Which GPU model …?", "What TPU version …?": the answer is a designation with a number in it (A100, TPU v3, Qwen
+# 2.5-14B), so the abstract must give one in a sentence that mentions the thing; "which GPUs" alone is answered by
+# whatever the abstract says of them.
+_IDENTIFIER_Q = re.compile(r"\b(?:which|what)\s+(?P<thing>[\w-]+)\s+(?P<what>models?|versions?)\b", re.I)
+_DESIGNATION = re.compile(r"[A-Za-z][\w.-]*\d[\w.-]*|\d[\w.-]*[A-Za-z][\w.-]*")
+_FIGURE = re.compile(r"[\d.,]+\s*[x×%]|[\d.,]+[kKmMbBtT]|[\d.,]+-[\d.,]+%?", re.I)
+
+
+def _identified(thing: str, text: str, names: set[str]) -> bool:
+    """Whether a sentence of text that mentions the thing gives a designation ('2048 TPU v3 accelerators' for TPU,
+    'Llama-3.1' for Llama), or no sentence mentions it at all (then the other signals decide). Figures (1.70x, 600B,
+    18-49%) and the papers' own names (2BP) do not count."""
+    wanted = stem(thing.lower())
+
+    def mentions(token: str) -> bool:
+        return any(stem(part.lower()) == wanted for part in token.split("-"))
+
+    tokenised = [re.findall(r"[\w.-]*\w", sent) for sent in sentences(text)]
+    about = [toks for toks in tokenised if any(mentions(t) for t in toks)]
+    return not about or any(_DESIGNATION.fullmatch(t) and not _FIGURE.fullmatch(t) and t.lower() not in names
+                            for toks in about for t in toks)
 
 
 _PRESUPPOSES = re.compile(r"^\s*(since|given\s+that|now\s+that|because|as)\b|\b(why\s+did|why\s+does)\b", re.I)
