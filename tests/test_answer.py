@@ -134,10 +134,13 @@ def test_a_comparison_gets_a_column_for_the_aspect_it_names(pipeline):
     assert "760,460" in ans.answer and "10,000" in ans.answer
 
 
-def test_comparison_by_description(pipeline):
-    ans = pipeline.answer("Compare the 3D-printing dataset paper with the safetensors study")
+@pytest.mark.parametrize(("question", "papers"), [
+    ("Compare the 3D-printing dataset paper with the safetensors study", {"thingi10k", "empirical-study-safetensors"}),
+])
+def test_comparison_by_description(pipeline, question, papers):
+    ans = pipeline.answer(question)
     assert ans.answer.startswith("| Paper |"), ans.answer
-    assert _cited_papers(ans) == {"thingi10k", "empirical-study-safetensors"}
+    assert _cited_papers(ans) == papers
 
 
 def test_comparison_table_names_every_paper_and_adds_a_contrast(pipeline):
@@ -446,3 +449,13 @@ def test_a_model_or_version_question_needs_a_designation_beside_the_thing(pipeli
         assert ans.abstained and "does not name the GPU model" in ans.notice, (ans.answer, ans.notice)
     else:
         assert not ans.abstained and answer in ans.answer, (ans.answer, ans.notice)
+
+
+@pytest.mark.parametrize(("question", "papers"), [
+    ("What does the ladder architecture speed up?", {"ladder-residual"}),
+    ("Is the residual-overlapping architecture faster than the head-sharded attention paper?",
+     {"ladder-residual", "s2-attention"}),
+])
+def test_an_architecture_described_instead_of_named_is_found(pipeline, question, papers):
+    ans = pipeline.answer(question)
+    assert not ans.abstained and papers <= _cited_papers(ans), (ans.answer, ans.notice)

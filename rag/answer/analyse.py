@@ -90,7 +90,7 @@ _CONTRAST = re.compile(r"\b(?:instead\s+of|rather\s+than|as\s+opposed\s+to|and\s
 # Head nouns that say what kind of work a description points at; those after the first five say something of the
 # paper themselves ('the 3D-printing dataset' says more than 'the 3D-printing paper').
 _DESCRIBED_HEADS = ("paper", "study", "one", "work", "article", "dataset", "system", "engine", "framework", "library",
-                    "technique", "method", "approach", "algorithm", "benchmark", "tool")
+                    "technique", "method", "approach", "algorithm", "architecture", "benchmark", "tool")
 _DESCRIPTIVE_HEADS = frozenset(_DESCRIBED_HEADS[5:])
 _DESCRIBED = re.compile(rf"\bthe\s+(?P<desc>(?:[\w-]+\s+){{0,5}}?)(?P<head>{'|'.join(_DESCRIBED_HEADS)})\b"
                         r"(?:\s+(?:about|on|that|which|where|for|of)\s+"
