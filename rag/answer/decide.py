@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
-from rag.answer.analyse import QUESTION_WORDS, short_name
+from rag.answer.analyse import QUESTION_WORDS, name_words, short_name
 from rag.answer.evidence import CUES, coverage, has_term
 from rag.answer.models import Analysis, Decision, Evidence, Retrieved, Signals
 from rag.text import sentences, stem, stems, word_family
@@ -170,8 +170,8 @@ def _kind_evidence(analysis: Analysis, pool: list[Evidence], paper_text: str, wh
         unit, pattern = wanted_figure(analysis.asked)
         if not any(pattern.search(e.text) for e in pool):
             return f"{_cap(whose)} reports no {unit} for this."
-    names = {n.lower() for p in by_id.values() for n in [p.id, *p.aliases]}
-    if (m := _IDENTIFIER_Q.search(analysis.asked)) and not _identified(m["thing"], paper_text, names):
+    if (m := _IDENTIFIER_Q.search(analysis.asked)) and not _identified(m["thing"], paper_text,
+                                                                        name_words(list(by_id), by_id)):
         return f"{_cap(whose)} does not name the {m['thing']} {m['what'].lower()}."
     return ""
 
