@@ -40,6 +40,8 @@ class BibEntry(BaseModel):
 
     paper: Paper
     pdf: Path | None = Field(default=None, description="The attached PDF, resolved; None if none usable.")
+    line: int = Field(default=0, description="1-based line where the entry starts.")
+    note: str = Field(default="", description="Why an attachment the entry names was not used ('' when none was).")
 
 
 class Skipped(BaseModel):
@@ -133,24 +135,23 @@ def _attachment_paths(value: str) -> list[str]:
     return paths
 
 
-def _resolve_pdf(paths: list[str], base: Path, where: str) -> Path | None:
-    """The first attachment that is an existing file: relative ones only inside base's tree, absolute ones anywhere."""
+def _resolve_pdf(paths: list[str], base: Path, where: str) -> tuple[Path | None, str]:
+    """The first attachment that is a file inside base (the export's own folder), symlinks resolved, and a one-line
+    note when one was refused or missing. An attachment outside base (absolute, `file://`, `../`, or a symlink out)
+    is refused before anything is looked up, so the note never tells whether a file exists outside base."""
+    notes = []
     for raw in paths:
         candidate = Path(unquote(urlparse(raw).path)) if raw.lower().startswith("file:") else Path(raw)
-        if candidate.is_absolute():
-            resolved = candidate.resolve()
-        else:
-            resolved = (base / candidate).resolve()
-            if not resolved.is_relative_to(base):
-                log.warning("%s: attachment %s points outside %s; not used", where, raw, base)
-                continue
-            # Mendeley writes absolute paths without their leading slash (home/me/x.pdf).
-            if not resolved.is_file() and (Path("/") / candidate).is_file():
-                resolved = (Path("/") / candidate).resolve()
+        resolved = (candidate if candidate.is_absolute() else base / candidate).resolve()
+        if not resolved.is_relative_to(base):
+            log.warning("%s: attachment %s is outside %s; not used", where, raw, base)
+            notes.append(f"attachment {candidate.name} is not in the export's folder; added without it")
+            continue
         if resolved.is_file():
-            return resolved
+            return resolved, ""
         log.warning("%s: attachment %s not found; reading the entry without its PDF", where, raw)
-    return None
+        notes.append(f"attachment {candidate.name} not found beside the export; added without it")
+    return None, notes[0] if notes else ""
 
 
 def _paper_or_skip(
@@ -281,8 +282,9 @@ def read_bibtex(path: Path) -> BibRead:
             if isinstance(got, Skipped):
                 read.skipped.append(got)
                 continue
-            pdf = _resolve_pdf(_attachment_paths(raw["file"]), base, f"{path.name}:{line}") if "file" in raw else None
-            read.papers.append(BibEntry(paper=got, pdf=pdf))
+            pdf, note = (_resolve_pdf(_attachment_paths(raw["file"]), base, f"{path.name}:{line}") if "file" in raw
+                         else (None, ""))
+            read.papers.append(BibEntry(paper=got, pdf=pdf, line=line, note=f"{block.key}: {note}" if note else ""))
     log.info("%s: %d papers read, %d entries skipped", path, len(read.papers), len(read.skipped))
     return read
 
@@ -351,7 +353,8 @@ def _ris_entry(record: dict, where: tuple[Path, int, str], base: Path) -> BibEnt
         return got
     files = record.get("file_attachments1", []) + record.get("unknown_tag", {}).get("FILE", [])
     paths = [p.strip() for f in files for p in f.split(";") if p.strip().lower().endswith(".pdf")]
-    return BibEntry(paper=got, pdf=_resolve_pdf(paths, base, f"{path.name}:{line}"))
+    pdf, note = _resolve_pdf(paths, base, f"{path.name}:{line}")
+    return BibEntry(paper=got, pdf=pdf, line=line, note=f"{where[2]}: {note}" if note and where[2] else note)
 
 
 def read_ris(path: Path) -> BibRead:

@@ -301,6 +301,8 @@ def ingest(
                 b.stop()
     for problem in report.skipped:
         typer.secho(f"Skipped: {problem}", err=True, fg=typer.colors.YELLOW)
+    for problem in report.notes:
+        typer.secho(f"Note: {problem}", err=True, fg=typer.colors.YELLOW)
     for problem in report.failed:
         typer.secho(f"Failed: {problem}", err=True, fg=typer.colors.RED)
     typer.echo(report.summary())

@@ -39,6 +39,8 @@ class Batch(BaseModel):
     papers: list[Paper] = Field(default_factory=list)
     failed: list[Problem] = Field(default_factory=list)
     skipped: list[Problem] = Field(default_factory=list)
+    notes: list[Problem] = Field(default_factory=list, description="Papers added without part of what their entry "
+                                                                   "named (an attachment refused or not found).")
     files: int = 0
 
 
@@ -124,6 +126,8 @@ def _read_references(path: Path, kind: str, batch: Batch, attached: dict[Path, P
     papers: list[Paper] = []
     for entry in got.papers:
         paper = entry.paper
+        if entry.note:  # an attachment outside the export's folder, or missing: the entry is kept without it
+            batch.notes.append(Problem(path=str(path), line=entry.line, reason=entry.note))
         if abstract_chars:
             try:
                 check_abstract_sizes([paper], *abstract_chars)

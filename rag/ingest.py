@@ -65,6 +65,7 @@ class IngestReport:
     files: int = 0
     failed: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)  # added, but without an attachment its entry named
     sources: dict[str, str] = field(default_factory=dict)  # paper id -> the file (and line) it was read from
 
     def outcomes(self) -> list[FileOutcome]:
@@ -79,9 +80,10 @@ class IngestReport:
         for problem in self.failed:
             out.setdefault(Path(problem.path).name, FileOutcome(file=Path(problem.path).name)).failed.append(
                 f"line {problem.line}: {problem.reason}" if problem.line else problem.reason)
-        for problem in self.skipped:
-            out.setdefault(Path(problem.path).name, FileOutcome(file=Path(problem.path).name)).skipped.append(
-                f"line {problem.line}: {problem.reason}" if problem.line else problem.reason)
+        for kind, problems in (("skipped", self.skipped), ("notes", self.notes)):
+            for problem in problems:
+                getattr(out.setdefault(Path(problem.path).name, FileOutcome(file=Path(problem.path).name)),
+                        kind).append(f"line {problem.line}: {problem.reason}" if problem.line else problem.reason)
         return list(out.values())
 
     def summary(self) -> str:
@@ -106,6 +108,7 @@ class FileOutcome(BaseModel):
     unchanged: list[str] = Field(default_factory=list)
     failed: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 class PaperIdClashError(CorpusError):
@@ -298,7 +301,7 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
                 _refuse_id_clashes(batch.papers, existing)
         report = ingest_papers(batch.papers, settings, store, progress)
         prepare_view(store, settings, view_progress)  # view_progress: how that goes (a bar in the CLI)
-    report.files, report.failed, report.skipped = batch.files, batch.failed, batch.skipped
+    report.files, report.failed, report.skipped, report.notes = batch.files, batch.failed, batch.skipped, batch.notes
     return report
 
 

@@ -411,13 +411,55 @@ def test_file_field_attachments(export_dir, file_field, expected):
     assert entry.pdf == (None if expected is None else (export_dir / expected).resolve())
 
 
-@pytest.mark.parametrize("style", ["absolute", "mendeley"])
-def test_absolute_attachment_paths_are_allowed(export_dir, style):
+@pytest.mark.parametrize("style", ["absolute", "mendeley", "file-uri", "passwd"])
+def test_attachments_outside_the_export_are_refused_without_saying_whether_they_exist(export_dir, style):
+    """A reference file must not read any PDF on the machine (issue 25, row 1): an absolute path, Mendeley's form
+    without the leading slash and a file:// URI outside the export's folder are refused before they are looked up,
+    with the same note whether or not the file exists."""
     outside = (export_dir.parent / "outside.pdf").resolve()
-    value = f"Full Text PDF:{outside}:application/pdf" if style == "absolute" else f":{str(outside)[1:]}:pdf"
-    body = "@article{k, title = {T}, abstract = {" + ABSTRACT + "},\n  file = {" + value + "}}\n"
+    value = {"absolute": f"Full Text PDF:{outside}:application/pdf", "mendeley": f":{str(outside)[1:]}:pdf",
+             "file-uri": f"Full Text PDF:{outside.as_uri()}:application/pdf", "passwd": ":/etc/passwd:PDF"}[style]
+    missing = value.replace("outside.pdf", "nowhere.pdf").replace("passwd", "no-such-file")
+    notes = []
+    for field in (value, missing):
+        body = "@article{k, title = {T}, abstract = {" + ABSTRACT + "},\n  file = {" + field + "}}\n"
+        (entry,) = read_bibtex(_bib(export_dir, body)).papers
+        assert entry.pdf is None
+        notes.append(entry.note.replace("nowhere", "outside").replace("no-such-file", "passwd"))
+    assert notes[0] == notes[1] and str(export_dir.parent) not in notes[0]  # the same words whether it exists or not
+    # Mendeley's form without the leading slash is a path inside the export (where it is not found): no fallback to /
+    assert ("not found beside the export" if style == "mendeley" else "not in the export's folder") in notes[0]
+
+
+def test_an_attachment_inside_the_export_by_absolute_path_is_used(export_dir):
+    inside = (export_dir / "files" / "a.pdf").resolve()
+    body = "@article{k, title = {T}, abstract = {" + ABSTRACT + "},\n  file = {Full Text PDF:" + str(inside) + ":application/pdf}}\n"
     (entry,) = read_bibtex(_bib(export_dir, body)).papers
-    assert entry.pdf == outside
+    assert entry.pdf == inside and entry.note == ""
+
+
+def test_ris_file_uri_outside_the_export_is_refused(export_dir):
+    outside = (export_dir.parent / "outside.pdf").resolve()
+    path = export_dir / "export.ris"
+    path.write_text(f"TY  - JOUR\nID  - r1\nTI  - T\nAB  - {ABSTRACT}\nL1  - {outside.as_uri()}\nER  - \n", encoding="utf-8")
+    (entry,) = read_ris(path).papers
+    assert entry.pdf is None and entry.note == "r1: attachment outside.pdf is not in the export's folder; added without it"
+
+
+def test_ingest_reports_a_refused_attachment_and_indexes_nothing_of_it(export_dir, tmp_path):
+    """Through the ingest: the entry is added from its abstract, the outside PDF's text is not indexed, and the
+    report has one line for it."""
+    from rag.files import read_batch
+
+    secret = tmp_path / "secret.pdf"
+    secret.write_bytes(PDF.read_bytes())
+    body = ("@article{k, title = {A Title Long Enough}, abstract = {" + ABSTRACT + "},\n  file = {Full Text PDF:"
+            + str(secret) + ":application/pdf}}\n")
+    batch = read_batch([_bib(export_dir, body)])
+    (paper,) = batch.papers
+    assert paper.body is None and not batch.failed
+    assert not batch.skipped and [str(p) for p in batch.notes] == [f"{export_dir / 'export.bib'}, line 1: k: attachment secret.pdf is not "
+                                               "in the export's folder; added without it"]
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ def test_question_set_errors_name_their_lines() -> None:
     assert not check.ok and [q.id for q in check.questions] == ["a1", "a2"]
     assert check.errors[0].startswith("line 3: category: Input should be")
     assert check.errors[1].startswith("line 4: not valid JSON")
-    assert check.errors[2].startswith("line 5: facts:") and "does not compile" in check.errors[2]
+    assert check.errors[2].startswith("line 5: facts:") and "cannot be used" in check.errors[2]
     assert check.errors[3] == "line 6: duplicate question id 'a1' (first on line 1)"
 
 

@@ -49,8 +49,9 @@ def test_uploads_are_limited_and_kept_in_the_data_directory(tmp_path: Path) -> N
     handlers = LibraryHandlers(Pipeline(settings), settings)
     pdf = _Upload(PDFS / "two-column.pdf", "../../two-column.pdf")
     kept = handlers.keep([pdf])
-    assert kept == [uploads_dir(settings) / "two-column.pdf"] and kept[0].read_bytes() == (PDFS / "two-column.pdf"
-                                                                                            ).read_bytes()
+    assert kept[0].name == "two-column.pdf" and kept[0].parent.parent == uploads_dir(settings)  # its own folder
+    assert kept[0].read_bytes() == (PDFS / "two-column.pdf").read_bytes()
+    assert handlers.keep([pdf])[0].parent != kept[0].parent  # each upload in a folder of its own
     assert not (tmp_path / "two-column.pdf").exists()
     with pytest.raises(ValueError, match="at most 2"):
         handlers.keep([pdf, pdf, pdf])
@@ -131,7 +132,7 @@ def test_upload_in_the_browser_adds_papers_the_next_question_finds(tmp_path: Pat
             assert any(cache.rglob("two-column.pdf")), "Gradio's upload copy lives in the data directory too"
         finally:
             page.close()
-    kept = sorted(p.name for p in uploads_dir(settings).iterdir() if p.is_file())
+    kept = sorted(p.name for p in uploads_dir(settings).glob("*/*") if p.is_file() and ".gradio" not in p.parts)
     assert kept == ["scan.pdf", "two-column.pdf"]
     listed = json.loads(run_cli("papers", "--json", env={"RAG_DATA_DIR": str(settings.data_dir)}).stdout)
     assert any(p["kind"] == "pdf" and p["source"] == "two-column.pdf" for p in listed)

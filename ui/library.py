@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +62,16 @@ class LibraryHandlers:
         self.pipeline, self.settings = pipeline, settings
 
     def keep(self, files: list[Any]) -> list[Path]:
-        """Copy uploaded files into the uploads folder (names made safe, suffixes checked); returns the copies."""
+        """Copy uploaded files into a folder of their own under the uploads folder (names made safe, suffixes
+        checked); returns the copies. One folder per upload: a reference file's attachments must lie beside it, so
+        an uploaded .bib can reach the PDFs uploaded with it and nothing else (not another upload's files)."""
         if len(files) > self.settings.max_upload_files:
             raise ValueError(f"{len(files)} files at once; at most {self.settings.max_upload_files} are accepted.")
         size = sum(Path(_path(f)).stat().st_size for f in files)
         if size > self.settings.max_upload_bytes:
             raise ValueError(f"the files are {size:,} bytes in all; at most {self.settings.max_upload_bytes:,} are "
                              "accepted (RAG_MAX_UPLOAD_BYTES).")
-        folder = uploads_dir(self.settings)
+        folder = uploads_dir(self.settings) / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         folder.mkdir(parents=True, exist_ok=True)
         kept: list[Path] = []
         for f in files:
@@ -118,7 +122,8 @@ def _row(o: FileOutcome) -> str:
                                                     ("unchanged", o.unchanged)) if ids]
     ids = ", ".join(o.added + o.updated + o.unchanged)
     notes = "".join(f'<div class="pc-upload-fail">{esc(x)}</div>' for x in o.failed) + "".join(
-        f'<div class="pc-upload-skip">skipped {esc(x)}</div>' for x in o.skipped)
+        f'<div class="pc-upload-skip">skipped {esc(x)}</div>' for x in o.skipped) + "".join(
+        f'<div class="pc-upload-skip">{esc(x)}</div>' for x in o.notes)
     state = "failed" if o.failed and not done else "ok"
     papers = f' <span class="pc-caption">({esc(ids)})</span>' if ids else ""
     return (f'<tr class="pc-upload-{state}"><td>{esc(o.file)}</td><td>{esc(", ".join(done) or "failed")}{papers}'

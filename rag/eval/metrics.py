@@ -4,13 +4,13 @@ normal-approximation interval; latencies carry n only."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel
 
+from rag.eval.patterns import fact_matches
 from rag.support import normalise_numbers, strip_markup
 
 if TYPE_CHECKING:
@@ -120,10 +120,10 @@ def unique_papers(paper_ids: Iterable[str]) -> list[str]:
 
 
 def fact_found(alternatives: Sequence[str], answer: str) -> bool:
-    """True when any regex alternative matches the answer, raw or with numbers normalised (case-insensitive)."""
+    """True when any regex alternative matches the answer, raw or with numbers normalised (case-insensitive; RE2)."""
     plain = strip_markup(answer)
     texts = {answer, plain, normalise_numbers(plain)}
-    return any(re.search(p, t, re.IGNORECASE) for p in alternatives for t in texts)
+    return any(fact_matches(p, t) for p in alternatives for t in texts)
 
 
 def compute_metrics(rows: Sequence[QuestionResult]) -> dict[str, Metric]:
