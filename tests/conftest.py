@@ -17,6 +17,11 @@ from rag.proc import free_port, stop_process, wait_http
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The rules alone and SmolLM2 unless a test asks for the reading model (tests/test_reader.py): the 1.5B model reads
+# for seconds per question, and the mechanics tests are about the rest of the answer path. Set for the whole process
+# too, so session- and module-scoped pipelines (made before any test's environment) see it.
+TEST_ENV = {"RAG_READER": "off", "RAG_LOCAL_MODEL": "smollm2-135m"}
+os.environ.update(TEST_ENV)
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +32,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for key, value in TEST_ENV.items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture(scope="session")

@@ -99,8 +99,8 @@ def test_each_fact_is_in_a_gold_abstract(q: dict[str, Any]) -> None:
         )
 
 
-# -- the blind sets (dev: 96 questions, fresh: 100, fresh2: 120, fresh3: 80), each split into tune and a frozen test half
-@pytest.mark.parametrize("path", BLIND_SETS, ids=["dev", "fresh", "fresh2", "fresh3"])
+# -- the blind sets (dev: 96 questions, fresh: 100, fresh2: 120, fresh3: 80, fresh4: 90), each split into tune and a frozen test half
+@pytest.mark.parametrize("path", BLIND_SETS, ids=["dev", "fresh", "fresh2", "fresh3", "fresh4"])
 def test_blind_sets_are_valid_and_split(path: Path) -> None:
     qs = load_questions(path)
     assert len({q.id for q in qs}) == len(qs) >= 80
@@ -108,7 +108,7 @@ def test_blind_sets_are_valid_and_split(path: Path) -> None:
     assert splits.count("tune") == splits.count("test") == len(qs) // 2
     for q in qs:
         assert set(q.gold_papers) | set(q.ok_papers) <= set(PAPERS), q.id
-        assert q.expect_abstain == (not q.gold_papers), q.id
+        assert q.expect_abstain or q.gold_papers, q.id  # an unanswerable one may name the paper it is about
         if q.history:
             assert q.history[-1]["role"] == "assistant", q.id
         gold_text = " ".join(PAPERS[p]["title"] + " " + PAPERS[p]["abstract"] for p in q.gold_papers)

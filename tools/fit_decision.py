@@ -1,6 +1,9 @@
 """Fit the answer/abstain rule's thresholds on the tune questions; report them on the test split.
 
-    python tools/fit_decision.py [--out fitted.json]
+    python tools/fit_decision.py [--out fitted.json] [--reader]
+
+With --reader, the questions are read by the reading model (every candidate, no time budget; the judgments are
+cached beside the index, so a second fit reads nothing) and its thresholds are fitted too, after the rules' own.
 
 Tune questions: corpus/questions.jsonl (the public set) and the 'tune' splits of the blind sets (rag.settings.BLIND_SETS:
 corpus/questions-dev.jsonl, -fresh.jsonl, -fresh2.jsonl and -fresh3.jsonl, each written by an author who never saw the answering code).
@@ -18,10 +21,10 @@ import logging
 from pathlib import Path
 
 from rag.answer import Pipeline
-from rag.answer.decide import DecisionParams, decide
+from rag.answer.decide import DecisionParams, decide, reconsider
 from rag.answer.models import State
 from rag.eval.questions import Question, load_questions
-from rag.settings import BLIND_SETS, QUESTIONS_PATH
+from rag.settings import BLIND_SETS, QUESTIONS_PATH, Settings
 
 # Two independent groups: list questions use only the list thresholds, every other question only the rest.
 GRIDS = (
@@ -30,17 +33,28 @@ GRIDS = (
     {"list_score": [0.3, 0.34, 0.38, 0.42, 0.46, 0.5, 0.54], "list_coverage": [0.2, 0.3, 0.45, 0.6, 0.75, 0.9],
      "list_ratio": [0.6, 0.7, 0.8, 0.9, 1.0]},
 )
+READER_GRIDS = (  # fitted after the rules' thresholds, on the same questions read by the reading model
+    {"read_yes": [0.8, 0.85, 0.9, 0.93, 0.96, 0.98, 1.01], "read_no": [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
+     "read_keep": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]},
+    {"read_list": [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.01]},
+)
 
 
 def _score(q: Question, state: State, pipe: Pipeline, params: DecisionParams) -> float:
     """1 for a right decision (list questions: Jaccard of qualifying vs gold papers), else 0."""
     t = pipe.engine.tables()
     d = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params, t.names)  # type: ignore[arg-type]
+    if state.reading is not None:
+        d = reconsider(d, state.analysis, state.reading, t.by_id, params)  # type: ignore[arg-type]
     if q.expect_abstain or d.action == "abstain":
         return float(q.expect_abstain == (d.action == "abstain"))
+    gold = set(q.gold_papers)
     if state.analysis is not None and state.analysis.kind == "list":
-        got, gold = set(d.qualifying), set(q.gold_papers)
+        got = set(d.qualifying)
         return len(got & gold) / len(got | gold) if got | gold else 1.0
+    if d.answering:  # the papers the answer may cite: every gold one, and none outside gold and ok
+        got = set(d.answering)
+        return float(gold <= got <= gold | set(q.ok_papers))
     return 1.0
 
 
@@ -48,12 +62,16 @@ def main() -> None:
     """Grid-search the thresholds on the tune questions and print the fit and the test-split score."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="write the fitted thresholds as JSON here")
+    parser.add_argument("--reader", action="store_true", help="read with the reading model and fit its thresholds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     dev = [q for path in BLIND_SETS for q in load_questions(path)]
     tune = load_questions(QUESTIONS_PATH) + [q for q in dev if q.split == "tune"]
     test = [q for q in dev if q.split == "test"]
-    pipe = Pipeline()
+    settings = Settings(reader="on", reader_budget=600) if args.reader else Settings(reader="off")
+    pipe = Pipeline(settings)
+    if args.reader:
+        pipe.reader.warm(pipe.papers()).result()
     prepared = {q.id: pipe.prepare(q.question, history=q.history) for q in tune + test}
     default = DecisionParams()
 
@@ -64,8 +82,9 @@ def main() -> None:
         return sum(abs(getattr(p, k) - getattr(default, k)) for k in grid)
 
     best = default
-    for grid in GRIDS:
-        group = [q for q in tune if (prepared[q.id].analysis.kind == "list") == ("list_score" in grid)]  # type: ignore[union-attr]
+    for grid in GRIDS + (READER_GRIDS if args.reader else ()):
+        lists = "list_score" in grid or "read_list" in grid
+        group = [q for q in tune if (prepared[q.id].analysis.kind == "list") == lists]  # type: ignore[union-attr]
         candidates = [best.model_copy(update=dict(zip(grid, values, strict=True)))
                       for values in itertools.product(*grid.values())]
         best = max(candidates, key=lambda p, g=group, gr=grid: (total(g, p), -distance(p, gr)))

@@ -388,7 +388,8 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
         named = list(described)
     if kind not in ("compare", "list", "overview") and len(named) >= 2 and _BOTH.search(asked):
         kind = "compare"  # "Which gives the bigger speedup, X or Y?", "what does each of X and Y do?"
-    if kind == "compare" and len(named) < 2 and not request.history and not request.compare:
+    picked = len(request.paper_ids or []) >= 2  # "Compare them" with two papers picked: those are the sides
+    if kind == "compare" and len(named) < 2 and not request.history and not request.compare and not picked:
         kind = question_kind(asked, excluding=("compare",))  # 'quicker than the best existing ones?'
     allowed = set(request.paper_ids or [])
     standalone, carried = asked, []
@@ -414,8 +415,8 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     else:
         scope = None
     papers_asked = list(dict.fromkeys([*named, *carried]))
-    if request.compare and request.paper_ids:
-        papers_asked = list(request.paper_ids)
+    if request.compare and request.paper_ids or kind == "compare" and picked and len(papers_asked) < 2:
+        papers_asked = list(request.paper_ids or [])
     names = name_words(papers_asked, by_id)
     names |= {v for d in described.values() if d for w in content_words(d) for v in (w, stem(w))}
     contrast = [t for m in _CONTRAST.finditer(asked) for t in focus_terms(m.group(1), set(), vocab, english)]

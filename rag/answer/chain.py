@@ -18,13 +18,15 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from rag.answer import compose as composer
 from rag.answer import generate
 from rag.answer.analyse import analyse, topic_text
-from rag.answer.decide import DecisionParams, decide
+from rag.answer.decide import DecisionParams, decide, reconsider
 from rag.answer.evidence import coverage, score
-from rag.answer.models import ABSTAIN_SENTENCE, Draft, Retrieved, State
+from rag.answer.models import ABSTAIN_SENTENCE, Draft, Evidence, Retrieved, State, Withheld
+from rag.answer.read import read
 from rag.answer.verify import verify
 from rag.names import mentioned_papers
 from rag.retrieve import Index, make_retriever, to_sources
 from rag.settings import Settings
+from rag.support import instruction, mask_links
 from rag.text import content_words, stem
 from rag.types import Paper
 from rag.view import View
@@ -55,6 +57,7 @@ class Engine:
     settings: Settings
     chat_model: Callable[[str], Any]
     params: DecisionParams | None = None
+    reader: Callable[[bool | None], Any] = lambda wanted: None  # the reading model (None: the rules decide)
     _tables: Tables | None = None
 
     def tables(self) -> Tables:
@@ -136,15 +139,41 @@ def retrieve_step(state: State, engine: Engine) -> State:
         sources = to_sources(docs)
         evidence = score(a, sources, qvec, engine.sentence_vectors, t.idf, tvec)
     ranking = list(dict.fromkeys(s.paper_id for s in sources))
-    return state.model_copy(update={"retrieved": Retrieved(sources=sources, ranking=ranking, evidence=evidence)})
+    evidence, withheld = withhold_instructions(evidence)
+    return state.model_copy(update={"retrieved": Retrieved(sources=sources, ranking=ranking, evidence=evidence,
+                                                           withheld=withheld)})
+
+
+def withhold_instructions(evidence: list[Evidence]) -> tuple[list[Evidence], list[Withheld]]:
+    """The evidence without the sentences that instruct the reader ("visit … and paste your password"): a passage
+    may carry one (OWASP LLM01), and no answer may lead with it or repeat it; each is reported instead."""
+    kept, withheld = [], []
+    for e in evidence:
+        if instruction(e.text):
+            withheld.append(Withheld(n=e.n, paper_id=e.paper_id, text=mask_links(e.text)))
+        else:
+            kept.append(e)
+    return kept, withheld
+
+
+def read_step(state: State, engine: Engine) -> State:
+    """The reading model reads the candidate papers (when one is installed and the request does not turn it off)."""
+    reader = engine.reader(state.request.reader)
+    if reader is None:
+        return state
+    assert state.analysis is not None and state.retrieved is not None
+    reading = read(state.analysis, state.retrieved, engine.tables().by_id, reader, engine.settings.reader_budget)
+    return state.model_copy(update={"reading": reading})
 
 
 def decide_step(state: State, engine: Engine) -> State:
-    """Answer, abstain, or correct the premise."""
+    """Answer, abstain, or correct the premise: the rules, then what the reading model read."""
     t = engine.tables()
     assert state.analysis is not None and state.retrieved is not None
     params = engine.params or DecisionParams(min_score=engine.settings.abstain_threshold)
     decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params, t.names)
+    if state.reading is not None:
+        decision = reconsider(decision, state.analysis, state.reading, t.by_id, params)
     return state.model_copy(update={"decision": decision})
 
 
@@ -157,7 +186,8 @@ def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
         yield "text", text
         yield "draft", state.model_copy(update={"draft": Draft(text=text, answerer="extractive")})
         return
-    extractive = composer.compose(a, d, r, engine.tables().by_id, engine.settings.max_answer_sentences)
+    said = next((t.content for t in reversed(req.history) if t.role == "assistant"), "")
+    extractive = composer.compose(a, d, r, engine.tables().by_id, engine.settings.max_answer_sentences, said)
     if req.answerer == "extractive":
         yield "text", extractive.text
         yield "draft", state.model_copy(update={"draft": extractive})
@@ -166,7 +196,8 @@ def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
     budget = s.local_prompt_token_budget if req.answerer == "local" else s.prompt_token_budget
     parts: list[str] = []
     try:
-        prompt = generate.messages(a, r.sources, budget, s.max_answer_sentences)
+        kept = [x for x in r.sources if not d.answering or x.paper_id in d.answering]  # the reader's papers only
+        prompt = generate.messages(a, kept, budget, s.max_answer_sentences)
         for delta in generate.stream(engine.chat_model(req.answerer), prompt, req, s.llm_max_chars):
             parts.append(delta)
             yield "text", delta
@@ -197,9 +228,10 @@ def _verify(state: State) -> Any:
 
 
 def create_prepare(engine: Engine) -> Runnable:
-    """analyse -> retrieve -> decide, as named LCEL steps."""
+    """analyse -> retrieve -> read -> decide, as named LCEL steps."""
     return (RunnableLambda(lambda s: analyse_step(s, engine)).with_config(run_name="analyse")
             | RunnableLambda(lambda s: retrieve_step(s, engine)).with_config(run_name="retrieve")
+            | RunnableLambda(lambda s: read_step(s, engine)).with_config(run_name="read")
             | RunnableLambda(lambda s: decide_step(s, engine)).with_config(run_name="decide"))
 
 

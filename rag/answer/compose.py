@@ -41,9 +41,27 @@ _INTRO_APPOSITIVE = re.compile(r"^(?:In this (?:paper|work),?\s+)?[Ww]e (?:propo
 
 
 def third_person(text: str, name: str, passage: str) -> str:
-    """The paper's voice turned to the third person where that is safe (the verbatim sentence stays in the source):
-    'we present Seesaw, an LLM inference engine …' -> 'Seesaw is an LLM inference engine …', 'We propose X' ->
-    'Seesaw proposes X' when the name is in the cited passage, else 'The authors propose X'."""
+    """The paper's voice turned to the third person (the verbatim sentence stays in the source): 'we present
+    Seesaw, an LLM inference engine …' -> 'Seesaw is an LLM inference engine …', 'We propose X' -> 'Seesaw proposes
+    X' when the name is in the cited passage, else 'The authors propose X'; any other we/our/us -> the authors."""
+    return _authors(_lead_voice(text, name, passage))
+
+
+_FIRST_PERSON = re.compile(r"\b(we|our|ours|us)\b", re.IGNORECASE)
+_PLAIN = {"we": "the authors", "our": "the authors'", "ours": "the authors'", "us": "the authors"}
+
+
+def _authors(text: str) -> str:
+    """Every remaining first-person pronoun as 'the authors' ('… stages, we can reduce …' -> '… stages, the
+    authors can reduce …'): plural, so the verb still agrees."""
+    def swap(m: re.Match[str]) -> str:
+        out = _PLAIN[m.group(1).lower()]
+        return out[:1].upper() + out[1:] if m.start() == 0 else out
+    return _FIRST_PERSON.sub(swap, text)
+
+
+def _lead_voice(text: str, name: str, passage: str) -> str:
+    """The opening forms with the paper's name: introductions, 'We also …', 'Our evaluation …', 'This paper …'."""
     m = _INTRO_APPOSITIVE.match(text)
     if m and name.lower() in m.group("name").lower():
         return f"{m.group('name')} is {m.group('rest')}"
@@ -97,14 +115,16 @@ def _similar(a: str, b: str) -> bool:
     return bool(wa and wb) and len(wa & wb) / len(wa | wb) > 0.6
 
 
-def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[Evidence]:
+def select(analysis: Analysis, ev: list[Evidence], max_sentences: int,
+           said: frozenset[str] = frozenset()) -> list[Evidence]:
     """The lead (a measured figure first for how-much), its context, then close runners-up; a question naming
-    several papers gets each paper's own lead."""
+    several papers gets each paper's own lead. said: the words of the conversation's previous answer, whose
+    sentences are not repeated as support (the lead may be: it is the answer)."""
     named = [p for p in analysis.papers if any(c.paper_id == p for c in ev)]
     if len(named) >= 2:
         per = max(1, max_sentences // len(named))
         one = analysis.model_copy(update={"papers": []})
-        return [c for p in named for c in select(one, [c for c in ev if c.paper_id == p], per)]
+        return [c for p in named for c in select(one, [c for c in ev if c.paper_id == p], per, said)]
     pool = [c for c in ev if c.paper_id in analysis.papers] or list(ev)
     ranked = sorted(pool, key=lambda c: -c.score)
     if not ranked:
@@ -130,7 +150,7 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[E
             break
         if c.paper_id != lead.paper_id and c.score < RELATIVE_OTHER * lead.score:
             continue
-        if c in chosen or any(_similar(c.text, x.text) for x in chosen):
+        if c in chosen or any(_similar(c.text, x.text) for x in chosen) or _already_said(c.text, said):
             continue
         if refers_back(c.text) and _before(c, ev) not in chosen:
             continue  # it would need the sentence before it, which is not in the answer
@@ -138,9 +158,16 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int) -> list[E
     return chosen
 
 
-def prose(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, Paper], max_sentences: int) -> Draft:
+def _already_said(text: str, said: frozenset[str]) -> bool:
+    """Whether a sentence (or most of its words) was in the previous answer of the conversation."""
+    words = content_words(text)
+    return bool(said and words) and sum(w in said for w in words) / len(words) > 0.8
+
+
+def prose(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, Paper], max_sentences: int,
+          said: str = "") -> Draft:
     """A cited answer in prose: the answering sentence first; one paragraph per paper when several answer."""
-    chosen = select(analysis, retrieved.evidence, max_sentences)
+    chosen = select(analysis, retrieved.evidence, max_sentences, frozenset(content_words(said)))
     groups: dict[str, list[Evidence]] = {}
     for c in chosen:
         groups.setdefault(c.paper_id, []).append(c)
@@ -317,13 +344,16 @@ def abstention(retrieved: Retrieved, sentinel: str) -> str:
 
 
 def compose(analysis: Analysis, decision: Decision, retrieved: Retrieved, by_id: Mapping[str, Paper],
-            max_sentences: int) -> Draft:
-    """The extractive draft for an answering decision."""
+            max_sentences: int, said: str = "") -> Draft:
+    """The extractive draft for an answering decision (citing only the papers the decision lets it cite)."""
     total = len(by_id)
+    if decision.answering:
+        keep = set(decision.answering)
+        retrieved = retrieved.model_copy(update={"evidence": [e for e in retrieved.evidence if e.paper_id in keep]})
     if analysis.kind == "overview":
         return overview(retrieved, by_id, total)
     if analysis.kind == "compare" and len(analysis.papers) >= 2:
         return compare_table(analysis, retrieved, by_id)
     if analysis.kind == "list" and decision.qualifying:
         return paper_list(decision, retrieved, by_id, total)
-    return prose(analysis, retrieved, by_id, max_sentences)
+    return prose(analysis, retrieved, by_id, max_sentences, said)

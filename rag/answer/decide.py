@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from rag.answer.analyse import QUESTION_WORDS, name_words, short_name
 from rag.answer.evidence import CUES, coverage, has_term
-from rag.answer.models import Analysis, Decision, Evidence, Retrieved, Signals
+from rag.answer.models import Analysis, Decision, Evidence, Reading, Retrieved, Signals
 from rag.text import sentences, stem, stems, word_family
 from rag.types import Paper
 
@@ -39,6 +39,14 @@ class DecisionParams(BaseModel):
     list_coverage: float = Field(0.2, description="… and its abstract covers this share of the topic words.")
     list_ratio: float = Field(0.7, description="A paper whose best sentence scores this share of the best paper's "
                                                "also qualifies (with the coverage); 1.0 turns this off.")
+    # The reading model's probabilities (rag.answer.read), fitted the same way on the tune questions.
+    read_yes: float = Field(0.9, description="A question the rules abstain on is answered when a paper reads as "
+                                             "answering it with at least this probability.")
+    read_no: float = Field(0.5, description="A question the rules answer is abstained on when every paper read "
+                                            "answers it with less than this probability.")
+    read_keep: float = Field(0.7, description="Of the papers read, the answer cites those at least this likely "
+                                              "to answer (the best one always).")
+    read_list: float = Field(0.7, description="A paper read for a list question is listed at this probability.")
 
 
 def _names(pids: list[str], by_id: Mapping[str, Paper]) -> str:
@@ -250,3 +258,36 @@ def _decide_list(analysis: Analysis, ev: list[Evidence], signals: Signals, by_id
     if _SINGULAR.search(analysis.asked):  # "Which paper studies …?": the one that does
         qualifying = qualifying[:1]
     return Decision(action="answer", signals=signals, qualifying=qualifying)
+
+
+def reconsider(decision: Decision, analysis: Analysis, reading: Reading, by_id: Mapping[str, Paper],
+               params: DecisionParams) -> Decision:
+    """The rules' decision with what the reading model read: a list is the papers it reads as qualifying (the rules
+    keep the say on papers it did not get to); a question with one answer is abstained on when no paper reads as
+    answering it, answered when the rules abstained but a paper clearly answers, and cites only the papers that
+    read as answering."""
+    judged = sorted(reading.read, key=lambda j: -(j.p or 0.0))
+    if not judged:
+        return decision
+    if reading.closed == "qualifies":
+        listed = [j.paper_id for j in judged if (j.p or 0.0) >= params.read_list]
+        listed += [p for p in decision.qualifying if reading.p(p) is None and p not in listed]
+        if not listed:
+            return Decision(action="abstain", signals=decision.signals,
+                            reason="No paper's abstract reads as one the question asks for.")
+        if _SINGULAR.search(analysis.asked):
+            listed = listed[:1]
+        return Decision(action="answer", signals=decision.signals, qualifying=listed)
+    best = judged[0]
+    keep = [j.paper_id for j in judged if (j.p or 0.0) >= params.read_keep] or [best.paper_id]
+    if decision.action == "abstain":
+        if (best.p or 0.0) >= params.read_yes:
+            return Decision(action="answer", signals=decision.signals, answering=keep)
+        return decision
+    unread_named = [p for p in analysis.papers if reading.p(p) is None]
+    if (best.p or 0.0) < params.read_no and not unread_named:
+        named = [p for p in analysis.papers if p in by_id]
+        reason = (f"{_cap(_whose(named, by_id))} does not answer this, as the reading model reads it." if named else
+                  "No paper's abstract answers this, as the reading model reads them.")
+        return Decision(action="abstain", signals=decision.signals, reason=reason)
+    return decision.model_copy(update={"answering": keep})

@@ -7,6 +7,7 @@ from typing import Literal
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, Field, field_validator
 
+from rag.llm.reader import ReadStats
 from rag.types import Sentence, Source
 
 Kind = Literal["what", "how_much", "how", "why", "list", "compare", "overview", "yes_no", "expansion", "limitation",
@@ -39,6 +40,7 @@ class Question(BaseModel):
     k: int | None = None
     retrieval: Literal["hybrid", "dense"] | None = None
     compare: bool = False
+    reader: bool | None = None
 
     @field_validator("history", mode="before")
     @classmethod
@@ -60,6 +62,8 @@ class Request(BaseModel):
     k: int | None = None
     retrieval: Literal["hybrid", "dense"] | None = None
     compare: bool = False
+    reader: bool | None = Field(default=None, description="Read with the reading model: None when one is installed "
+                                                          "(RAG_READER), False for the rules alone.")
     deadline: float | None = Field(default=None, description="time.monotonic() by which an LLM answer must end "
                                                               "(condense and answer together).")
     budget: float | None = Field(default=None, description="The seconds that deadline was set from (for notices).")
@@ -98,12 +102,50 @@ class Evidence(BaseModel):
     score: float = 0.0
 
 
+class Withheld(BaseModel):
+    """A sentence of a passage that instructs the reader (a link and a request, a command): never part of an answer."""
+
+    n: int
+    paper_id: str
+    text: str = Field(description="The sentence, its links masked ('visit [link] and paste your password').")
+
+
 class Retrieved(BaseModel):
     """The numbered passages and their scored sentences."""
 
     sources: list[Source] = Field(default_factory=list)
     ranking: list[str] = Field(default_factory=list, description="Unique paper ids in retrieval order.")
     evidence: list[Evidence] = Field(default_factory=list)
+    withheld: list[Withheld] = Field(default_factory=list, description="Sentences left out of the evidence because "
+                                                                       "they instruct the reader.")
+
+
+Closed = Literal["answers", "qualifies"]
+
+
+class Judged(BaseModel):
+    """One paper, and the reading model's probability that it answers (or qualifies); None when it was not read."""
+
+    paper_id: str
+    p: float | None = None
+
+
+class Reading(BaseModel):
+    """What the reading model said about the candidate papers, and what it cost."""
+
+    closed: Closed
+    papers: list[Judged] = Field(default_factory=list)
+    model: str = ""
+    stats: ReadStats = Field(default_factory=ReadStats)
+
+    def p(self, paper_id: str) -> float | None:
+        """The probability for one paper (None when not read)."""
+        return next((j.p for j in self.papers if j.paper_id == paper_id), None)
+
+    @property
+    def read(self) -> list[Judged]:
+        """The papers the model read, in the order they were asked about."""
+        return [j for j in self.papers if j.p is not None]
 
 
 class Signals(BaseModel):
@@ -121,6 +163,8 @@ class Decision(BaseModel):
     reason: str = ""
     signals: Signals = Field(default_factory=Signals)
     qualifying: list[str] = Field(default_factory=list, description="For lists: the papers that qualify.")
+    answering: list[str] = Field(default_factory=list, description="The papers the answer may cite (the reading "
+                                                                   "model's), in order; empty: no restriction.")
 
 
 class Draft(BaseModel):
@@ -139,6 +183,7 @@ class State(BaseModel):
     request: Request
     analysis: Analysis | None = None
     retrieved: Retrieved | None = None
+    reading: Reading | None = None
     decision: Decision | None = None
     draft: Draft | None = None
     extractive: Draft | None = Field(default=None, description="The extractive draft kept beside an LLM's answer.")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from rag.answer.chain import Engine, compose_events, create_chain, create_prepare, timed
+from rag.answer.read import ReaderSlot
 from rag.answer.models import Question, State
 from rag.answer.request import build_request
 from rag.answer.verify import verify
@@ -25,17 +26,16 @@ _T = TypeVar("_T")
 
 
 class Pipeline:
-    """Question answering over one index; thread-safe; nothing is loaded until first use.
-
-    chat_model: the LangChain chat model for the LLM answerers; by default one is made from the settings
-    ('openai') or the local llama.cpp server ('local'). Tests pass a fake one in.
-    """
+    """Question answering over one index; thread-safe; nothing is loaded until first use. Dependencies passed in
+    (tests pass fakes): chat_model, the LangChain chat model of the LLM answerers (else made from the settings or the
+    local llama.cpp server); reader, the reading model (else the installed one the settings name); view_progress,
+    told how a view build goes (the CLI shows a bar)."""
 
     def __init__(self, settings: Settings | None = None, chat_model: Any = None,
-                 view_progress: Progress | None = None) -> None:
-        """view_progress: told how a build of the retrieval view goes, when one is needed (the CLI shows a bar)."""
+                 view_progress: Progress | None = None, reader: Any = None) -> None:
         self.settings = settings or Settings()
         self._chat_model = chat_model
+        self.reader = ReaderSlot(self.settings, reader)
         self._view_progress = view_progress
         self._engine: Engine | None = None
         self._lock = threading.Lock()
@@ -47,7 +47,7 @@ class Pipeline:
             with self._lock:
                 if self._engine is None:
                     index = Index(ensure_index(self.settings), self.settings, progress=self._view_progress)
-                    self._engine = Engine(index, self.settings, self.chat_model)
+                    self._engine = Engine(index, self.settings, self.chat_model, reader=self.reader)
         return self._engine
 
     @property
@@ -69,7 +69,8 @@ class Pipeline:
         """Open the index until it is ready to answer (building it from the corpus on first use), then take one
         question through analysis, retrieval and decision offline: the first real question pays no first-use cost."""
         self.engine.index.open()
-        self.prepare("How much memory does the method save?", answerer="extractive")
+        self.prepare("How much memory does the method save?", answerer="extractive", reader=False)
+        self.reader.warm(self.papers())  # the reading model reads the abstracts ahead, in the background
 
     def records(self) -> list[PaperRecord]:
         """Every indexed paper with its passage count and order, read from the index."""

@@ -43,7 +43,7 @@ def validate_question(question: object, settings: Settings) -> str:
 def build_request(question: object, settings: Settings, known: Callable[[], set[str]], *,
                   history: Sequence[object] | None = None,
                   answerer: str | None = None, paper_ids: list[str] | None = None, k: int | None = None,
-                  retrieval: str | None = None, compare: bool = False) -> Request:
+                  retrieval: str | None = None, compare: bool = False, reader: bool | None = None) -> Request:
     """A validated Request (nothing is loaded before the question passes): the last turns of the history only, each
     cut to a bounded length. known: the indexed paper ids, asked for only when there is a paper filter."""
     text = validate_question(question, settings)
@@ -61,5 +61,5 @@ def build_request(question: object, settings: Settings, known: Callable[[], set[
         turns.append(Turn(role=str(get("role", "")), content=str(get("content", ""))[:MAX_TURN_CHARS]))
     budget = settings.answer_timeout if chosen != "extractive" else None
     return Request(question=text, history=turns, answerer=chosen, paper_ids=list(paper_ids) if paper_ids else None,
-                   k=k, retrieval=retrieval, compare=compare,  # type: ignore[arg-type]
+                   k=k, retrieval=retrieval, compare=compare, reader=reader,  # type: ignore[arg-type]
                    deadline=time.monotonic() + budget if budget else None, budget=budget)

@@ -11,7 +11,7 @@ from rag.answer.generate import CANARY, sanitize
 from rag.answer.models import ABSTAIN_SENTENCE, Draft, State
 from rag.citations import check_citations
 from rag.support import support_multi
-from rag.types import Answer, Sentence, Source
+from rag.types import Answer, ReadingSummary, Sentence, Source
 
 
 def _checked(sentences: list[Sentence], state: State) -> list[Sentence]:
@@ -53,6 +53,26 @@ def not_backed(answerer: str, answer: Answer, fabricated: int) -> str:
     return f"This {answerer} answer is not backed by its citations: {why}. The extractive evidence is shown below."
 
 
+def summary(state: State) -> ReadingSummary | None:
+    """What the reading model judged, for the Answer (None when it did not read)."""
+    r = state.reading
+    if r is None:
+        return None
+    return ReadingSummary(model=r.model, closed=r.closed, papers={j.paper_id: j.p for j in r.read if j.p is not None},
+                          unread=r.stats.unread, cached=r.stats.cached, prefill_tokens=r.stats.prefill_tokens,
+                          read_ms=r.stats.wall_ms, llama_ms=r.stats.llama_ms)
+
+
+def withheld_notice(state: State) -> str:
+    """One sentence naming the passages that instruct the reader, left out of the answer."""
+    assert state.retrieved is not None
+    titles = {s.n: s.title for s in state.retrieved.sources}
+    found = list(dict.fromkeys((titles.get(w.n, w.paper_id), w.text) for w in state.retrieved.withheld))
+    listed = "; ".join(f"“{text[:160]}” in {title}" for title, text in found[:3])
+    return (f"Left out of this answer: {'a sentence' if len(found) == 1 else 'sentences'} in the papers that tell "
+            f"the reader to do something ({listed}); treat such text with suspicion.")
+
+
 def verify(state: State, draft: Draft, evidence: Draft | None = None) -> Answer:
     """Check citations and assemble the Answer (evidence: the extractive draft shown beside a failing LLM answer)."""
     assert state.analysis is not None and state.retrieved is not None and state.decision is not None
@@ -64,7 +84,7 @@ def verify(state: State, draft: Draft, evidence: Draft | None = None) -> Answer:
                                                  ABSTAIN_SENTENCE.lower() in text.lower()[:200])
     answer = Answer(question=state.request.question, standalone_question=state.analysis.standalone, answer=text,
                     abstained=abstained, answerer=draft.answerer, sources=sources, notice=draft.notice,
-                    paper_ids=state.retrieved.ranking)
+                    paper_ids=state.retrieved.ranking, reading=summary(state))
     if abstained:
         answer.closest_papers = answer.paper_ids[:3]
         answer.answer = text if text.startswith(ABSTAIN_SENTENCE) else abstention(state.retrieved, ABSTAIN_SENTENCE)
@@ -73,6 +93,8 @@ def verify(state: State, draft: Draft, evidence: Draft | None = None) -> Answer:
         return answer
     if decision.action == "correct_premise":
         answer.notice = " ".join(x for x in (decision.reason, answer.notice) if x)
+    if state.retrieved.withheld:
+        answer.notice = " ".join(x for x in (answer.notice, withheld_notice(state)) if x)
     if draft.sentences is not None:
         answer.sentences = _checked(draft.sentences, state)
         fabricated = 0

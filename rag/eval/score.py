@@ -11,7 +11,7 @@ from rag.eval.questions import Question
 from rag.support import strip_markup, support, support_multi
 from rag.text import citation_numbers
 from rag.text import sentences as split_sentences
-from rag.types import Answer, Source
+from rag.types import Answer, ReadingSummary, Source
 
 RETRIEVAL_MISS_K = 5
 FAILURE_TAGS: tuple[str, ...] = (
@@ -53,6 +53,8 @@ class QuestionResult(BaseModel):
     citations_precise: int = 0
     latency_ms: float = 0.0
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    reading: ReadingSummary | None = None
+    notice: str = ""
     failure: str = "ok"
     error: str | None = None
 
@@ -134,7 +136,7 @@ def score_answer(question: Question, answer: Answer, latency_ms: float) -> Quest
         retrieved_papers=retrieved,
         sources=list(answer.sources),
         facts_found=[False if answer.abstained else fact_found(f, answer.answer) for f in question.facts],
-        latency_ms=latency_ms, timings_ms=answer.timings_ms,
+        latency_ms=latency_ms, timings_ms=answer.timings_ms, reading=answer.reading, notice=answer.notice,
     )
     if not answer.abstained:
         cited: list[int] = []

@@ -26,27 +26,9 @@ _ENDPOINTS = ("/chat/completions", "/completions", "/embeddings", "/models")
 _KEY_PATTERN = re.compile(r"sk-[\w\-*.]+")
 
 
-class LLMError(RuntimeError):
-    """The language model cannot be reached or gave no usable answer; the message says why, without secrets."""
+from rag.llm import LLMDeadlineExceeded, LLMError, LLMTruncated  # noqa: E402 -- defined there, light to import
 
-
-class LLMDeadlineExceeded(LLMError):
-    """The answer deadline passed before the model finished (stream_text has yielded what came before).
-
-    `seconds`: the budget of a `Deadline`, else how long this call ran.
-    """
-
-    def __init__(self, message: str, seconds: float) -> None:
-        super().__init__(message)
-        self.seconds = seconds
-
-
-class LLMTruncated(LLMError):
-    """The reply reached the character cap; `text` is what was kept (stream_text has already yielded it all)."""
-
-    def __init__(self, limit: int, text: str) -> None:
-        super().__init__(f"The model's reply was cut at {limit:,} characters.")
-        self.limit, self.text = limit, text
+__all__ = ["LLMDeadlineExceeded", "LLMError", "LLMTruncated", "format_seconds", "friendly_error", "public_url"]
 
 
 def _httpx_errors(name: str) -> tuple[type[BaseException], ...]:

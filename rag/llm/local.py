@@ -42,6 +42,22 @@ def default_gguf() -> Path:
     )
 
 
+def local_model_path(settings: Settings) -> Path:
+    """The local answerer's GGUF: RAG_LOCAL_MODEL (a file or a known model's name), else the reading model when the
+    local extra installed it (Qwen2.5-Coder-1.5B writes far better than SmolLM2), else SmolLM2-135M."""
+    from rag.llm.models import DEFAULT_READER, KNOWN, installed, resolve_model
+
+    if settings.local_model:
+        try:
+            return resolve_model(settings.local_model, settings.model_dir)
+        except LLMError as exc:
+            raise LLMError(f"{exc} (RAG_LOCAL_MODEL)") from None
+    spec = KNOWN[DEFAULT_READER]
+    if installed(spec) or (settings.model_dir / spec.file).is_file():
+        return resolve_model(DEFAULT_READER, settings.model_dir)
+    return default_gguf()
+
+
 def _server_env() -> dict[str, str]:
     """The environment for llama.cpp: this one, with OpenMP threads that sleep instead of spin when idle."""
     env = dict(os.environ)
@@ -81,11 +97,8 @@ class LocalServer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalServer:
-        """A server for settings.local_model (default SmolLM2) with settings' threads and context."""
-        model = settings.local_model or default_gguf()
-        if not Path(model).is_file():
-            raise LLMError(f"The local model file {model} does not exist; check RAG_LOCAL_MODEL.")
-        return cls(model, threads=settings.local_threads, ctx=settings.local_ctx)
+        """A server for the local answerer's model with settings' threads and context."""
+        return cls(local_model_path(settings), threads=settings.local_threads, ctx=settings.local_ctx)
 
     @property
     def base_url(self) -> str:
@@ -215,7 +228,7 @@ def get_local_server(settings: Settings) -> LocalServer:
     with _shared_lock:
         if _shared is None:
             _shared = LocalServer.from_settings(settings)
-        elif settings.local_model and Path(settings.local_model) != _shared.model_path:
+        elif settings.local_model and local_model_path(settings) != _shared.model_path:
             log.warning("local server already runs %s; ignoring local_model=%s", _shared.model_path, settings.local_model)
         if not _shared.running:
             _shared.start()
