@@ -32,6 +32,7 @@ QUESTION_WORDS = frozenset(
     faster slower larger smaller higher lower better worse bigger longer shorter more less
     goal goals aim aims purpose motivation motivate motivated contrast versus like exactly actually really
     trick tricks technique techniques component components explanation explanations reason reasons rely relies
+    result results finding findings outcome outcomes
     was ist sind wie viel viele und oder warum welche welcher welches der die das ein eine es sie papier artikel
     qu que quoi quel quelle quels quelles est ce comment combien pourquoi le la les un une et ou du des article
     qué que cómo cuánto cuántos por el los las una y es artículo""".split()
@@ -149,6 +150,10 @@ def mend_cue_words(text: str, vocab: set[str]) -> str:
             return w
         return near[0].capitalize() if w[0].isupper() else near[0]
     return _WORD.sub(fix, text)
+
+
+# "What are the main results / findings of X?": the question's words, not its form, say a result sentence answers.
+_RESULTS_Q = re.compile(r"\b(results?|findings?|outcomes?|how\s+well\s+does)\b", re.IGNORECASE)
 
 
 def question_kind(text: str, compare: bool = False, excluding: tuple[Kind, ...] = ()) -> Kind:
@@ -429,4 +434,4 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
                     focus=focus_terms(asked, names, vocab, english),  # the user's topic, not the names a rewrite added
                     detail=asked_detail(asked, names) if english else [],
                     unknown_names=[*unknown_names(asked, vocab, english), *unheard(nowhere, vocab)], contrast=contrast,
-                    asserted=asserted)
+                    asserted=asserted, cue="result" if kind == "what" and _RESULTS_Q.search(asked) else None)

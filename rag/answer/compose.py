@@ -44,7 +44,8 @@ def third_person(text: str, name: str, passage: str) -> str:
     """The paper's voice turned to the third person (the verbatim sentence stays in the source): 'we present
     Seesaw, an LLM inference engine …' -> 'Seesaw is an LLM inference engine …', 'We propose X' -> 'Seesaw proposes
     X' when the name is in the cited passage, else 'The authors propose X'; any other we/our/us -> the authors."""
-    return _authors(_lead_voice(text, name, passage))
+    bare = _CONNECTIVE.sub("", text)  # "Therefore, we propose WISE …": the connective links to a sentence not shown
+    return _authors(_lead_voice(bare[:1].upper() + bare[1:], name, passage))
 
 
 _FIRST_PERSON = re.compile(r"\b(we|our|ours|us)\b", re.IGNORECASE)
@@ -132,11 +133,12 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int,
     lead = ranked[0]
     if analysis.contrast:  # "X instead of Y": the sentence about Y corrects the premise
         lead = next((c for c in ranked if any(t in stems(c.text) for t in analysis.contrast)), lead)
-    if analysis.kind == "how_much" and not MEASURED.search(lead.text):  # the figure first, from the same paper
+    if (analysis.kind == "how_much" or analysis.cue == "result") and not MEASURED.search(lead.text):  # a figure
+        close = 0.75 if analysis.kind == "how_much" else 0.5  # a question about results: its measured one
         lead = next((c for c in ranked[:4] if MEASURED.search(c.text) and c.paper_id == lead.paper_id
-                     and c.score >= 0.75 * lead.score), lead)
+                     and c.score >= close * lead.score), lead)
     chosen = [lead]
-    prior = _before(lead, ev) if refers_back(lead.text) else None
+    prior = _before(lead, ev) if refers_back(lead.text) and not _CONNECTIVE.match(lead.text) else None
     if prior is not None:
         chosen.insert(0, prior)
     m = _ANNOUNCES.search(lead.text)

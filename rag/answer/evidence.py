@@ -94,7 +94,7 @@ def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: 
         return []
     chunk_of = {s.n: s.chunk_id for s in sources}
     vecs = vectors([(chunk_of[c.n], c.start, c.end) for c in cands])
-    cue = CUES.get(KIND_CUE.get(analysis.kind, ""), None)
+    cue = CUES.get(analysis.cue or KIND_CUE.get(analysis.kind, ""), None)
     about_paper = bool(analysis.papers) and not analysis.focus
     defines = [re.compile(rf"\(\s*{re.escape(n)}\s*\)|^{re.escape(n)}\s+(is|are)\b|\b(propose|introduce|present|design|"
                           rf"build)\w*\s+(\w+\s+){{0,6}}{re.escape(n)}\b", re.IGNORECASE)
@@ -110,7 +110,7 @@ def score(analysis: Analysis, sources: list[Source], qvec: np.ndarray, vectors: 
         c.dense = c.topical if about_paper and topic_vec is not None else max(float(np.dot(v, qvec)), c.topical)
         c.lexical = coverage(analysis.focus, c.text, idf)
         bonus = 0.0
-        if cue is not None and cue.search(c.text) and (analysis.kind != "what" or about_paper):
+        if cue is not None and cue.search(c.text) and (analysis.kind != "what" or about_paper or analysis.cue):
             bonus += KIND_BONUS if analysis.kind != "how_much" or MEASURED.search(c.text) else KIND_BONUS / 2
         if c.paper_id in analysis.papers:
             bonus += NAMED_BONUS

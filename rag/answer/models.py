@@ -84,6 +84,9 @@ class Analysis(BaseModel):
     unknown_names: list[str] = Field(default_factory=list, description="Names the papers never mention.")
     contrast: list[str] = Field(default_factory=list, description="Stems the question sets against ('X instead of Y').")
     asserted: list[str] = Field(default_factory=list, description="Stems the question asserts ('X instead of Y').")
+    cue: str | None = Field(default=None, description="The kind of sentence that answers, when the question's words "
+                                                      "say it rather than its form ('the main results of X': a "
+                                                      "result); else the kind's own.")
 
 
 class Evidence(BaseModel):

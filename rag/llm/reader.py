@@ -70,11 +70,12 @@ class ReadStats(BaseModel):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def probability(logprobs: list[float]) -> float:
-    """The first option's probability among the options (a softmax over their log-probabilities)."""
+def distribution(logprobs: list[float]) -> list[float]:
+    """The options' probabilities among themselves (a softmax over their log-probabilities)."""
     top = max(logprobs)
     weights = [math.exp(lp - top) for lp in logprobs]
-    return weights[0] / sum(weights)
+    total = sum(weights)
+    return [w / total for w in weights]
 
 
 class _Worker:
@@ -126,9 +127,9 @@ class _Worker:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
         self._n += 1
-        options = list(asks[0].options) if warm is False else []
-        self.proc.stdin.write(json.dumps({"id": self._n, "options": options, "items": [
-            {"system": a.system, "doc": a.doc, "query": a.query} for a in asks]}, ensure_ascii=False) + "\n")
+        self.proc.stdin.write(json.dumps({"id": self._n, "items": [
+            {"system": a.system, "doc": a.doc, "query": a.query, "options": [] if warm else list(a.options)}
+            for a in asks]}, ensure_ascii=False) + "\n")
         self.proc.stdin.flush()
         reply = self._reply(START_TIMEOUT)
         if "error" in reply:
@@ -207,6 +208,12 @@ class Reader:
 
     def judge(self, asks: list[Ask], deadline: float | None = None) -> tuple[list[float | None], ReadStats]:
         """P(first option) for each ask (None where unread at the deadline, a time.monotonic() value), and the cost."""
+        dists, stats = self.choose(asks, deadline)
+        return [d[0] if d is not None else None for d in dists], stats
+
+    def choose(self, asks: list[Ask], deadline: float | None = None) -> tuple[list[list[float] | None], ReadStats]:
+        """Each ask's options' probabilities (None where unread at the deadline, a time.monotonic() value), and the
+        cost."""
         t0 = time.perf_counter()
         stats = ReadStats(asked=len(asks))
         keys = [a.key(self.identity) for a in asks]
@@ -233,7 +240,7 @@ class Reader:
             stats.llama_ms += reply.get("llama_ms", 0.0)
         for fut in futures:
             fut.cancel()  # not started: nobody waits for it any more
-        out = [probability(known[k]) if k in known else None for k in keys]
+        out = [distribution(known[k]) if k in known else None for k in keys]
         stats.unread = sum(p is None for p in out)
         stats.wall_ms = round((time.perf_counter() - t0) * 1000, 1)
         return out, stats

@@ -1,9 +1,10 @@
 """The reading model's worker: llama.cpp in a child process, scoring closed questions by the log-probabilities of
 their answer options. Run as `python -m rag.llm.reader_worker --model M.gguf`; speaks JSON lines on stdin/stdout.
 
-A request is {"id", "items": [{"system": text, "doc": text, "query": text}, …], "options": ["Yes", "No"]}: for each
+A request is {"id", "items": [{"system": text, "doc": text, "query": text, "options": ["Yes", "No"]}, …]}: for each
 item, a conversation of the system message and one user message (doc then query), rendered with the model's own
-chat template, and the log-probability (over the whole vocabulary) of each option's first token as the model's reply.
+chat template, and the log-probability (over the whole vocabulary) of each of its options' first token as the model's
+reply. An item without options only reads its doc into the state cache (warm-up).
 
 The doc (the instructions and a passage) comes first so that its KV cache can be kept: the worker saves each doc's
 sequence state after prefilling it once (an LRU bounded in bytes), so a later question about the same passage
@@ -122,14 +123,14 @@ class Worker:
         self.held = list(doc_tokens)
         self.llm.n_tokens = len(doc_tokens)
 
-    def score(self, items: list[dict], options: list[str]) -> dict:
-        """Score each item's options; with no options, only read each item's doc into the state cache (warm-up)."""
-        ids = [self.tokens(o)[0] for o in options]
+    def score(self, items: list[dict]) -> dict:
+        """Score each item's options; an item with none only reads its doc into the state cache (warm-up)."""
         self.lib.llama_perf_context_reset(self.ctx)
         t0 = time.perf_counter()
         out, prefilled, restored = [], 0, 0
         for item in items:
             doc, query = self.render(str(item.get("system", "")), str(item["doc"]), str(item["query"]))
+            ids = [self.tokens(str(o))[0] for o in item.get("options") or []]
             doc_tokens, query_tokens = self.tokens(doc), self.tokens(query)
             if len(doc_tokens) + len(query_tokens) >= self.llm.n_ctx():
                 raise ValueError(f"a prompt of {len(doc_tokens) + len(query_tokens)} tokens does not fit the "
@@ -140,6 +141,7 @@ class Worker:
                 prefilled += self._eval_from(doc_tokens)
                 self._save(doc, doc_tokens)
             if not ids:
+                out.append([])
                 continue
             prefilled += self._eval_from(doc_tokens + query_tokens)
             logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.n_vocab,)).astype(np.float64)
@@ -172,7 +174,7 @@ def main() -> None:
         request: dict = {}
         try:
             request = json.loads(line)
-            reply = worker.score(list(request["items"]), list(request["options"]))
+            reply = worker.score(list(request["items"]))
         except Exception as exc:  # noqa: BLE001 -- one bad request must not end the worker
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply["id"] = request.get("id") if isinstance(request, dict) else None
