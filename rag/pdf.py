@@ -26,16 +26,18 @@ holds one lock.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import threading
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 
 from rag.corpus import CorpusError
-from rag.pdflayout import LEADING_MARK, Line, drop_margins, glued, page_lines
+from rag.pdflayout import LEADING_MARK, SPACING_ACCENTS, Line, PageText, drop_margins, glued, order_pages, page_text
 from rag.types import Body, Paper
 
 logger = logging.getLogger(__name__)
@@ -62,11 +64,23 @@ _AFFILIATION = re.compile(
     r"(?i)(universit|institut|department|dept\.|laborator|college|school|faculty|centre|center|inc\.|corp"
     r"|gmbh|ltd|research|academy|hospital|@|e-?mail|\b\d{4,6}\b)"
 )
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
+_YEAR = re.compile(
+    r"(?:©|\(c\)|copyright)\s*(?:©\s*)?((?:19|20)\d\d)"  # © 2024, Copyright 2024, (c) 2024
+    r"|\barXiv:(\d\d)[01]\d\.\d{4,5}"  # arXiv:2403.01234 (its first two digits are the year's)
+    rf"|\b\d{{1,2}}\s+{_MONTH}\s+((?:19|20)\d\d)\b|\b{_MONTH}\s+\d{{1,2}},?\s+((?:19|20)\d\d)\b"  # dates
+    r"|\(\s*[A-Z][\w&-]*(?:\s+[A-Z][\w&-]*)*\s+((?:19|20)\d\d)\s*\)"  # (NeurIPS 2024)
+    r"|\b(?:Proceedings|Proc\.|Conference|Symposium|Workshop|Journal|Transactions|PMLR)\b[^.]{0,120}?"
+    r"\b((?:19|20)\d\d)\b"  # Proceedings of … 2024
+    r"|\b[A-Z][A-Za-z]+\s?['’](\d\d)\b",  # SoCC '24
+    re.IGNORECASE,
+)
+_THIS_YEAR = datetime.date.today().year
+_NOT_TITLE_LINE = re.compile(r"@|\barxiv\b|\bpreprint\b|\bunder review\b|^\s*(vol\.|volume|doi)\b", re.IGNORECASE)
+_MARKS = re.compile(r"[†‡§¶∗*#⋆♯∥⊥♣♦♥♠∗]|(?<=[a-z])\d+(,\d+)*")  # affiliation marks after a name
 _NAME = re.compile(r"^[A-Z][\w'’.-]*(\s+((van|von|de|der|den|da|di|del|la|le|du|dos|bin)\s+)*[A-Z][\w'’.-]*){1,4}$")
 _NOT_TITLE = re.compile(r"(?i)^(untitled|microsoft\s+(word|powerpoint)|title|document\d*|slide|presentation)\b"
                         r"|\.(docx?|tex|dvi|pdf|ps|indd|rtf|odt|pages)$|^[\w\-.]+$")
-_SPACING_ACCENTS = {"¨": "\u0308", "´": "\u0301", "ˆ": "\u0302", "˜": "\u0303", "¸": "\u0327", "˚": "\u030a",
-                    "ˇ": "\u030c", "˘": "\u0306", "˙": "\u0307", "`": "\u0300"}
 _ACCENTED = re.compile(r"([¨´ˆ˜¸˚ˇ˘˙`])([A-Za-z])")
 
 
@@ -83,30 +97,25 @@ class _Style:
 
 
 def read_pdf(path: Path, references: bool = False) -> Paper:
-    """The Paper in a PDF file: title, abstract, authors, DOI and its body up to the references (or with them)."""
+    """The Paper in a PDF file: title, abstract, authors, year, DOI and its body up to the references (or with them)."""
     path = Path(path)
     _check_file(path)
     with _PDFIUM:
-        pages, heights, meta = _extract(path)
-    first_page = " ".join(x.text for x in pages[0]) if pages else ""
+        texts, meta = _extract(path)
+    pages = order_pages(texts)
     if sum(len(x.text.strip()) for lines in pages for x in lines) < 20:
         raise CorpusError(path, 0, "has no text layer (a scanned PDF?); run OCR on it first")
-    lines = [x for page in drop_margins(pages, heights) for x in page]
-    for x in lines:
+    for x in (x for lines in pages for x in lines):
         x.text = clean(x.text)
+    first_page = " ".join(x.text for x in pages[0]) if pages else ""
+    title, title_lines = _title(pages[0] if pages else [], texts[0].height if texts else 0.0, meta.get("Title", ""))
+    lines = [x for page in drop_margins(pages, [t.height for t in texts], title) for x in page]
     style = _style(lines)
-    top = [x for x in lines if x.page == 1 and x.top >= 0.4 * heights[0]]
-    if looks_like_title(meta.get("Title", "")):
-        title, title_lines = meta["Title"], _lines_of(top, meta["Title"])
-    else:
-        title_lines = _title_block(top, style)
-        title = _join(title_lines, style)
-    start = lines.index(title_lines[-1]) + 1 if title_lines else 0
+    start = next((i + 1 for i, x in enumerate(lines) if x is title_lines[-1]), 0) if title_lines else 0
     abstract, end = _abstract(lines, start, style)
     if len(abstract) < MIN_ABSTRACT:
         raise CorpusError(path, 0, "has a text layer but no abstract-length text was found in it")
-    head = lines[start:end]
-    authors = parse_authors(_author_lines(head)) or parse_authors([meta.get("Author", "")])
+    authors = _authors(lines[start:end], style) or parse_authors([meta.get("Author", "")])
     doi = _DOI.search(first_page)
     return Paper(
         id="",
@@ -116,9 +125,25 @@ def read_pdf(path: Path, references: bool = False) -> Paper:
         source=path.name,
         pages=len(pages),
         authors=authors,
+        year=year_of(f"{first_page} {texts[0].side if texts else ''}", meta),
         doi=doi.group(1).rstrip(".,;)]") if doi else "",
         body=_body(lines[end:], style, references),
     )
+
+
+def year_of(text: str, meta: dict[str, str]) -> int | None:
+    """The year a paper states on its first page (a copyright line, its venue, an arXiv identifier or a date), else
+    the year its PDF was made (metadata CreationDate); None when neither gives one."""
+    found: Counter[int] = Counter()
+    for m in _YEAR.finditer(text):
+        digits = next(g for g in m.groups() if g)
+        year = int(digits) if len(digits) == 4 else 2000 + int(digits)
+        if 1950 <= year <= _THIS_YEAR + 1:
+            found[year] += 1
+    if found:
+        return max(found, key=lambda y: (found[y], y))
+    made = re.match(r"(?:D:)?((?:19|20)\d\d)", meta.get("CreationDate", "") or meta.get("ModDate", ""))
+    return int(made.group(1)) if made and 1950 <= int(made.group(1)) <= _THIS_YEAR + 1 else None
 
 
 def _check_file(path: Path) -> None:
@@ -138,8 +163,8 @@ def _check_file(path: Path) -> None:
         raise CorpusError(path, 0, "is truncated or corrupt (no %%EOF end marker)")
 
 
-def _extract(path: Path) -> tuple[list[list[Line]], list[float], dict[str, str]]:
-    """Every page's lines in reading order, the page heights and the document metadata (PDFium calls only)."""
+def _extract(path: Path) -> tuple[list[PageText], dict[str, str]]:
+    """Every page's text runs and the document metadata (PDFium calls only)."""
     import pypdfium2 as pdfium
 
     try:
@@ -149,17 +174,16 @@ def _extract(path: Path) -> tuple[list[list[Line]], list[float], dict[str, str]]
             raise CorpusError(path, 0, "is encrypted; it cannot be read without its password") from None
         raise CorpusError(path, 0, f"is corrupt or not a PDF ({_reason(e)})") from None
     try:
-        pages, heights = [], []
+        pages = []
         for i in range(len(doc)):
             page = doc[i]
             textpage = page.get_textpage()
             try:
-                pages.append(page_lines(textpage, i + 1))
-                heights.append(page.get_height())
+                pages.append(page_text(textpage, i + 1, page.get_width(), page.get_height()))
             finally:
                 textpage.close()
                 page.close()
-        return pages, heights, {k: str(v) for k, v in doc.get_metadata_dict().items()}
+        return pages, {k: str(v) for k, v in doc.get_metadata_dict().items()}
     except Exception as e:  # PDFium fails in many ways on damaged files; none should reach the user as a traceback
         logger.debug("PDFium failed on %s", path, exc_info=True)
         raise CorpusError(path, 0, f"is corrupt ({_reason(e)})") from None
@@ -176,7 +200,7 @@ def _reason(error: Exception) -> str:
 
 def clean(text: str) -> str:
     """Text with ligatures and compatibility forms unfolded (NFKC), spacing accents composed, controls removed."""
-    text = _ACCENTED.sub(lambda m: unicodedata.normalize("NFC", m.group(2) + _SPACING_ACCENTS[m.group(1)]), text)
+    text = _ACCENTED.sub(lambda m: unicodedata.normalize("NFC", m.group(2) + SPACING_ACCENTS[m.group(1)]), text)
     text = unicodedata.normalize("NFKC", text)
     return "".join(c for c in text if c.isprintable() or c == " ").replace("\u00ad", "")
 
@@ -277,29 +301,79 @@ def is_heading(line: Line, style: _Style) -> bool:
             or (len(letters) >= 4 and all(c.isupper() for c in letters) and len(words) <= 6))
 
 
-def _title_block(top: list[Line], style: _Style) -> list[Line]:
-    """The title on page 1: the largest-font line(s) in its upper part, else its first line of several words."""
-    candidates = [x for x in top if sum(c.isalpha() for c in x.text) >= 4 and not _ABSTRACT.match(x.text)]
-    if not candidates:
+def _title(page: list[Line], height: float, meta: str) -> tuple[str, list[Line]]:
+    """The title and the lines printing it on page 1: its title block, or the metadata's Title when page 1 agrees
+    (or, with no title block on page 1, when the Title looks like one); a template's or a file's name is not."""
+    block = _title_block(page, height)
+    printed = _join_plain(block)
+    if block and _words(meta) == _words(printed):
+        return " ".join(meta.split()), block
+    if block:
+        return printed, block
+    if looks_like_title(meta):
+        return " ".join(meta.split()), _lines_of(page, meta)
+    first = next((x for x in page if len(x.text.split()) >= 3 and not _ABSTRACT.match(x.text)), None)
+    return (first.text, [first]) if first else ("", [])
+
+
+def _title_block(page: list[Line], height: float) -> list[Line]:
+    """The title on page 1: the topmost block of lines in type clearly larger than the body's in its upper part.
+
+    The topmost, not the largest: a teaser figure under the byline may hold a phrase in larger type still. A block
+    is consecutive lines of one size; lines that are no title (the Abstract heading, an email, a date, a preprint
+    notice) are passed over.
+    """
+    size = _body_size(page)
+    top = [x for x in page if x.top >= 0.4 * height and sum(c.isalpha() for c in x.text) >= 2
+           and not _ABSTRACT.match(x.text) and not _NOT_TITLE_LINE.search(x.text)]
+    if not top:
         return []
-    big = max(x.size for x in candidates)
-    if big < 1.1 * style.size:
-        return [next((x for x in candidates if len(x.text.split()) >= 3), candidates[0])]
-    i = next(i for i, x in enumerate(top) if x in candidates and x.size >= big - 0.5)
-    block = [top[i]]
-    for x in top[i + 1: i + 4]:
-        if x.size < big - 0.5:
+    biggest = max(x.size for x in top)
+    if biggest < 1.15 * size:
+        return []
+    big = [x for x in top if x.size >= max(1.15 * size, 0.6 * biggest)]
+    first = max(big, key=lambda x: x.top)
+    block = [first]
+    for x in page[page.index(first) + 1:]:
+        if abs(x.size - first.size) > 0.5 or block[-1].bottom - x.top > 1.2 * first.size:
             break
         block.append(x)
+        if len(block) == 4:
+            break
     return block
 
 
-def _lines_of(top: list[Line], title: str) -> list[Line]:
+def _body_size(lines: list[Line]) -> float:
+    """The font size most characters of these lines have."""
+    chars: Counter[float] = Counter()
+    for x in lines:
+        chars[x.size] += len(x.text)
+    return chars.most_common(1)[0][0] if chars else 10.0
+
+
+def _words(text: str) -> list[str]:
+    """A text's words, case and punctuation aside (to compare titles)."""
+    return re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
+
+
+def _join_plain(lines: list[Line]) -> str:
+    """Title lines joined: a hyphen ending a line joins the word when its halves are no words of their own."""
+    text = ""
+    for line in lines:
+        piece = line.text.strip()
+        if text.endswith("-") and piece[:1].islower():
+            text = text[:-1] + piece
+        else:
+            text += (" " if text else "") + piece
+    return " ".join(text.split())
+
+
+def _lines_of(page: list[Line], title: str) -> list[Line]:
     """The consecutive lines on page 1 that print the given title ([] when it is not printed there)."""
-    words = " ".join(title.lower().split())
+    words = " ".join(_words(title))
     block: list[Line] = []
-    for line in top:
-        text = " ".join(line.text.lower().split()).rstrip("-")
+    for line in page:
+        text = " ".join(_words(line.text))
         if len(text) >= 4 and text in words:
             block.append(line)
         elif block:
@@ -365,19 +439,35 @@ def _breaks(prev: Line, line: Line, style: _Style) -> bool:
     return line.x0 > left + 0.7 * line.size or prev.x1 < prev_right - 2 * prev.size
 
 
-def _author_lines(head: list[Line]) -> list[str]:
-    """The lines between the title and the abstract that name the authors: before the first affiliation."""
-    out = []
+def _authors(head: list[Line], style: _Style) -> list[str]:
+    """The authors named between the title and the abstract: the lines in the byline's font (the first line that
+    is no affiliation sets it), blocks side by side taken one by one, affiliations and emails passed over. A line
+    continues the one before when that one ends in 'and' or a comma, or does not read as names by itself."""
+    first = next((x for x in head if not _AFFILIATION.search(x.text) and not _ABSTRACT.match(x.text)), None)
+    if first is None:
+        return []
+    groups: list[list[str]] = []
     for line in head:
-        if _AFFILIATION.search(line.text) or _ABSTRACT.match(line.text) or len(out) == 4:
+        if _ABSTRACT.match(line.text):
             break
-        out.append(line.text)
-    return out
+        if abs(line.size - first.size) > 0.3 or line.weight != first.weight:
+            continue
+        for part in line.parts or (line.text,):
+            if _AFFILIATION.search(part):
+                groups.append([])
+                continue
+            last = _MARKS.sub("", groups[-1][-1]).rstrip() if groups and groups[-1] else ""
+            if last and not line.parts and (last.endswith((",", " and", "&")) or re.match(r"(and|&|,)\b", part)
+                                            or not parse_authors(groups[-1])):
+                groups[-1].append(part)
+            else:
+                groups.append([part])
+    return list(dict.fromkeys(name for group in groups for name in parse_authors(group)))
 
 
 def parse_authors(lines: list[str]) -> list[str]:
     """Author names from a byline ('A. Smith,† B. Jones1 and C. Lee'); [] unless every part reads as a name."""
-    text = re.sub(r"[†‡§¶∗*#⋆♯∥⊥♣♦♥♠∗]|(?<=[a-z])\d+(,\d+)*", " ", " ".join(lines))
+    text = _MARKS.sub(" ", " ".join(lines))
     parts = [" ".join(p.split()).strip(" ,") for p in re.split(r",|;|&|\band\b", text)]
     names = [p for p in parts if p]
     if not names or len(names) > 50 or not all(_NAME.match(n) for n in names):
