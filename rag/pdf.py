@@ -78,7 +78,8 @@ _YEAR = re.compile(
 _THIS_YEAR = datetime.date.today().year
 _NOT_TITLE_LINE = re.compile(r"@|\barxiv\b|\bpreprint\b|\bunder review\b|^\s*(vol\.|volume|doi)\b", re.IGNORECASE)
 _MARKS = re.compile(r"[†‡§¶∗*#⋆♯∥⊥♣♦♥♠∗]|(?<=[a-z])\d+(,\d+)*")  # affiliation marks after a name
-_NAME = re.compile(r"^[A-Z][\w'’.-]*(\s+((van|von|de|der|den|da|di|del|la|le|du|dos|bin)\s+)*[A-Z][\w'’.-]*){1,4}$")
+_NAME_WORD = re.compile(r"[^\W\d_][\w'’.-]*")
+_PARTICLES = frozenset("van von de der den da di del la le du dos bin".split())
 _NOT_TITLE = re.compile(r"(?i)^(untitled|microsoft\s+(word|powerpoint)|title|document\d*|slide|presentation)\b"
                         r"|\.(docx?|tex|dvi|pdf|ps|indd|rtf|odt|pages)$|^[\w\-.]+$")
 _ACCENTED = re.compile(r"([¨´ˆ˜¸˚ˇ˘˙`])([A-Za-z])")
@@ -470,9 +471,16 @@ def parse_authors(lines: list[str]) -> list[str]:
     text = _MARKS.sub(" ", " ".join(lines))
     parts = [" ".join(p.split()).strip(" ,") for p in re.split(r",|;|&|\band\b", text)]
     names = [p for p in parts if p]
-    if not names or len(names) > 50 or not all(_NAME.match(n) for n in names):
+    if not names or len(names) > 50 or not all(map(_is_name, names)):
         return []
     return names
+
+
+def _is_name(text: str) -> bool:
+    """Whether a text reads as a person's name: two to five capitalised words (particles such as 'van' aside)."""
+    words = text.split()
+    return 2 <= len(words) <= 5 and all(
+        _NAME_WORD.fullmatch(w) and (w[0].isupper() or w in _PARTICLES) for w in words) and words[-1][0].isupper()
 
 
 def _body(lines: list[Line], style: _Style, references: bool) -> Body:

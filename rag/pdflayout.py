@@ -112,7 +112,7 @@ def _runs(raw: object) -> tuple[list[Line], str]:
     accents: list[Char] = []
     side: list[str] = []
     fonts: dict[int, int] = {}
-    space = False
+    space = broke = False
 
     def flush() -> None:
         nonlocal chars
@@ -125,8 +125,8 @@ def _runs(raw: object) -> tuple[list[Line], str]:
         ch = chr(code) if 0 < code < 0x110000 else ""
         if code in _LIGATURE_CODES and (code != 0x0D or not pdfium_c.FPDFText_IsGenerated(raw, i)):
             ch = _ligature_code(raw, i, code, fonts)  # a TeX font's ligature without a ToUnicode map: see ligatures()
-        elif ch in ("\r", "\n"):
-            flush()
+        elif ch in ("\r", "\n"):  # PDFium's line break: taken where the next character is not on with this line
+            broke = bool(chars)
             continue
         elif not ch or ch.isspace():
             space = bool(chars)
@@ -137,15 +137,21 @@ def _runs(raw: object) -> tuple[list[Line], str]:
             continue
         pdfium_c.FPDFText_GetLooseCharBox(raw, i, ctypes.byref(box))
         size = pdfium_c.FPDFText_GetFontSize(raw, i)
-        if ch in _ACCENTS:
-            accents.append((ch, box.left, box.right, box.bottom, box.top, size, 0))
+        if ch in _ACCENTS:  # the glyph's own box: where the accent sits, above (a cedilla: under) its letter
+            left, right, bottom, top = ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
+            pdfium_c.FPDFText_GetCharBox(raw, i, *map(ctypes.byref, (left, right, bottom, top)))
+            accents.append((ch, left.value, right.value, bottom.value, top.value, size, 0))
             continue
         if chars:
             _, _, last_x1, low, high, last_size, _ = chars[-1]
             mid = (box.bottom + box.top) / 2
-            if not low <= mid <= high or box.left > last_x1 + _GAP_EM * max(size, last_size) or box.right < chars[0][1]:
+            if (not low <= mid <= high or box.left > last_x1 + _GAP_EM * max(size, last_size)
+                    or box.right < chars[0][1] or (broke and box.left < last_x1 - 0.5 * size)):
                 flush()
                 space = False
+            elif broke and box.left > last_x1 + 0.15 * size:
+                space = True
+        broke = False
         if space:
             chars.append((" ", box.left, box.left, box.bottom, box.top, size, 0))
             space = False
@@ -195,30 +201,29 @@ def ligatures(text: str) -> dict[str, str]:
 
 
 def _accented(groups: list[list[Char]], accents: list[Char]) -> list[list[Char]]:
-    """Spacing accents composed in place with the letter they sit on (a cedilla: under); those on no letter are
-    returned as runs of their own."""
+    """Spacing accents composed in place with the letter they sit on (the accent's glyph box, its middle inside
+    the letter's line box or just over it); those on no letter are returned as runs of their own."""
     alone = []
     boxes = [(min(c[3] for c in g), max(c[4] for c in g), g[0][1], g[-1][2]) for g in groups]
     for accent in accents:
         mark, left, right, bottom, top, size, _ = accent
-        centre = (left + right) / 2
+        centre, middle = (left + right) / 2, (bottom + top) / 2
         best: tuple[float, int, int] | None = None
         for g, (low, high, x0, x1) in enumerate(boxes):
-            if not (x0 <= centre <= x1 and low - size <= top and bottom <= high + size):
+            if not (x0 <= centre <= x1 and low <= middle <= high + 0.3 * size):
                 continue
             for k, c in enumerate(groups[g]):
-                if c[1] <= centre <= c[2] and c[0].isalpha():
-                    # an accent's box starts above the letter's middle; a cedilla's ends below it
-                    over = bottom > (c[3] + c[4]) / 2 if mark != "¸" else top < (c[3] + c[4]) / 2
-                    distance = abs(bottom - c[4]) if mark != "¸" else abs(top - c[3])
-                    if over and distance < c[5] and (best is None or distance < best[0]):
+                if c[1] <= centre <= c[2] and c[0].isalpha() and c[3] <= middle <= c[4] + 0.3 * c[5]:
+                    distance = abs(middle - (c[3] + c[4]) / 2)
+                    if best is None or distance < best[0]:
                         best = (distance, g, k)
         if best is None:
             alone.append([accent])
             continue
         _, g, k = best
         c = groups[g][k]
-        groups[g][k] = (unicodedata.normalize("NFC", c[0] + SPACING_ACCENTS[mark]), *c[1:])
+        letter = {"ı": "i", "ȷ": "j"}.get(c[0], c[0])  # TeX puts an accent on a dotless i
+        groups[g][k] = (unicodedata.normalize("NFC", letter + SPACING_ACCENTS[mark]), *c[1:])
     return alone
 
 
@@ -379,6 +384,8 @@ def _order(runs: list[Line], gutter: tuple[float, float] | None = None) -> list[
         slack = _slack(gutter)
         for r in runs:
             r.column = 1 if r.x1 <= gutter[0] + slack else 2 if r.x0 >= gutter[1] - slack else 0
+        if runs and runs[0].page == 1:
+            _front_matter(runs, gutter)
         row: list[Line] = []
         for r in [*runs, None]:
             if r is not None and row and (row[0].bottom <= r.mid <= row[0].top or r.bottom <= row[0].mid <= r.top):
@@ -402,6 +409,23 @@ def _order(runs: list[Line], gutter: tuple[float, float] | None = None) -> list[
         out.append(run)
     out += _rows(band[1]) + _rows(band[2])
     return _rows(out, keep_order=True)
+
+
+def _front_matter(runs: list[Line], gutter: tuple[float, float]) -> None:
+    """On page 1, blocks above both columns' text (authors side by side, one over each column) are read across:
+    short runs in both columns above the first line as wide as its column, on either side."""
+    starts = []
+    for column in (1, 2):
+        inside = [r for r in runs if r.column == column]
+        if not inside:
+            return
+        width = max(r.x1 - r.x0 for r in inside)
+        starts.append(max((r.top for r in inside if r.x1 - r.x0 >= 0.7 * width), default=0.0))
+    top = max(starts)
+    above = [r for r in runs if r.column and r.bottom > top]
+    if {r.column for r in above} == {1, 2}:
+        for r in above:
+            r.column = 0
 
 
 def _rows(runs: list[Line], keep_order: bool = False) -> list[Line]:

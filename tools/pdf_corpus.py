@@ -8,7 +8,7 @@ rag.pdf.read_pdf and scores: the title (exact, after Unicode, quote and space no
 reading order against the truth's paragraphs, found by word 5-grams that occur once in the truth:
   order     pairs of paragraphs read in the wrong order (by the median position of their 5-grams);
   interleaved  pairs of paragraphs (or a paragraph and a footnote/caption) whose text alternates at least
-            A-B-A-B: lines of two columns read across instead of down;
+            A-B-A-B: lines of two columns read across instead of down (a run is 7 words or more in a row);
   split     paragraphs whose text is cut by other text (a footnote or a caption in the middle is counted here);
   lost      share of the truth's words (paragraphs, footnotes, captions) not found in the body;
   dup       share of the truth's words found more than once (the abstract repeated in the body counts);
@@ -160,10 +160,20 @@ def reading_order(body: str, truth: Truth) -> dict[str, float]:
         total += len(found)
         lost += sum(1 for n in found.values() if not n)
         dup += sum(1 for n in found.values() if n > 1)
-    runs: list[tuple[str, int]] = []
+    # runs of consecutive hits in one paragraph; a lone 5-gram (a phrase the generated text repeats, met across
+    # a paragraph boundary) is no evidence of order
+    counted_runs: list[list] = []
     for _, kind, i, _ in hits:
-        if kind != "a" and (not runs or runs[-1] != (kind, i)):
-            runs.append((kind, i))
+        if kind == "a":
+            continue
+        if counted_runs and counted_runs[-1][0] == (kind, i):
+            counted_runs[-1][1] += 1
+        else:
+            counted_runs.append([(kind, i), 1])
+    runs: list[tuple[str, int]] = []
+    for label, n in counted_runs:
+        if n >= 3 and (not runs or runs[-1] != label):
+            runs.append(label)
     split = sum(1 for n in Counter(r for r in runs if r[0] == "p").values() if n > 1)
     interleaved = 0
     labels = sorted(set(runs))
