@@ -56,9 +56,13 @@ _REFERENCES = re.compile(
     r"(?i)^\s*(\d+\.?\s*|[IVX]+\.\s*)?(references|bibliography|literature\s+cited|works\s+cited|reference\s+list)\s*$"
 )
 _NUMBERED = re.compile(r"^(\d{1,2}(\.\d{1,2}){0,3}\.?|[IVX]{1,5}\.)\s+[A-Z][^\s]")
-_SENTENCE_END = re.compile(r"[.!?:][\"”’')\]]*(\s*[\d,–-]+)?$")
+_SENTENCE_END = re.compile(r"[.!?:][\"”’')\]]*(\s+[\d,–-]+)?$")  # "end." or "end. 12" (a citation), not "0.92"
 _BULLET = re.compile(r"^[•◦▪‣∙●○■]")
-_CAPTION = re.compile(r"^(Figure|Fig\.|Table|Scheme|Algorithm|Listing)\s*[A-Z]?\d+[:.|]")
+_CAPTION = re.compile(r"^((Figure|Fig\.|Table|Scheme|Algorithm|Listing)\s*[A-Z]?\d+[:.|]|TABLE\s+[IVXLC]+\b)")
+_NOTICE = re.compile(r"(?i)permission to make digital|acm reference format|copyright held by|publication rights licensed")
+_SMALL_NOTICE = re.compile(r"(?i)©|\bcopyright\b|\bISBN\b|\$\d+\.\d\d|\bconference on\b|\bproceedings of\b"
+                           r"|correspondence to|\bPMLR\b|under review|\blicen[cs]e")
+_FOOTNOTE = re.compile(r"^\s*([\d∗*†‡§¶]{1,3}\s*)[A-Z]")
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)")
 _AFFILIATION = re.compile(
     r"(?i)(universit|institut|department|dept\.|laborator|college|school|faculty|centre|center|inc\.|corp"
@@ -93,6 +97,7 @@ class _Style:
     weight: int
     pitch: float
     edges: dict[tuple[int, int], tuple[float, float]]
+    measure: float  # the usual width of a full line of body text
     words: frozenset[str]
     compounds: frozenset[str]
 
@@ -226,11 +231,13 @@ def _style(lines: list[Line]) -> _Style:
     pitches = sorted(a.top - b.top for a, b in pairwise(body)
                      if a.page == b.page and a.column == b.column and 0 < a.top - b.top < 3 * size)
     edges: dict[tuple[int, int], tuple[float, float]] = {}
-    for key in {(x.page, x.column) for x in body}:
-        xs = [x for x in body if (x.page, x.column) == key]
-        edges[key] = (min(x.x0 for x in xs), max(x.x1 for x in xs))
+    for x in body:
+        left, right = edges.get((x.page, x.column), (x.x0, x.x1))
+        edges[(x.page, x.column)] = (min(left, x.x0), max(right, x.x1))
+    widths = sorted(x.x1 - x.x0 for x in body)
     words, compounds = _vocabulary(lines)
-    return _Style(size, weight, pitches[len(pitches) // 2] if pitches else 1.2 * size, edges, words, compounds)
+    return _Style(size, weight, pitches[len(pitches) // 2] if pitches else 1.2 * size, edges,
+                  widths[len(widths) // 2] if widths else 0.0, words, compounds)
 
 
 def _vocabulary(lines: list[Line]) -> tuple[frozenset[str], frozenset[str]]:
@@ -245,8 +252,9 @@ def _vocabulary(lines: list[Line]) -> tuple[frozenset[str], frozenset[str]]:
             tokens = tokens[1:]
         for word in re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", " ".join(tokens).lower()):
             words.update(word.split("-"))
-            if "-" in word:
-                compounds.add(word)
+            if "-" in word:  # and its pairs: "state-" + "of-the-art" keeps its hyphen
+                parts = word.split("-")
+                compounds.update([word, *(f"{a}-{b}" for a, b in pairwise(parts))])
     return frozenset(words), frozenset(compounds)
 
 
@@ -431,7 +439,8 @@ def _breaks(prev: Line, line: Line, style: _Style) -> bool:
     if abs(prev.size - line.size) > 0.15 * style.size:  # a footnote, a caption, a quotation in another font
         return True
     same = prev.page == line.page and prev.column == line.column
-    if same and prev.top - line.top > 1.45 * style.pitch:
+    below = prev.page == line.page and (same or 0 in (prev.column, line.column))  # not into the next column
+    if below and prev.top - line.top > 1.45 * style.pitch:
         return True
     if not _SENTENCE_END.search(prev.text.rstrip()):
         return False
@@ -492,7 +501,7 @@ def _body(lines: list[Line], style: _Style, references: bool) -> Body:
     page_starts: list[int] = []
     sections: list[tuple[int, str]] = []
     pages_seen = lines[0].page - 1 if lines else 0
-    for paragraph in _captions_after([lines[a:b] for a, b in _paragraphs(lines, 0, style)], style):
+    for paragraph in _floats_after([lines[a:b] for a, b in _paragraphs(lines, 0, style)], style):
         for k, line in enumerate(paragraph):
             piece = " ".join(line.text.split())
             if not k:
@@ -516,33 +525,77 @@ def _body(lines: list[Line], style: _Style, references: bool) -> Body:
     return Body(text=text, page_starts=page_starts, first_page=first_page, sections=sections)
 
 
-def _captions_after(paragraphs: list[list[Line]], style: _Style) -> list[list[Line]]:
-    """Paragraphs with captions that interrupt a paragraph mid-sentence moved after its end.
+def _floats_after(paragraphs: list[list[Line]], style: _Style) -> list[list[Line]]:
+    """Paragraphs with what interrupts a paragraph mid-sentence moved after its end: captions with the figure's or
+    table's own text, and footnotes; page 1's boilerplate (copyright, licence, venue notes) dropped.
 
-    A figure set at the top of the next page puts its caption between "pre-" and "diction": when the paragraph
-    before a caption ends without a sentence's end and the text after the caption(s) is body text that starts
-    flush (not a new paragraph's indent, heading or caption), that text continues the paragraph. The page map
-    stays ascending, so a moved caption is counted on the page where the paragraph it interrupted ends.
+    A figure set at the top of the next column puts its labels, its caption (and a table its cells) between "pre-"
+    and "diction"; a footnote at the foot of a column does the same. When the paragraph before them ends without a
+    sentence's end and the text after them is body text that starts flush (not a new paragraph's indent, heading
+    or caption), that text continues the paragraph. Text that is no body text (another font, short lines, off the
+    column's edge) is moved only along with a caption or a footnote, so an equation stays where it is. The page map
+    stays ascending, so a moved float is counted on the page where the paragraph it interrupted ends.
     """
+    paragraphs = [p for p in paragraphs if not _boilerplate(p, style)]
     out: list[list[Line]] = []
-    held: list[list[Line]] = []  # captions waiting for the end of the paragraph they interrupt
-    for paragraph in paragraphs:
-        if _CAPTION.match(paragraph[0].text) and (held or (out and _unfinished(out[-1], style))):
-            held.append(paragraph)
-            continue
-        if held and _continues(paragraph, style):
-            out[-1] = out[-1] + paragraph
-        out += held + ([] if held and out[-1][-1] is paragraph[-1] else [paragraph])
-        held = []
-    return out + held
+    held: list[list[Line]] = []  # captions and footnotes (with their float's text) waiting for the paragraph's end
+    pending: list[list[Line]] = []  # float-like text after an unfinished paragraph, not yet known to be a float's
+    for i, paragraph in enumerate(paragraphs):
+        following = paragraphs[i + 1] if i + 1 < len(paragraphs) else None
+        waiting = bool(held or pending) or bool(out and _unfinished(out[-1], style))
+        if waiting and (_CAPTION.match(paragraph[0].text) or _footnote(paragraph, following, style)):
+            held += pending + [paragraph]
+            pending = []
+        elif waiting and not _continues(paragraph, style) and _float_text(paragraph, style):
+            pending.append(paragraph)
+        else:
+            if held and _continues(paragraph, style):
+                out[-1] = out[-1] + paragraph
+                out += held + pending
+            else:
+                out += held + pending + [paragraph]
+            held, pending = [], []
+    return out + held + pending
+
+
+def _boilerplate(paragraph: list[Line], style: _Style) -> bool:
+    """Whether a paragraph of page 1 is a publisher's notice: a copyright or licence line, the venue, the ACM
+    reference format (in small type unless the words say so unmistakably)."""
+    if paragraph[0].page != 1:
+        return False
+    text = " ".join(x.text for x in paragraph)
+    small = all(x.size < 0.95 * style.size for x in paragraph)
+    return bool(_NOTICE.search(text) or (small and _SMALL_NOTICE.search(text)))
+
+
+def _footnote(paragraph: list[Line], following: list[Line] | None, style: _Style) -> bool:
+    """Whether a paragraph is a footnote: in small type, starting with its mark, last in its column."""
+    last = paragraph[-1]
+    at_foot = following is None or (following[0].page, following[0].column) != (last.page, last.column)
+    return at_foot and all(x.size < 0.92 * style.size for x in paragraph) and bool(_FOOTNOTE.match(paragraph[0].text))
+
+
+def _float_text(paragraph: list[Line], style: _Style) -> bool:
+    """Whether a paragraph looks like a figure's or a table's text rather than body text: another font or lines
+    shorter than the body's full lines, and not a finished sentence in the body font."""
+    first = paragraph[0]
+    if is_heading(first, style) or _BULLET.match(first.text):
+        return False
+    body_font = all(abs(x.size - style.size) < 0.15 * style.size for x in paragraph)
+    if body_font and _SENTENCE_END.search(paragraph[-1].text.rstrip()):
+        return False
+    return not body_font or all(x.x1 - x.x0 < 0.85 * style.measure for x in paragraph)
 
 
 def _unfinished(paragraph: list[Line], style: _Style) -> bool:
-    """Whether a body paragraph stops mid-sentence (no end punctuation, or a hyphen)."""
-    first, last = paragraph[0], paragraph[-1].text.rstrip()
+    """Whether a body paragraph stops mid-sentence (no end punctuation, or a hyphen) or on a full line (a
+    paragraph's last line rarely reaches the column's edge: a float or the column's end cut it there)."""
+    first, end = paragraph[0], paragraph[-1]
+    last = end.text.rstrip()
     if is_heading(first, style) or _CAPTION.match(first.text) or not last:
         return False
-    return last.endswith("-") or not _SENTENCE_END.search(last)
+    full = end.x1 - end.x0 >= 0.95 * style.measure and abs(end.size - style.size) < 0.15 * style.size
+    return last.endswith("-") or not _SENTENCE_END.search(last) or full
 
 
 def _continues(paragraph: list[Line], style: _Style) -> bool:

@@ -340,8 +340,9 @@ def _slack(gutter: tuple[float, float]) -> float:
 def _gutter(runs: list[Line]) -> tuple[float, float] | None:
     """The x-range between two text columns, when the page has two: a band in the middle few runs cross.
 
-    Runs wider than most of the text (a title, a caption across the page) are left out; when the band no run
-    crosses is too narrow (an author block reaching into the gutter of page 1), a band a few runs cross is taken.
+    Runs wider than most of the text (a title, an abstract or a caption across the page) are left out; when the
+    band no run crosses is too narrow (an author block reaching into the gutter of page 1), a band a few runs cross
+    is taken. A table's columns on a page in one column may pass for a gutter: lines across it are read as rows.
     """
     text = [r for r in runs if len(r.text) >= 3]
     if len(text) < 8:
