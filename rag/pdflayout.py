@@ -46,6 +46,7 @@ _TEX_WORD = re.compile(r"[^\W\d_]*[\U000F0000-\U000FFFFF][\w\U000F0000-\U000FFFF
 SPACING_ACCENTS = {"¨": "\u0308", "´": "\u0301", "ˆ": "\u0302", "˜": "\u0303", "¸": "\u0327", "˚": "\u030a",
                     "ˇ": "\u030c", "˘": "\u0306", "˙": "\u0307", "`": "\u0300", "¯": "\u0304"}
 _ACCENTS = frozenset(SPACING_ACCENTS)
+_HYPHENS = frozenset([0x02, 0x2D, 0xAD, 0x2010, 0x2011, 0xFFFE])
 
 
 @dataclass(slots=True)
@@ -120,8 +121,11 @@ def _runs(raw: object) -> tuple[list[Line], str]:
             groups.append(chars)
             chars = []
 
+    unicode, angle_of, loose_box = pdfium_c.FPDFText_GetUnicode, pdfium_c.FPDFText_GetCharAngle, \
+        pdfium_c.FPDFText_GetLooseCharBox
+    font_size, font_weight, box_ref = pdfium_c.FPDFText_GetFontSize, pdfium_c.FPDFText_GetFontWeight, ctypes.byref(box)
     for i in range(count):
-        code = pdfium_c.FPDFText_GetUnicode(raw, i)
+        code = unicode(raw, i)
         ch = chr(code) if 0 < code < 0x110000 else ""
         if code in _LIGATURE_CODES and (code != 0x0D or not pdfium_c.FPDFText_IsGenerated(raw, i)):
             ch = _ligature_code(raw, i, code, fonts)  # a TeX font's ligature without a ToUnicode map: see ligatures()
@@ -131,33 +135,34 @@ def _runs(raw: object) -> tuple[list[Line], str]:
         elif not ch or ch.isspace():
             space = bool(chars)
             continue
-        angle = pdfium_c.FPDFText_GetCharAngle(raw, i)
+        angle = angle_of(raw, i)
         if 0.05 < angle < 2 * math.pi - 0.05:  # rotated text: arXiv side stamps, axis labels
             side.append(ch)
             continue
-        pdfium_c.FPDFText_GetLooseCharBox(raw, i, ctypes.byref(box))
-        size = pdfium_c.FPDFText_GetFontSize(raw, i)
+        loose_box(raw, i, box_ref)
+        left, right, bottom, top = box.left, box.right, box.bottom, box.top
+        size = font_size(raw, i)
         if ch in _ACCENTS:  # the glyph's own box: where the accent sits, above (a cedilla: under) its letter
-            left, right, bottom, top = ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
-            pdfium_c.FPDFText_GetCharBox(raw, i, *map(ctypes.byref, (left, right, bottom, top)))
-            accents.append((ch, left.value, right.value, bottom.value, top.value, size, 0))
+            edges = ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
+            pdfium_c.FPDFText_GetCharBox(raw, i, *map(ctypes.byref, edges))
+            accents.append((ch, *(e.value for e in edges), size, 0))
             continue
         if chars:
             _, _, last_x1, low, high, last_size, _ = chars[-1]
-            mid = (box.bottom + box.top) / 2
-            if (not low <= mid <= high or box.left > last_x1 + _GAP_EM * max(size, last_size)
-                    or box.right < chars[0][1] or (broke and box.left < last_x1 - 0.5 * size)):
+            mid = (bottom + top) / 2
+            if (not low <= mid <= high or left > last_x1 + _GAP_EM * (size if size > last_size else last_size)
+                    or right < chars[0][1] or (broke and left < last_x1 - 0.5 * size)):
                 flush()
                 space = False
-            elif broke and box.left > last_x1 + 0.15 * size:
+            elif broke and left > last_x1 + 0.15 * size:
                 space = True
         broke = False
         if space:
-            chars.append((" ", box.left, box.left, box.bottom, box.top, size, 0))
+            chars.append((" ", left, left, bottom, top, size, 0))
             space = False
-        hyphen = bool(pdfium_c.FPDFText_IsHyphen(raw, i))  # a hyphen PDFium saw at a line end: the line ends here
-        chars.append(("-" if hyphen else ch, box.left, box.right, box.bottom, box.top, size,
-                      pdfium_c.FPDFText_GetFontWeight(raw, i)))
+        # a hyphen PDFium saw at a line end (it may give it as U+0002 or U+FFFE): the line ends here
+        hyphen = code in _HYPHENS and bool(pdfium_c.FPDFText_IsHyphen(raw, i))
+        chars.append(("-" if hyphen else ch, left, right, bottom, top, size, font_weight(raw, i)))
         if hyphen:
             flush()
     flush()
@@ -230,15 +235,22 @@ def _accented(groups: list[list[Char]], accents: list[Char]) -> list[list[Char]]
 def _run(chars: list[Char]) -> Line:
     """One Line from its characters: the box of the largest characters, the most common font."""
     real = [c for c in chars if c[0] != " "]
-    size = Counter(round(c[5], 1) for c in real).most_common(1)[0][0]
-    if len(real) > 1 and min(c[5] for c in real) <= _SMALL * size:
+    _, lefts, rights, bottoms, tops, sizes, weights = zip(*real, strict=True)
+    small, big = min(sizes), max(sizes)
+    size = round(big, 1) if big - small < 0.05 else Counter(round(x, 1) for x in sizes).most_common(1)[0][0]
+    if len(real) > 1 and small <= _SMALL * size:
         chars = without_markers(chars, size)
         real = [c for c in chars if c[0] != " "]
-    weight = Counter(c[6] for c in real).most_common(1)[0][0]
-    big = max(c[5] for c in real)
-    core = [c for c in real if c[5] >= big - 0.1]
-    return Line(text="".join(c[0] for c in chars), x0=min(c[1] for c in real), x1=max(c[2] for c in real),
-                bottom=min(c[3] for c in core), top=max(c[4] for c in core), size=size, weight=weight)
+        _, lefts, rights, bottoms, tops, sizes, weights = zip(*real, strict=True)
+        big = max(sizes)
+    weight = weights[0] if min(weights) == max(weights) else Counter(weights).most_common(1)[0][0]
+    if big - min(sizes) < 0.1:
+        bottom, top = min(bottoms), max(tops)
+    else:
+        core = [c for c in real if c[5] >= big - 0.1]
+        bottom, top = min(c[3] for c in core), max(c[4] for c in core)
+    return Line(text="".join(c[0] for c in chars), x0=min(lefts), x1=max(rights), bottom=bottom, top=top,
+                size=size, weight=weight)
 
 
 def without_markers(chars: list[Char], size: float) -> list[Char]:
