@@ -38,6 +38,7 @@ from pathlib import Path
 
 from rag.corpus import CorpusError
 from rag.pdflayout import LEADING_MARK, SPACING_ACCENTS, Line, PageText, drop_margins, glued, order_pages, page_text
+from rag.settings import Settings
 from rag.types import Body, Paper
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,21 @@ class _Style:
     compounds: frozenset[str]
 
 
-def read_pdf(path: Path, references: bool = False) -> Paper:
-    """The Paper in a PDF file: title, abstract, authors, year, DOI and its body up to the references (or with them)."""
+def read_pdf(path: Path, references: bool = False, settings: Settings | None = None) -> Paper:
+    """The Paper in a PDF file: title, abstract, authors, year, DOI and its body up to the references (or with them).
+
+    Read in a child process held to the settings' memory and time limits, after its compressed streams were
+    counted against the caps (rag.pdfworker): a damaged or hostile file costs a CorpusError, never the app.
+    """
+    from rag.pdfworker import Limits, read_in_child
+
+    path = Path(path)
+    _check_file(path)
+    return read_in_child(path, references, Limits.of(settings or Settings()))
+
+
+def extract_paper(path: Path, references: bool = False) -> Paper:
+    """read_pdf's work in this process, without its limits (for the child process and for measuring)."""
     path = Path(path)
     _check_file(path)
     with _PDFIUM:
