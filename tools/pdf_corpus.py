@@ -4,8 +4,9 @@
 
 For every NAME.pdf with its NAME.json truth (and the real paper in ../shared when it is there) it reads the PDF with
 rag.pdf.read_pdf and scores: the title (exact, after Unicode, quote and space normalisation), the author list
-(exact), the year, the abstract (word-level similarity to the truth; right at >= ABSTRACT_RIGHT), and the body's
-reading order against the truth's paragraphs, found by word 5-grams that occur once in the truth:
+(exact), the year, the abstract (word-level similarity to the truth; right at >= ABSTRACT_RIGHT), the card's "what
+it does" sentence (rag.collection.summary_sentence: the same as the truth's abstract gives), and the body's reading
+order against the truth's paragraphs, found by word 5-grams that occur once in the truth:
   order     pairs of paragraphs read in the wrong order (by the median position of their 5-grams);
   interleaved  pairs of paragraphs (or a paragraph and a footnote/caption) whose text alternates at least
             A-B-A-B: lines of two columns read across instead of down (a run is 7 words or more in a row);
@@ -36,6 +37,9 @@ from pathlib import Path
 from statistics import median
 
 from pydantic import BaseModel, Field
+
+from rag.collection import summary_sentence
+from rag.types import Paper
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "pdfcorpus"
@@ -76,6 +80,7 @@ class Score(BaseModel):
     year_ok: bool = False
     abstract_similarity: float = 0.0
     abstract_ok: bool = False
+    card_ok: bool = False
     paragraphs: int = 0
     order: int = 0
     interleaved: int = 0
@@ -95,6 +100,7 @@ class Row(BaseModel):
     year: float
     abstract: float
     similarity: float
+    card: float
     order: int
     interleaved: int
     split: int
@@ -211,6 +217,8 @@ def score(name: str, truth: Truth, paper: object | None, error: str = "") -> Sco
     out.year_ok = out.year == truth.year
     out.abstract_similarity = similarity(paper.abstract, truth.abstract)  # type: ignore[attr-defined]
     out.abstract_ok = out.abstract_similarity >= ABSTRACT_RIGHT
+    want = Paper(id="truth", title=truth.title, abstract=truth.abstract)
+    out.card_ok = words(summary_sentence(paper)) == words(summary_sentence(want))  # type: ignore[arg-type]
     if truth.paragraphs:
         for key, value in reading_order(body, truth).items():
             setattr(out, key, value)
@@ -277,7 +285,7 @@ def rows(scores: list[Score]) -> list[Row]:
             layout=layout, papers=n, title=sum(s.title_ok for s in group) / n,
             authors=sum(s.authors_ok for s in group) / n, year=sum(s.year_ok for s in group) / n,
             abstract=sum(s.abstract_ok for s in group) / n,
-            similarity=sum(s.abstract_similarity for s in group) / n,
+            similarity=sum(s.abstract_similarity for s in group) / n, card=sum(s.card_ok for s in group) / n,
             order=sum(s.order for s in group), interleaved=sum(s.interleaved for s in group),
             split=sum(s.split for s in group), lost=sum(s.lost for s in group) / n, dup=sum(s.dup for s in group) / n,
             noise=sum(s.noise for s in group), errors=sum(bool(s.error) for s in group),
@@ -287,13 +295,13 @@ def rows(scores: list[Score]) -> list[Row]:
 
 def table(rows_: list[Row]) -> str:
     """The rows as a Markdown table."""
-    head = ("| layout | papers | title | authors | year | abstract (mean sim.) | order | interleaved | split | lost | "
-            "dup | noise | errors | pages/s |")
+    head = ("| layout | papers | title | authors | year | abstract (mean sim.) | card | order | interleaved | split | "
+            "lost | dup | noise | errors | pages/s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows_:
         lines.append(
             f"| {r.layout} | {r.papers} | {r.title:.0%} | {r.authors:.0%} | {r.year:.0%} | {r.abstract:.0%} "
-            f"({r.similarity:.3f}) | {r.order} | {r.interleaved} | {r.split} | {r.lost:.1%} | {r.dup:.1%} | {r.noise} "
+            f"({r.similarity:.3f}) | {r.card:.0%} | {r.order} | {r.interleaved} | {r.split} | {r.lost:.1%} | {r.dup:.1%} | {r.noise} "
             f"| {r.errors} | {r.pages_per_s:.0f} |")
     return "\n".join(lines)
 
