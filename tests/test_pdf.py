@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from rag.corpus import CorpusError
-from rag.pdf import clean, keep_hyphen, looks_like_title, parse_authors, read_pdf
-from rag.pdflayout import without_markers
+from rag.collection import summary_sentence
+from rag.pdf import clean, keep_hyphen, looks_like_title, parse_authors, read_pdf, year_of
+from rag.pdflayout import ligatures, without_markers
 from rag.settings import Settings
 from rag.types import Paper
 
@@ -275,6 +276,7 @@ def test_looks_like_title(title: str, real: bool) -> None:
      ["Geemi P. Wellawatte", "Heta A. Gandhi", "Aditi Seshadri", "Andrew D. White"]),
     (["Ada Lovelace1, Alan Turing2,3 & Grace Hopper1"], ["Ada Lovelace", "Alan Turing", "Grace Hopper"]),
     (["Ludwig van Beethoven and Jean-Luc Picard"], ["Ludwig van Beethoven", "Jean-Luc Picard"]),
+    (["José Álvarez, Zoë Brennan and Liam O’Connor"], ["José Álvarez", "Zoë Brennan", "Liam O’Connor"]),
     (["Ada Lovelace,", "Alan Turing"], ["Ada Lovelace", "Alan Turing"]),
     (["We study the reading of columns"], []),  # a sentence, not names
     (["University of Rochester, Rochester, NY"], []),
@@ -282,6 +284,38 @@ def test_looks_like_title(title: str, real: bool) -> None:
 ])
 def test_parse_authors(byline: list[str], names: list[str]) -> None:
     assert parse_authors(byline) == names
+
+
+@pytest.mark.parametrize(("text", "meta", "year"), [
+    ("979-8-3503-1234-5/21/$31.00 ©2021 IEEE", {}, 2021),
+    ("© 2024 Copyright held by the owner/author(s).", {"CreationDate": "D:20250101"}, 2024),  # printed wins
+    ("38th Conference on Neural Information Processing Systems (NeurIPS 2024).", {}, 2024),
+    ("Proceedings of the 41st International Conference on Machine Learning, Vienna. PMLR 235, 2024.", {}, 2024),
+    ("arXiv:2409.11962v2 [cs.LG] 16 Sep 2024", {}, 2024),
+    ("Preprint, March 5, 2022", {}, 2022),
+    ("SoCC '23, November 20-22, Redmond", {}, 2023),
+    ("Since 2017 transformers [3] have", {"CreationDate": "D:20230201212829Z"}, 2023),  # a year in prose: not it
+    ("no year here", {}, None),
+    ("© 1066 the Conqueror", {}, None),
+])
+def test_year_of(text: str, meta: dict[str, str], year: int | None) -> None:
+    assert year_of(text, meta) == year
+
+
+P = 0xF0000  # a ligature code's placeholder: P + 32 * font + code (rag.pdflayout)
+
+
+@pytest.mark.parametrize(("text", "table"), [
+    # Libertine's order (fi ffi ff fl ffl at 1B-1F), read from the words they make
+    (f"e{chr(P + 0x1D)}ect {chr(P + 0x1B)}rst coe{chr(P + 0x1C)}cient work{chr(P + 0x1E)}ow o{chr(P + 0x1F)}ine",
+     {0x1D: "ff", 0x1B: "fi", 0x1C: "ffi", 0x1E: "fl", 0x1F: "ffl"}),
+    # T1's order in another font of the same file: each font is read on its own
+    (f"e{chr(P + 32 + 0x1B)}ect {chr(P + 32 + 0x1C)}rst e{chr(P + 0x1D)}ect",
+     {32 + 0x1B: "ff", 32 + 0x1C: "fi", 0x1D: "ff"}),
+    (f"x{chr(P + 0x1B)}y", {0x1B: ""}),  # no word tells: dropped
+])
+def test_ligatures(text: str, table: dict[int, str]) -> None:
+    assert ligatures(text) == {chr(P + k): v for k, v in table.items()}
 
 
 @pytest.mark.parametrize(("raw", "cleaned"), [
@@ -302,6 +336,13 @@ def test_real_paper_front_matter() -> None:
     assert p.authors == ["Geemi P. Wellawatte", "Heta A. Gandhi", "Aditi Seshadri", "Andrew D. White"]
     assert p.pages == 41 and p.kind == "pdf" and p.source == REAL.name
     assert p.abstract == REAL_ABSTRACT
+    assert p.year == 2023  # page 1 states none; the PDF was made on 2023-02-01
+
+
+@needs_real
+def test_real_paper_card_says_what_it_does() -> None:
+    assert summary_sentence(real()) == ("We review the principles of XAI in the domain of chemistry and emerging "
+                                        "methods for creating and evaluating explanations.")
 
 
 @needs_real
