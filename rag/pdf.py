@@ -1,27 +1,30 @@
-"""Read a research-paper PDF into a Paper: title, abstract, authors, DOI and a paged, sectioned body.
+"""Read a research-paper PDF into a Paper: title, authors, year, abstract, DOI and a paged, sectioned body.
 
-The library is pypdfium2 (PDFium; Apache-2.0 / BSD-3), chosen by measuring with tools/pdf_compare.py (best of 2
-runs, 2 shared cores) on the 41-page test paper and the generated two-column fixture:
+The library is pypdfium2 (PDFium; Apache-2.0 / BSD-3), chosen by measuring (tools/pdf_compare.py, best of 2 runs,
+2 shared cores; tools/pdf_corpus.py on the corpus of tests/data/pdfcorpus):
 
     41-page paper               pages/s  hyphen breaks left  ligatures  title  abstract  sentences whole
     pypdfium2 5.15 raw text       287        109 (marked)        0       yes     yes        2/2
     pypdf 7.1 extract_text          8        109                 0       yes     yes        2/2
     pdfplumber 0.11 (not a dep)     4        108                 0       yes     yes        1/2
+    pdfminer.six 2026 (not a dep)   5        109                 0       yes     yes        2/2
     rag.pdf on pypdfium2           56          0                 0       yes     yes        2/2
 
-    two-column fixture          pages/s  hyphen breaks  ligatures  header lines  sentences whole (column order)
-    pypdfium2 raw text            515         2            0            3            0/3
-    pypdf extract_text             33         2            1            3            0/3
-    pdfplumber extract_text        12         2            0            3            0/3
-    rag.pdf on pypdfium2           73         0            0            0            3/3
+    corpus (32 typeset papers + the 41-page one)   pages/s  paragraph pairs out of order  interleaved  lost
+    pdfminer.six layout analysis (extract_text)        16                62                    2        3 %
+    rag.pdf on pypdfium2                               50                 0                    0      0.1 %
 
 PDFium alone gives the characters with their boxes, font sizes and weights, and marks the hyphens it sees at line
-ends; this module orders the lines itself (rag.pdflayout) so that two columns read one after the other whatever
-order the content stream drew them in. Superscript citation markers ("molecules.¹²⁷ The") are dropped by their
-geometry (a smaller font on a raised baseline, rag.pdflayout.without_markers), not by a pattern over the text, so
-"512 GPUs" and "Figure 3" stay; exponents read "10^6". A caption that a figure puts between the halves of a sentence
-("pre-" | "Figure 2: …" | "diction") is moved after the paragraph. PDFium is not thread-safe: every call into it
-holds one lock.
+ends; rag.pdflayout orders the lines itself, so that two columns read one after the other whatever order the content
+stream drew them in (the gutter found page by page, and for page 1, under a title block and author blocks, taken
+from the pages that show it). Superscript citation markers ("molecules.¹²⁷ The") are dropped by their geometry (a
+smaller font on a raised baseline, rag.pdflayout.without_markers), not by a pattern over the text, so "512 GPUs"
+and "Figure 3" stay; exponents read "10^6". Captions, a table's cells, a figure's labels and footnotes that a float
+or a column's foot puts between the halves of a sentence ("pre-" | "Figure 2: …" | "diction") are moved after the
+paragraph; page 1's publisher notices are dropped. The title is page 1's topmost block in larger type (the metadata's
+Title only when it agrees, or when page 1 has no such block), the year the one page 1 states (else the file's
+CreationDate). PDFium is not thread-safe: every call into it holds one lock; read_pdf runs it in a child process
+(rag.pdfworker) so that a decompression bomb costs one line, not the app.
 """
 
 from __future__ import annotations
