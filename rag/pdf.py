@@ -132,8 +132,10 @@ def extract_paper(path: Path, references: bool = False) -> Paper:
         x.text = clean(x.text)
     first_page = " ".join(x.text for x in pages[0]) if pages else ""
     title, title_lines = _title(pages[0] if pages else [], texts[0].height if texts else 0.0, meta.get("Title", ""))
-    lines = [x for page in drop_margins(pages, [t.height for t in texts], title) for x in page]
+    printed = title or " ".join(x.text for x in title_lines)
+    lines = [x for page in drop_margins(pages, [t.height for t in texts], printed) for x in page]
     style = _style(lines)
+    title = title or _join(title_lines, style)
     start = next((i + 1 for i, x in enumerate(lines) if x is title_lines[-1]), 0) if title_lines else 0
     abstract, end = _abstract(lines, start, style)
     if len(abstract) < MIN_ABSTRACT:
@@ -328,18 +330,16 @@ def is_heading(line: Line, style: _Style) -> bool:
 
 
 def _title(page: list[Line], height: float, meta: str) -> tuple[str, list[Line]]:
-    """The title and the lines printing it on page 1: its title block, or the metadata's Title when page 1 agrees
-    (or, with no title block on page 1, when the Title looks like one); a template's or a file's name is not."""
+    """The metadata's Title when it is the title ("" when page 1's lines are to be joined) and the lines printing the
+    title on page 1: its title block, the Title only when page 1 agrees (or, with no title block on page 1, when the
+    Title looks like one); a template's or a file's name is not."""
     block = _title_block(page, height)
-    printed = _join_plain(block)
-    if block and _words(meta) == _words(printed):
-        return " ".join(meta.split()), block
     if block:
-        return printed, block
+        return (" ".join(meta.split()) if _words(meta) == _words(" ".join(x.text for x in block)) else ""), block
     if looks_like_title(meta):
         return " ".join(meta.split()), _lines_of(page, meta)
     first = next((x for x in page if len(x.text.split()) >= 3 and not _ABSTRACT.match(x.text)), None)
-    return (first.text, [first]) if first else ("", [])
+    return "", [first] if first else []
 
 
 def _title_block(page: list[Line], height: float) -> list[Line]:
@@ -380,18 +380,6 @@ def _body_size(lines: list[Line]) -> float:
 def _words(text: str) -> list[str]:
     """A text's words, case and punctuation aside (to compare titles)."""
     return re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
-
-
-def _join_plain(lines: list[Line]) -> str:
-    """Title lines joined: a hyphen ending a line joins the word when its halves are no words of their own."""
-    text = ""
-    for line in lines:
-        piece = line.text.strip()
-        if text.endswith("-") and piece[:1].islower():
-            text = text[:-1] + piece
-        else:
-            text += (" " if text else "") + piece
-    return " ".join(text.split())
 
 
 def _lines_of(page: list[Line], title: str) -> list[Line]:
