@@ -204,7 +204,7 @@ def _extract(path: Path) -> tuple[list[PageText], dict[str, str]]:
             page = doc[i]
             textpage = page.get_textpage()
             try:
-                pages.append(page_text(textpage, i + 1, page.get_width(), page.get_height()))
+                pages.append(page_text(textpage, i + 1, page.get_height()))
             finally:
                 textpage.close()
                 page.close()

@@ -72,20 +72,19 @@ class Line:
 
 @dataclass(slots=True)
 class PageText:
-    """One page as PDFium gives it: runs of text (not yet in reading order), sideways text, the page's size."""
+    """One page as PDFium gives it: runs of text (not yet in reading order), sideways text, the page's height."""
 
     runs: list[Line]
     side: str  # rotated text: arXiv's identifier stamp, axis labels
-    width: float
     height: float
 
 
-def page_text(textpage: object, page: int, width: float, height: float) -> PageText:
+def page_text(textpage: object, page: int, height: float) -> PageText:
     """The runs of one PDFium text page (textpage: a pypdfium2 PdfTextPage), line numbers in the margin dropped."""
     runs, side = _runs(textpage.raw)  # type: ignore[attr-defined]
     for run in runs:
         run.page = page
-    return PageText(runs=_without_line_numbers(runs), side=side, width=width, height=height)
+    return PageText(runs=_without_line_numbers(runs), side=side, height=height)
 
 
 def order_pages(pages: list[PageText]) -> list[list[Line]]:
@@ -96,11 +95,6 @@ def order_pages(pages: list[PageText]) -> list[list[Line]]:
         for r in runs:
             r.text = r.text.translate(table)
     return [_order(p.runs, gutter) for p, gutter in zip(pages, gutters(pages), strict=True)]
-
-
-def page_lines(textpage: object, page: int) -> list[Line]:
-    """The lines of one PDFium text page in reading order, its columns found on it alone."""
-    return order_pages([page_text(textpage, page, 0.0, 0.0)])[0]
 
 
 def _runs(raw: object) -> tuple[list[Line], str]:
@@ -150,7 +144,7 @@ def _runs(raw: object) -> tuple[list[Line], str]:
         if chars:
             _, _, last_x1, low, high, last_size, _ = chars[-1]
             mid = (bottom + top) / 2
-            if (not low <= mid <= high or left > last_x1 + _GAP_EM * (size if size > last_size else last_size)
+            if (not low <= mid <= high or left > last_x1 + _GAP_EM * max(size, last_size)
                     or right < chars[0][1] or (broke and left < last_x1 - 0.5 * size)):
                 flush()
                 space = False
@@ -188,7 +182,7 @@ def ligatures(text: str) -> dict[str, str]:
     votes: Counter[tuple[str, str]] = Counter()
     codes: set[str] = set()
     for word in _TEX_WORD.findall(text):
-        for code in set(c for c in word if ord(c) >= _PLACEHOLDER):
+        for code in {c for c in word if ord(c) >= _PLACEHOLDER}:
             codes.add(code)
             at = word.index(code)
             for ligature in _LIGATURES:

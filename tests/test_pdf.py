@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus import CorpusError
 from rag.collection import summary_sentence
+from rag.corpus import CorpusError
 from rag.pdf import clean, keep_hyphen, looks_like_title, parse_authors, read_pdf, year_of
 from rag.pdflayout import ligatures, without_markers
 from rag.settings import Settings

@@ -33,6 +33,7 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from itertools import pairwise
 from pathlib import Path
 from statistics import median
 
@@ -188,7 +189,7 @@ def reading_order(body: str, truth: Truth) -> dict[str, float]:
             if labels[a][0] == labels[b][0] == "f":
                 continue
             pair = [r for r in runs if r in (labels[a], labels[b])]
-            switches = sum(1 for x, y in zip(pair, pair[1:], strict=False) if x != y)
+            switches = sum(1 for x, y in pairwise(pair) if x != y)
             interleaved += switches >= 3
     where = defaultdict(list)
     for k, kind, i, _ in hits:

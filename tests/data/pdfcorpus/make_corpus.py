@@ -467,7 +467,7 @@ def typeset(spec: Spec, source: str, out: Path) -> None:
         (Path(tmp) / "paper.tex").write_text(source, encoding="utf-8")
         for _ in range(2):
             run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp,
-                                 env=env, capture_output=True, text=True, errors="replace")
+                                 env=env, capture_output=True, text=True, errors="replace", check=False)
             if run.returncode:
                 raise RuntimeError(f"{spec.name}: pdflatex failed:\n{run.stdout[-3000:]}")
         pdf = Path(tmp) / "paper.pdf"
