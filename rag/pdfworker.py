@@ -20,6 +20,7 @@ import os
 import re
 import resource
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ from rag.types import Paper
 logger = logging.getLogger(__name__)
 
 _MB = 1024 * 1024
+_OUT_OF_MEMORY = 3  # the child's exit code after a MemoryError in Python (PDFium aborts instead)
 _STEP = _MB  # bytes inflated at a time while counting
 _STREAM = re.compile(rb"(?<!end)stream\r?\n")
 _LENGTH = re.compile(rb"/Length\s+(\d+)(\s+\d+\s+R)?")
@@ -131,8 +133,7 @@ class _Worker:
             if not line:  # the child died: PDFium aborts when an allocation fails under the memory limit
                 code = self.stop()
                 logger.info("PDF reader exited with %s on %s", code, path)
-                raise CorpusError(path, 0, f"needs more than {limits.memory_mb} MB of memory to read "
-                                           "(a decompression bomb?); not read")
+                raise CorpusError(path, 0, _death(code, limits))
         reply = json.loads(line)
         if "error" in reply:
             raise CorpusError(path, 0, reply["error"])
@@ -179,6 +180,15 @@ class _Worker:
         return proc.returncode
 
 
+def _death(code: int | None, limits: Limits) -> str:
+    """What a child's exit code says about the file it was reading."""
+    if code in (_OUT_OF_MEMORY, -signal.SIGABRT, -signal.SIGKILL):
+        return f"needs more than {limits.memory_mb} MB of memory to read (a decompression bomb?); not read"
+    if code in (-signal.SIGSEGV, -signal.SIGBUS):
+        return "is corrupt (the PDF reader crashed on it); not read"
+    return f"could not be read (the PDF reader stopped with code {code})"
+
+
 _WORKER = _Worker()
 atexit.register(_WORKER.stop)
 
@@ -207,7 +217,7 @@ def main() -> None:
             reply = {"error": e.reason}
         except MemoryError:
             out.close()
-            os._exit(3)
+            os._exit(_OUT_OF_MEMORY)
         out.write(json.dumps(reply).encode() + b"\n")
         out.flush()
 
