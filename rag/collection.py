@@ -33,8 +33,9 @@ _METRICS = ("time to first token", "training throughput", "throughput", "speedup
 _GAINS = re.compile(r"\b(speed-?ups?|faster|increase|improve\w*|higher|reduc\w*|fewer|lower|gains?|outperform\w*|"
                     r"better|achiev\w*)\b", re.IGNORECASE)
 _DOES = re.compile(r"\b(we (?:propose|present|introduce|develop|design|build|describe|study|analy[sz]e|investigate|"
-                   r"conduct|explore|evaluate)|this (?:paper|work|study) (?:introduces|presents|proposes|describes|"
-                   r"studies|analy[sz]es|investigates|explores)|introduces|presents|proposes)", re.IGNORECASE)
+                   r"conduct|explore|evaluate|review|survey)|this (?:paper|work|study|review|article) (?:introduces|"
+                   r"presents|proposes|describes|studies|analy[sz]es|investigates|explores|reviews|surveys)|introduces|"
+                   r"presents|proposes)", re.IGNORECASE)
 
 
 class Figure(BaseModel):

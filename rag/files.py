@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from rag.corpus import CorpusError, check_abstract_sizes, finalize, read_file
+from rag.settings import Settings
 from rag.types import Paper
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def kind_of(path: Path) -> str:
 
 
 def read_batch(paths: Iterable[Path], existing: Iterable[Paper] = (),
-               abstract_chars: tuple[int, int] | None = None) -> Batch:
+               abstract_chars: tuple[int, int] | None = None, settings: Settings | None = None) -> Batch:
     """Read every file; each failure is recorded and the others still read. Papers come back finalized (ids and
     aliases derived across the batch and the papers already indexed)."""
     files, missing = collect(paths)
@@ -86,7 +87,7 @@ def read_batch(paths: Iterable[Path], existing: Iterable[Paper] = (),
         if path in attached:
             continue
         try:
-            papers = _read(path, batch, attached, abstract_chars)
+            papers = _read(path, batch, attached, abstract_chars, settings)
         except CorpusError as exc:
             batch.failed.append(_problem(exc))
             log.info("skipping %s", exc)
@@ -98,15 +99,16 @@ def read_batch(paths: Iterable[Path], existing: Iterable[Paper] = (),
     return batch
 
 
-def _read(path: Path, batch: Batch, attached: dict[Path, Paper | None], abstract_chars: tuple[int, int] | None) -> list[Paper]:
+def _read(path: Path, batch: Batch, attached: dict[Path, Paper | None], abstract_chars: tuple[int, int] | None,
+          settings: Settings | None = None) -> list[Paper]:
     """The papers of one file (raises CorpusError when the file as a whole cannot be read)."""
     kind = kind_of(path)
     if kind == "pdf":
         from rag.pdf import read_pdf
 
-        papers = [read_pdf(path)]
+        papers = [read_pdf(path, settings=settings)]
     elif kind in ("bibtex", "ris"):
-        return _read_references(path, kind, batch, attached, abstract_chars)
+        return _read_references(path, kind, batch, attached, abstract_chars, settings)
     else:
         papers = [p.model_copy(update={"kind": kind}) for p in read_file(path)]
     if abstract_chars:
@@ -115,7 +117,7 @@ def _read(path: Path, batch: Batch, attached: dict[Path, Paper | None], abstract
 
 
 def _read_references(path: Path, kind: str, batch: Batch, attached: dict[Path, Paper | None],
-                     abstract_chars: tuple[int, int] | None) -> list[Paper]:
+                     abstract_chars: tuple[int, int] | None, settings: Settings | None = None) -> list[Paper]:
     """A reference manager's export: entries without an abstract are reported, a linked PDF adds its full text."""
     from rag.bib import read_bibtex, read_ris
     from rag.pdf import read_pdf
@@ -138,7 +140,7 @@ def _read_references(path: Path, kind: str, batch: Batch, attached: dict[Path, P
             pdf_path = entry.pdf.resolve()
             if pdf_path not in attached:
                 try:
-                    attached[pdf_path] = read_pdf(pdf_path)
+                    attached[pdf_path] = read_pdf(pdf_path, settings=settings)
                 except CorpusError as exc:  # the entry's own abstract and metadata are still worth having
                     attached[pdf_path] = None
                     batch.failed.append(_problem(exc))

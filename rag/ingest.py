@@ -281,7 +281,8 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
     limits = (settings.min_abstract_chars, settings.max_abstract_chars)
     with writer_lock(settings):
         if reset:  # parse before deleting: a bad file must not cost the user the index
-            batch = read_batch(paths, abstract_chars=limits) if paths else Batch(papers=_bundled(settings))
+            batch = (read_batch(paths, abstract_chars=limits, settings=settings) if paths
+                     else Batch(papers=_bundled(settings)))
             _raise_first_failure(batch, alone=False)
             _refuse_duplicate_ids(batch.papers)
             check_free_space(settings, sum(len(chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap))
@@ -294,7 +295,7 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
         else:
             store = open_store(settings)
             existing = store.list_papers()
-            batch = read_batch(paths, existing, limits) if paths else Batch(papers=_bundled(settings))
+            batch = read_batch(paths, existing, limits, settings) if paths else Batch(papers=_bundled(settings))
             _raise_first_failure(batch, alone=True)
             _refuse_duplicate_ids(batch.papers)
             if not replace:

@@ -70,6 +70,13 @@ class StoreSettings(BaseModel):
     max_abstract_chars: int = Field(
         default=100_000, ge=100, description="Longest abstract ingest accepts (characters); split longer texts."
     )
+    pdf_memory_mb: int = Field(default=1024, ge=128, description="Memory (MB) the child process reading a PDF may "
+                               "use: a decompression bomb is refused with one line, the app goes on.")
+    pdf_timeout: float = Field(default=120.0, gt=0, description="Seconds a PDF may take to read before it is given up.")
+    pdf_max_stream_mb: int = Field(default=100, ge=1, description="Most MB one compressed stream of a PDF (a page's "
+                                   "content, a form, a font; images aside) may decode to.")
+    pdf_max_decoded_mb: int = Field(default=1000, ge=1, description="Most MB a PDF's compressed streams (images aside) "
+                                    "may decode to in all.")
     view_dir: Path | None = Field(
         default=None, description="Where the derived retrieval view (BM25 index, corpus tables, passage records) is "
                                   "kept, one folder per index generation; app instances sharing a Chroma server may "

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
+import time
+import zlib
 from functools import cache
 from pathlib import Path
 
 import pytest
 
+from rag.collection import summary_sentence
 from rag.corpus import CorpusError
-from rag.pdf import clean, keep_hyphen, looks_like_title, parse_authors, read_pdf
-from rag.pdflayout import without_markers
+from rag.pdf import clean, keep_hyphen, looks_like_title, parse_authors, read_pdf, year_of
+from rag.pdflayout import ligatures, without_markers
+from rag.settings import Settings
 from rag.types import Paper
 
 DATA = Path(__file__).parent / "data" / "pdf"
@@ -270,6 +276,7 @@ def test_looks_like_title(title: str, real: bool) -> None:
      ["Geemi P. Wellawatte", "Heta A. Gandhi", "Aditi Seshadri", "Andrew D. White"]),
     (["Ada Lovelace1, Alan Turing2,3 & Grace Hopper1"], ["Ada Lovelace", "Alan Turing", "Grace Hopper"]),
     (["Ludwig van Beethoven and Jean-Luc Picard"], ["Ludwig van Beethoven", "Jean-Luc Picard"]),
+    (["José Álvarez, Zoë Brennan and Liam O’Connor"], ["José Álvarez", "Zoë Brennan", "Liam O’Connor"]),
     (["Ada Lovelace,", "Alan Turing"], ["Ada Lovelace", "Alan Turing"]),
     (["We study the reading of columns"], []),  # a sentence, not names
     (["University of Rochester, Rochester, NY"], []),
@@ -277,6 +284,38 @@ def test_looks_like_title(title: str, real: bool) -> None:
 ])
 def test_parse_authors(byline: list[str], names: list[str]) -> None:
     assert parse_authors(byline) == names
+
+
+@pytest.mark.parametrize(("text", "meta", "year"), [
+    ("979-8-3503-1234-5/21/$31.00 ©2021 IEEE", {}, 2021),
+    ("© 2024 Copyright held by the owner/author(s).", {"CreationDate": "D:20250101"}, 2024),  # printed wins
+    ("38th Conference on Neural Information Processing Systems (NeurIPS 2024).", {}, 2024),
+    ("Proceedings of the 41st International Conference on Machine Learning, Vienna. PMLR 235, 2024.", {}, 2024),
+    ("arXiv:2409.11962v2 [cs.LG] 16 Sep 2024", {}, 2024),
+    ("Preprint, March 5, 2022", {}, 2022),
+    ("SoCC '23, November 20-22, Redmond", {}, 2023),
+    ("Since 2017 transformers [3] have", {"CreationDate": "D:20230201212829Z"}, 2023),  # a year in prose: not it
+    ("no year here", {}, None),
+    ("© 1066 the Conqueror", {}, None),
+])
+def test_year_of(text: str, meta: dict[str, str], year: int | None) -> None:
+    assert year_of(text, meta) == year
+
+
+P = 0xF0000  # a ligature code's placeholder: P + 32 * font + code (rag.pdflayout)
+
+
+@pytest.mark.parametrize(("text", "table"), [
+    # Libertine's order (fi ffi ff fl ffl at 1B-1F), read from the words they make
+    (f"e{chr(P + 0x1D)}ect {chr(P + 0x1B)}rst coe{chr(P + 0x1C)}cient work{chr(P + 0x1E)}ow o{chr(P + 0x1F)}ine",
+     {0x1D: "ff", 0x1B: "fi", 0x1C: "ffi", 0x1E: "fl", 0x1F: "ffl"}),
+    # T1's order in another font of the same file: each font is read on its own
+    (f"e{chr(P + 32 + 0x1B)}ect {chr(P + 32 + 0x1C)}rst e{chr(P + 0x1D)}ect",
+     {32 + 0x1B: "ff", 32 + 0x1C: "fi", 0x1D: "ff"}),
+    (f"x{chr(P + 0x1B)}y", {0x1B: ""}),  # no word tells: dropped
+])
+def test_ligatures(text: str, table: dict[int, str]) -> None:
+    assert ligatures(text) == {chr(P + k): v for k, v in table.items()}
 
 
 @pytest.mark.parametrize(("raw", "cleaned"), [
@@ -297,6 +336,13 @@ def test_real_paper_front_matter() -> None:
     assert p.authors == ["Geemi P. Wellawatte", "Heta A. Gandhi", "Aditi Seshadri", "Andrew D. White"]
     assert p.pages == 41 and p.kind == "pdf" and p.source == REAL.name
     assert p.abstract == REAL_ABSTRACT
+    assert p.year == 2023  # page 1 states none; the PDF was made on 2023-02-01
+
+
+@needs_real
+def test_real_paper_card_says_what_it_does() -> None:
+    assert summary_sentence(real()) == ("We review the principles of XAI in the domain of chemistry and emerging "
+                                        "methods for creating and evaluating explanations.")
 
 
 @needs_real
@@ -396,3 +442,89 @@ def test_real_paper_paragraph_continues_across_a_caption(before: str, after: str
     paragraph_end = body.text.find("\n\n", at)
     assert body.text[paragraph_end + 2:].startswith(caption)  # the caption follows the paragraph it interrupted
     assert (body.page_at(at), body.page_at(body.text.find(after, at))) == pages
+
+
+# Decompression bombs (issue 25, row 4): a PDF is read in a child process under a memory limit, after its compressed
+# streams were counted against caps per stream and per document; the parent never decodes them.
+
+def _pdf_with_streams(*streams: bytes) -> bytes:
+    """A one-page PDF whose content is the given deflated streams, the first a line of text."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> "
+               b"/Contents [" + b" ".join(b"%d 0 R" % (5 + i) for i in range(len(streams))) + b"] >>",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objects += [b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(s) + s + b"\nendstream" for s in streams]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def _deflated(chunk: bytes, times: int) -> bytes:
+    """chunk repeated `times` times, deflated piece by piece (never held whole)."""
+    inflater = zlib.compressobj(6)
+    return b"".join(inflater.compress(chunk) for _ in range(times)) + inflater.flush()
+
+
+TEXT = zlib.compress(b"BT /F1 12 Tf 72 720 Td (A page of text) Tj ET")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_deflate_bomb_is_one_line_and_the_parent_stays_small(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.pdf"
+    bomb.write_bytes(_pdf_with_streams(TEXT, _deflated(b" " * 2**24, 64)))  # 1 GiB of spaces in ~1 MB
+    assert bomb.stat().st_size < 1.2 * 2**20
+    start, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with pytest.raises(CorpusError) as caught:
+            read_pdf(bomb)
+    finally:
+        done.set()
+        sampler.join()
+    assert str(caught.value) == (f"{bomb}: has a compressed stream that decodes to more than 100 MB (a decompression "
+                                 "bomb?); not read")
+    assert peak[0] - start < 50  # MB: PDFium read it whole in the parent before (RSS 577 MB -> 2.7 GB)
+    assert read_pdf(DATA / "two-column.pdf").title == "Reading Two Columns Without Interleaving Their Lines"
+
+
+def test_a_bomb_under_the_caps_meets_the_memory_limit(tmp_path: Path) -> None:
+    bomb = tmp_path / "ops.pdf"  # 80 MB of text operators: PDFium's objects for them outgrow 256 MB
+    bomb.write_bytes(_pdf_with_streams(TEXT, _deflated(b"BT /F1 12 Tf 72 720 Td (x) Tj ET\n" * 2**15, 75)))
+    limited = Settings(pdf_memory_mb=256)
+    with pytest.raises(CorpusError) as caught:
+        read_pdf(bomb, settings=limited)
+    assert caught.value.reason == "needs more than 256 MB of memory to read (a decompression bomb?); not read"
+    assert read_pdf(DATA / "two-column.pdf", settings=limited).authors  # a new child reads the next file
+
+
+def test_the_decoded_bytes_of_a_document_are_capped(tmp_path: Path) -> None:
+    many = tmp_path / "many.pdf"
+    many.write_bytes(_pdf_with_streams(TEXT, *[_deflated(b" " * 2**18, 3)] * 4))  # 4 streams of 768 KB
+    with pytest.raises(CorpusError) as caught:
+        read_pdf(many, settings=Settings(pdf_max_stream_mb=1, pdf_max_decoded_mb=2))
+    assert caught.value.reason == ("has compressed streams that decode to more than 2 MB in all (a decompression "
+                                   "bomb?); not read")
+
+
+def test_a_pdf_that_takes_too_long_is_given_up() -> None:
+    with pytest.raises(CorpusError) as caught:
+        read_pdf(DATA / "two-column.pdf", settings=Settings(pdf_timeout=0.001))
+    assert caught.value.reason == "took longer than 0.001 s to read; not read"
+    assert read_pdf(DATA / "two-column.pdf").pages == 3

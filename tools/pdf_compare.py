@@ -7,8 +7,8 @@ for those the known title, abstract and column-spanning sentences are checked. F
 prints pages/s (best of --repeat runs) and: hyphenated line breaks left in the text (a hyphen or PDFium's hyphen
 marker before a line break and a lower-case letter, or "conver- gence" in one line), ligature characters left
 (U+FB00-FB06), running-header lines left, whether the title and abstract are found, and how many of the sentences
-that span the lines of one column are found whole (fewer: the columns interleave). pdfplumber is measured only
-when it is importable (it is not a dependency), pypdf too.
+that span the lines of one column are found whole (fewer: the columns interleave). pdfplumber and pdfminer.six are
+measured only when they are importable (they are not dependencies), pypdf too.
 """
 
 from __future__ import annotations
@@ -93,6 +93,13 @@ def pdfplumber_text(path: Path) -> tuple[str, int]:
         return "\n".join(page.extract_text() or "" for page in pdf.pages), len(pdf.pages)
 
 
+def pdfminer_text(path: Path) -> tuple[str, int]:
+    """pdfminer.six's extract_text with its layout analysis (LAParams defaults) of every page."""
+    from pdfminer.high_level import extract_pages, extract_text
+
+    return extract_text(path), sum(1 for _ in extract_pages(path, laparams=None))
+
+
 def rag_pdf_text(path: Path) -> tuple[str, int]:
     """rag.pdf.read_pdf (pypdfium2 characters, own layout): title, abstract and body."""
     from rag.pdf import read_pdf
@@ -105,7 +112,8 @@ def rag_pdf_text(path: Path) -> tuple[str, int]:
 def libraries() -> dict[str, Callable[[Path], tuple[str, int]]]:
     """The extractors to compare: those of the libraries installed, and rag.pdf."""
     candidates = {"pypdfium2 (raw text)": ("pypdfium2", pypdfium2_text), "pypdf extract_text": ("pypdf", pypdf_text),
-                  "pdfplumber extract_text": ("pdfplumber", pdfplumber_text)}
+                  "pdfplumber extract_text": ("pdfplumber", pdfplumber_text),
+                  "pdfminer.six extract_text": ("pdfminer", pdfminer_text)}
     out = {name: extract for name, (module, extract) in candidates.items() if importlib.util.find_spec(module)}
     out["rag.pdf read_pdf (pypdfium2)"] = rag_pdf_text
     return out
