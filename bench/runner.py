@@ -67,6 +67,7 @@ class Plan:
     """How much to measure: the full run or the CI smoke run."""
 
     questions: int
+    reading_questions: int
     warmup: int
     budget_s: float  # per arm and stage, once min_samples are in
     min_samples: int
@@ -79,9 +80,9 @@ class Plan:
     ui_requests: int
 
 
-FULL = Plan(questions=30, warmup=3, budget_s=12.0, min_samples=5, ingest_repeats=3, cold_repeats=3, child_answers=4,
+FULL = Plan(questions=30, reading_questions=12, warmup=3, budget_s=12.0, min_samples=5, ingest_repeats=3, cold_repeats=3, child_answers=4,
             local_questions=2, local_budget_s=60.0, ui_launches=2, ui_requests=4)
-SMOKE = Plan(questions=4, warmup=1, budget_s=1.0, min_samples=3, ingest_repeats=1, cold_repeats=1, child_answers=2,
+SMOKE = Plan(questions=4, reading_questions=0, warmup=1, budget_s=1.0, min_samples=3, ingest_repeats=1, cold_repeats=1, child_answers=2,
              local_questions=0, local_budget_s=0.0, ui_launches=0, ui_requests=0)
 
 
@@ -136,6 +137,9 @@ def _targets(largest: int | str) -> list[Target]:
         Target("extractive answer after retrieval (sentence cache cold)", "extractive_cold", 100.0, "ms"),
         Target("warm answer to a new question (question to checked text)", "answer_total", 50.0, "ms"),
         Target("local-model time to first token", "local_ttft", 2.0, "s"),
+        Target("extractive text first, with the reading model on", "reading_first_text", 1.0, "s"),
+        Target("reading decisions per question (1.5B)", "reading_time", 5.0, "s"),
+        Target("reading time within 1.3× of llama.cpp's own prefill (ours ÷ floor)", "reading_overhead", 1.3, "×"),
         Target(f"peak RSS at {at}", f"peak_rss@{largest}", 800.0, "MB"),
         Target("ingest of the 21 abstracts", "ingest_total", 5.0, "s"),
     ]
@@ -1044,7 +1048,8 @@ def stage_scale(ctx: Ctx, rep: Report, n: int, store: Path, synth: Path) -> None
 
 
 def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
-    """Prompt size and time to first token of the local SmolLM2 model: ours vs LangChain LlamaCpp vs raw llama.cpp."""
+    """Prompt size and time to first token of the local answerer's model (Qwen2.5-Coder-1.5B when installed, else
+    SmolLM2): ours vs LangChain LlamaCpp vs raw llama.cpp."""
     ids = [("local_load", "Local model: load / server start", "s"),
            ("local_prompt_tokens", "Local model: prompt tokens", "tokens"),
            ("local_ttft", "Local model: time to first token after retrieval", "s"),
@@ -1059,10 +1064,10 @@ def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
     from langchain_community.llms import LlamaCpp
     from llama_cpp import Llama
 
-    from rag.llm.local import default_gguf, get_local_server, stop_local_server
+    from rag.llm.local import get_local_server, local_model_path, stop_local_server
 
-    gguf = str(default_gguf())
-    settings = _shipped(data_dir=ctx.ours_dir, answerer="local")
+    settings = _shipped(data_dir=ctx.ours_dir, answerer="local", reader="off")
+    gguf = str(local_model_path(settings))
     from rag.answer import Pipeline
 
     pipe = Pipeline(settings)
@@ -1171,6 +1176,74 @@ def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
                        "llama_cpp.Llama, same prompt as ours"))
     rep.add(Stage("local_first_words", "Local model: question to first words", "s",
                   {a: _summary(r["first"]) for a, r in res.items()}))
+
+
+def stage_reading(ctx: Ctx, rep: Report, include_local: bool) -> None:
+    """The reading model per question: the extractive text first (rules), then the reading decisions, their time
+    beside llama.cpp's own prefill of the same tokens (the floor), tokens prefilled; and the LLM writer with it."""
+    ids = [("reading_warm", "Reading model: start and read the 21 abstracts ahead (once, in the background)", "s"),
+           ("reading_first_text", "Reading on: question to the first (rules') extractive text", "s"),
+           ("reading_time", "Reading decisions per question (ours: wall; floor: llama.cpp's prefill)", "s"),
+           ("reading_overhead", "Reading time ÷ llama.cpp's own prefill of the same tokens", "×"),
+           ("reading_tokens", "Reading: tokens prefilled per question", "tokens"),
+           ("reading_answer", "Reading on: question to the checked answer", "s"),
+           ("writer_answer", "LLM writer (local 1.5B) with the reader: question to the checked answer", "s"),
+           ("writer_words", "LLM writer: words in its checked answer", "words")]
+    from rag.llm.models import DEFAULT_READER, KNOWN, installed
+
+    reason = ("smoke run" if ctx.smoke else "--no-local" if not include_local
+              else "the reading model is not installed (pip install -e '.[local]')"
+              if not installed(KNOWN[DEFAULT_READER]) else "")
+    if reason:
+        for sid, title, unit in ids:
+            rep.skip(sid, title, unit, reason)
+        return
+    from rag.answer import Pipeline
+    from rag.llm.local import stop_local_server
+
+    settings = _shipped(data_dir=ctx.tmp / "reading", reader="on", answerer="extractive")
+    pipe = Pipeline(settings)
+    t = time.perf_counter()
+    pipe.reader.warm(pipe.papers()).result()
+    warm = time.perf_counter() - t
+    first, read, floor, tokens, total, writer, generated = [], [], [], [], [], [], []
+    questions = ctx.questions[: ctx.plan.reading_questions]
+    for q in questions:  # new questions against a new judgment cache: every decision is read
+        t0 = time.perf_counter()
+        answer = None
+        for kind, value in pipe.stream(q, preliminary=True):
+            if kind == "text" and not first[len(total):]:
+                first.append(time.perf_counter() - t0)
+            elif kind == "answer":
+                answer = value
+        total.append(time.perf_counter() - t0)
+        r = answer.reading if answer is not None else None
+        if r is not None and r.prefill_tokens:
+            read.append(r.read_ms / 1000)
+            floor.append(r.llama_ms / 1000)
+            tokens.append(float(r.prefill_tokens))
+    try:
+        for q in questions[: max(2, ctx.plan.local_questions)]:
+            t0 = time.perf_counter()
+            answer = pipe.answer(q, answerer="local")
+            writer.append(time.perf_counter() - t0)
+            generated.append(float(len(answer.answer.split())))
+    finally:
+        stop_local_server()
+        pipe.reader().close()
+    ratios = [a / b for a, b in zip(read, floor, strict=True) if b]
+    rep.add(Stage("reading_warm", ids[0][1], "s", {"ours": _one(warm, 2)}))
+    rep.add(Stage("reading_first_text", ids[1][1], "s", {"ours": _summary(first)}))
+    rep.add(Stage("reading_time", ids[2][1], "s", {"ours": _summary(read), "floor": _summary(floor)},
+                  note=f"{len(read)} of {len(questions)} questions read (the others are overviews, comparisons "
+                       "or bibliographic, which the rules decide); RAG_READER_BUDGET=5 s"))
+    rep.add(Stage("reading_overhead", ids[3][1], "×", {"ours": _summary(ratios)}))
+    rep.add(Stage("reading_tokens", ids[4][1], "tokens", {"ours": _summary(tokens)}))
+    rep.add(Stage("reading_answer", ids[5][1], "s", {"ours": _summary(total)}))
+    rep.add(Stage("writer_answer", ids[6][1], "s", {"ours": _summary(writer)},
+                  note="the writer gets the passages of the papers the reader kept; its text is checked sentence by "
+                       "sentence. Time to its first token vs llama.cpp's floor: the local-model rows"))
+    rep.add(Stage("writer_words", ids[7][1], "words", {"ours": _summary(generated)}))
 
 
 def stage_ui(ctx: Ctx, rep: Report) -> None:
@@ -1417,6 +1490,7 @@ def run(out: Path, sizes: list[int], smoke: bool = False, include_local: bool = 
         _section(rep, "retrieval: abstracts", stage_retrieval, ctx, rep, ABSTRACTS)
         _section(rep, "chat UI", stage_ui, ctx, rep)
         _section(rep, "local model", stage_local, ctx, rep, include_local)
+        _section(rep, "reading model", stage_reading, ctx, rep, include_local)
         for n in sizes:
             _section(rep, f"retrieval: {n:,}", stage_retrieval, ctx, rep, n)
     rep.meta.update(loadavg_end=[round(x, 2) for x in os.getloadavg()], total_s=round(time.perf_counter() - t_start, 1),

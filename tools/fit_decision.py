@@ -36,7 +36,8 @@ GRIDS = (
 READER_GRIDS = (  # fitted after the rules' thresholds, on the same questions read by the reading model
     {"read_yes": [0.8, 0.85, 0.9, 0.93, 0.96, 0.98, 1.01], "read_no": [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
      "read_keep": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]},
-    {"read_list": [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.01]},
+    {"read_list": [0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.01],
+     "read_list_rules": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.01]},
 )
 
 

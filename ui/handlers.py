@@ -101,7 +101,7 @@ class ChatHandlers:
             shown, shown_at = 0, 0.0  # length and time of the last render of a growing answer
             for kind, value in self.pipeline.stream(question, history=self.history(turns), answerer=answerer or None,
                                                     paper_ids=ids, k=int(k) if k else None,
-                                                    compare=bool(compare_ids)):
+                                                    compare=bool(compare_ids), preliminary=True):
                 if kind == "standalone":
                     head = render.caption(value, question)
                 elif kind == "sources":

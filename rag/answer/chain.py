@@ -183,11 +183,15 @@ def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
     assert a is not None and r is not None and d is not None
     if d.action == "abstain":
         text = composer.abstention(r, ABSTAIN_SENTENCE)
+        yield "sources", r.sources
         yield "text", text
         yield "draft", state.model_copy(update={"draft": Draft(text=text, answerer="extractive")})
         return
     said = next((t.content for t in reversed(req.history) if t.role == "assistant"), "")
     extractive = composer.compose(a, d, r, engine.tables().by_id, engine.settings.max_answer_sentences, said)
+    r, extractive = composer.number_by_citation(r, extractive)  # [1] is what the answer cites first
+    state = state.model_copy(update={"retrieved": r})
+    yield "sources", r.sources
     if req.answerer == "extractive":
         yield "text", extractive.text
         yield "draft", state.model_copy(update={"draft": extractive})
@@ -245,3 +249,35 @@ def create_chain(engine: Engine) -> Runnable:
 def timed(t0: float) -> float:
     """Milliseconds since t0."""
     return round((time.perf_counter() - t0) * 1000, 1)
+
+
+def stream_events(state: State, engine: Engine, preliminary: bool = False) -> Iterator[tuple[str, Any]]:
+    """The answer as events: ('standalone', str), ('sources', [Source]), ('text', delta)… ('reset', notice)?,
+    ('answer', Answer). preliminary (the web chat): with a reading model and the extractive answerer, the rules'
+    answer is shown at once and the read one replaces it when it differs (a 'reset' with no notice)."""
+    t0 = time.perf_counter()
+    req = state.request
+    revise = preliminary and req.answerer == "extractive" and engine.reader(req.reader) is not None
+    rules_only = state.model_copy(update={"request": req.model_copy(update={"reader": False})}) if revise else state
+    state = create_prepare(engine).invoke(rules_only)
+    prepared, first = timed(t0), None
+    yield "standalone", state.analysis.standalone  # type: ignore[union-attr]
+    for kind, value in compose_events(state, engine):
+        if kind == "draft":
+            state = value
+        elif kind == "sources":
+            yield kind, value
+        else:
+            first = first or timed(t0)
+            yield kind, value
+    if revise:
+        read = decide_step(read_step(state.model_copy(update={"request": req}), engine), engine)
+        revised = _drain(read, engine)  # its sources may be numbered otherwise: the answer carries them
+        assert revised.draft is not None and state.draft is not None
+        if revised.draft.text != state.draft.text:
+            yield "reset", ""
+            yield "text", revised.draft.text
+        state = revised
+    answer = verify(state, state.draft, state.extractive)
+    answer.timings_ms.update(prepare=prepared, first_text=first or timed(t0), total=timed(t0))
+    yield "answer", answer

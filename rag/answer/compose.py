@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from rag.answer.analyse import short_name
 from rag.answer.evidence import BACKGROUND, CUES, DEPENDENT, MEASURED, has_term
 from rag.answer.models import Analysis, Decision, Draft, Evidence, Retrieved
-from rag.text import content_words, stem, stems
+from rag.text import CITATION, citation_group, citation_numbers, content_words, stem, stems
 from rag.types import Paper, Sentence
 
 COMPARE_COLUMNS = ("problem", "approach", "result")
@@ -359,3 +359,28 @@ def compose(analysis: Analysis, decision: Decision, retrieved: Retrieved, by_id:
     if analysis.kind == "list" and decision.qualifying:
         return paper_list(decision, retrieved, by_id, total)
     return prose(analysis, retrieved, by_id, max_sentences, said)
+
+
+def number_by_citation(retrieved: Retrieved, draft: Draft) -> tuple[Retrieved, Draft]:
+    """The sources renumbered in the order the draft first cites them, from [1] (the uncited after them, in retrieval
+    order), and the draft's markers, citations and spans with them: a reader meets [1] first, then [2]."""
+    cited = [n for s in draft.sentences or [] for n in s.citations] + citation_numbers(draft.text)
+    order = list(dict.fromkeys([*cited, *(s.n for s in retrieved.sources)]))
+    known = {s.n for s in retrieved.sources}
+    new = {old: i for i, old in enumerate((n for n in order if n in known), start=1)}
+    if all(old == n for old, n in new.items()):
+        return retrieved, draft
+
+    def marks(text: str) -> str:
+        return CITATION.sub(lambda m: "[" + ", ".join(str(new.get(n, n)) for n in citation_group(m.group(1))) + "]",
+                            text)
+
+    sources = sorted((s.model_copy(update={"n": new[s.n]}) for s in retrieved.sources), key=lambda s: s.n)
+    moved = retrieved.model_copy(update={
+        "sources": sources,
+        "evidence": [e.model_copy(update={"n": new.get(e.n, e.n)}) for e in retrieved.evidence],
+        "withheld": [w.model_copy(update={"n": new.get(w.n, w.n)}) for w in retrieved.withheld]})
+    sentences = None if draft.sentences is None else [
+        s.model_copy(update={"citations": [new.get(n, n) for n in s.citations],
+                             "spans": [(new.get(n, n), a, b) for n, a, b in s.spans]}) for s in draft.sentences]
+    return moved, draft.model_copy(update={"text": marks(draft.text), "sentences": sentences})

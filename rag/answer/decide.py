@@ -46,7 +46,8 @@ class DecisionParams(BaseModel):
                                             "answers it with less than this probability.")
     read_keep: float = Field(0.7, description="Of the papers read, the answer cites those at least this likely "
                                               "to answer (the best one always).")
-    read_list: float = Field(0.7, description="A paper read for a list question is listed at this probability.")
+    read_list: float = Field(0.7, description="A paper read for a list question is listed at this probability …")
+    read_list_rules: float = Field(0.5, description="… or at this one when the rules list it too.")
 
 
 def _names(pids: list[str], by_id: Mapping[str, Paper]) -> str:
@@ -270,7 +271,9 @@ def reconsider(decision: Decision, analysis: Analysis, reading: Reading, by_id: 
     if not judged:
         return decision
     if reading.closed == "qualifies":
-        listed = [j.paper_id for j in judged if (j.p or 0.0) >= params.read_list]
+        ruled = set(decision.qualifying)
+        listed = [j.paper_id for j in judged if (j.p or 0.0) >= params.read_list
+                  or (j.paper_id in ruled and (j.p or 0.0) >= params.read_list_rules)]
         listed += [p for p in decision.qualifying if reading.p(p) is None and p not in listed]
         if not listed:
             return Decision(action="abstain", signals=decision.signals,

@@ -10,11 +10,10 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
-from rag.answer.chain import Engine, compose_events, create_chain, create_prepare, timed
+from rag.answer.chain import Engine, create_chain, create_prepare, stream_events, timed
 from rag.answer.read import ReaderSlot
 from rag.answer.models import Question, State
 from rag.answer.request import build_request
-from rag.answer.verify import verify
 from rag.ingest import IngestReport, Progress, ensure_index, ingest_paths, remove_papers
 from rag.retrieve import Index
 from rag.settings import Settings
@@ -128,19 +127,7 @@ class Pipeline:
         answer.timings_ms["total"] = timed(t0)
         return answer
 
-    def stream(self, question: str, **options: Any) -> Iterator[tuple[str, Any]]:
-        """Yield ('standalone', str), ('sources', [Source]), ('text', delta)… ('reset', notice)?, ('answer', Answer)."""
-        t0 = time.perf_counter()
-        state = self.prepare(question, **options)
-        prepared, first = timed(t0), None
-        yield "standalone", state.analysis.standalone
-        yield "sources", state.retrieved.sources
-        for kind, value in compose_events(state, self.engine):
-            if kind == "draft":
-                state = value
-            else:
-                first = first or timed(t0)
-                yield kind, value
-        answer = verify(state, state.draft, state.extractive)
-        answer.timings_ms.update(prepare=prepared, first_text=first or timed(t0), total=timed(t0))
-        yield "answer", answer
+    def stream(self, question: str, preliminary: bool = False, **options: Any) -> Iterator[tuple[str, Any]]:
+        """Yield ('standalone', str), ('sources', [Source]), ('text', delta)… ('reset', notice)?, ('answer', Answer).
+        preliminary: the rules' extractive text first, replaced (a 'reset') if the reading model changes it."""
+        yield from stream_events(self._state(question, **options), self.engine, preliminary)
