@@ -464,3 +464,40 @@ def test_a_model_or_version_question_needs_a_designation_beside_the_thing(pipeli
 def test_an_architecture_described_instead_of_named_is_found(pipeline, question, papers):
     ans = pipeline.answer(question)
     assert not ans.abstained and papers <= _cited_papers(ans), (ans.answer, ans.notice)
+
+
+def test_a_follow_up_does_not_repeat_the_previous_answer(pipeline):
+    first = pipeline.answer("What is Seesaw?")
+    history = [{"role": "user", "content": "What is Seesaw?"}, {"role": "assistant", "content": first.answer}]
+    more = pipeline.answer("Tell me more about it", history=history)
+    assert more.answer != first.answer and _cited_papers(more) == {"seesaw"}
+    said = {s.text for s in first.sentences}
+    assert not said & {s.text for s in more.sentences}, more.answer
+    faster = pipeline.answer("How much faster is it?", history=history)
+    assert "1.78x" in faster.answer  # the answer to a new question may be a sentence said before
+
+
+def test_compare_them_with_two_papers_picked_compares_those(pipeline):
+    ans = pipeline.answer("Compare them", paper_ids=["seesaw", "2bp"])
+    assert not ans.abstained and _cited_papers(ans) == {"seesaw", "2bp"}, ans.answer
+
+
+def test_answers_speak_of_the_authors_not_we(pipeline):
+    for question in ("What are the main results of 2BP?", "What is WISE?", "How does Hecate work?"):
+        ans = pipeline.answer(question)
+        assert not re.search(r"\b(we|our|us)\b", ans.answer, re.IGNORECASE), ans.answer
+
+
+def test_main_results_lead_with_the_measured_result(pipeline):
+    ans = pipeline.answer("What are the main results of 2BP?")
+    assert not ans.abstained and "1.70x" in ans.sentences[0].text, ans.answer
+
+
+def test_sources_are_numbered_in_the_order_the_answer_cites_them(pipeline):
+    for question in ("Which papers discuss pipeline parallelism?", "By how much does Seesaw beat vLLM?",
+                     "Compare Seesaw and 2BP"):
+        ans = pipeline.answer(question)
+        first_cited = list(dict.fromkeys(n for s in ans.sentences for n in s.citations))
+        assert first_cited == list(range(1, len(first_cited) + 1)), (question, first_cited)
+        assert [s.n for s in ans.sources] == list(range(1, len(ans.sources) + 1))
+        assert re.search(r"\[1\]", ans.answer)

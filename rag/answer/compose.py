@@ -131,6 +131,12 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int,
     if not ranked:
         return []
     lead = ranked[0]
+    if said and _MORE.search(analysis.asked):  # "tell me more": the paper's sentences the last answer left out
+        fresh = [c for c in ranked if c.paper_id == lead.paper_id and not _already_said(c.text, said)]
+        if fresh:
+            return sorted(fresh[:max_sentences], key=lambda c: c.pos)
+    if said and _already_said(lead.text, said):  # a follow-up: what the previous answer did not say, if close
+        lead = next((c for c in ranked if not _already_said(c.text, said) and c.score >= RELATIVE * lead.score), lead)
     if analysis.contrast:  # "X instead of Y": the sentence about Y corrects the premise
         lead = next((c for c in ranked if any(t in stems(c.text) for t in analysis.contrast)), lead)
     if (analysis.kind == "how_much" or analysis.cue == "result") and not MEASURED.search(lead.text):  # a figure
@@ -158,6 +164,10 @@ def select(analysis: Analysis, ev: list[Evidence], max_sentences: int,
             continue  # it would need the sentence before it, which is not in the answer
         chosen.append(c)
     return chosen
+
+
+_MORE = re.compile(r"\b(tell me more|more (about|on|details?)|what else|anything else|elaborate|go on|continue|"
+                   r"in more detail|further details?)\b", re.IGNORECASE)
 
 
 def _already_said(text: str, said: frozenset[str]) -> bool:
