@@ -40,14 +40,14 @@ class DecisionParams(BaseModel):
     list_ratio: float = Field(0.7, description="A paper whose best sentence scores this share of the best paper's "
                                                "also qualifies (with the coverage); 1.0 turns this off.")
     # The reading model's probabilities (rag.answer.read), fitted the same way on the tune questions.
-    read_yes: float = Field(0.9, description="A question the rules abstain on is answered when a paper reads as "
+    read_yes: float = Field(0.85, description="A question the rules abstain on is answered when a paper reads as "
                                              "answering it with at least this probability.")
-    read_no: float = Field(0.5, description="A question the rules answer is abstained on when every paper read "
+    read_no: float = Field(0.05, description="A question the rules answer is abstained on when every paper read "
                                             "answers it with less than this probability.")
-    read_keep: float = Field(0.7, description="Of the papers read, the answer cites those at least this likely "
+    read_keep: float = Field(0.6, description="Of the papers read, the answer cites those at least this likely "
                                               "to answer (the best one always).")
-    read_list: float = Field(0.7, description="A paper read for a list question is listed at this probability …")
-    read_list_rules: float = Field(0.5, description="… or at this one when the rules list it too.")
+    read_list: float = Field(0.65, description="A paper read for a list question is listed at this probability …")
+    read_list_rules: float = Field(0.4, description="… or at this one when the rules list it too.")
 
 
 def _names(pids: list[str], by_id: Mapping[str, Paper]) -> str:

@@ -34,6 +34,8 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 180.0
+ITEM_TIMEOUT = 60.0  # more seconds a reply may take per passage in the request (a new 500-token abstract on two busy
+                     # cores prefills at ~10 tokens/s); a worker that says nothing for longer is stopped
 CACHE_ROWS = 200_000
 BATCH = 4  # asks per request to the worker: the deadline is checked between requests
 READER_CTX = 2048  # tokens: the instructions, one abstract (read up to ~550 tokens) and the question
@@ -131,7 +133,7 @@ class _Worker:
             {"system": a.system, "doc": a.doc, "query": a.query, "options": [] if warm else list(a.options)}
             for a in asks]}, ensure_ascii=False) + "\n")
         self.proc.stdin.flush()
-        reply = self._reply(START_TIMEOUT)
+        reply = self._reply(START_TIMEOUT + ITEM_TIMEOUT * len(asks))
         if "error" in reply:
             raise LLMError(f"The reading model failed: {reply['error']}")
         return reply
@@ -255,8 +257,11 @@ class Reader:
         """Start the worker and read these asks' passages into its cache, in the background (a first question then
         waits for neither); returns the job's future."""
         def run() -> None:
-            for i in range(0, len(asks), BATCH):
-                self._worker.request(asks[i:i + BATCH], warm=True)
+            try:
+                for i in range(0, len(asks), BATCH):
+                    self._worker.request(asks[i:i + BATCH], warm=True)
+            except LLMError as exc:  # reading ahead saves time; a question will say what is wrong with the model
+                log.warning("reading ahead stopped: %s", exc)
 
         return self._pool.submit(run)
 
