@@ -4,7 +4,9 @@ files, /v1, MCP), each attack a test that failed on the code before its fix."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -107,3 +109,31 @@ def test_an_uploaded_reference_file_cannot_read_a_pdf_elsewhere_on_the_server(tm
     docs = make_retriever(pipeline.index, settings).search("Reading two columns without interleaving their lines", k=20)
     assert docs and not any("Interleaving" in d.page_content for d in docs)  # the PDF's text was never indexed
     assert len({d.metadata["paper_id"] for d in docs}) == 2  # seesaw and the entry, from its abstract alone
+
+
+# -- row 7: start-up never waits on the LLM -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_chat_is_ready_in_seconds_whatever_the_llm_does(index_dir: Path, tmp_path: Path) -> None:
+    """Issue 25, row 7: with RAG_ANSWERER=openai on a slow server, `paperchat chat` was ready after 302 s (a warm-up
+    answer and four example-question checks, each waiting for the LLM). Start-up now never calls the LLM."""
+    from fault_server import FaultServer, Trickle
+
+    from conftest import server_process
+    from rag.proc import free_port
+
+    data = tmp_path / "data"
+    shutil.copytree(index_dir, data)  # a fresh copy: no example questions cached for it yet
+    (data / "example-questions.json").unlink(missing_ok=True)
+    port = free_port()
+    with FaultServer(default=Trickle(interval=1.0)) as llm:
+        env = {**os.environ, "RAG_DATA_DIR": str(data), "RAG_ANSWERER": "openai", "RAG_LLM_BASE_URL": llm.url,
+               "RAG_ANSWER_TIMEOUT": "30", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+        t0 = time.perf_counter()
+        with server_process([sys.executable, "-m", "rag", "chat", "--port", str(port)], f"http://127.0.0.1:{port}/",
+                            tmp_path / "chat.log", timeout=150, env=env):
+            ready = time.perf_counter() - t0
+            time.sleep(2)  # the background warm-up runs after start: it must not call the LLM either
+            asked = [r for r in llm.requests if r.path.endswith("/chat/completions")]
+    print(f"chat ready in {ready:.1f} s against an LLM trickling 1 byte/s")
+    assert ready < 60, f"ready after {ready:.0f} s"
+    assert not asked, f"start-up sent {len(asked)} request(s) to the LLM"
