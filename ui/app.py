@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -14,6 +15,7 @@ from rag.answer import Pipeline
 from rag.collection import ExampleCache, paper_card
 from rag.serve.auth import api_keys
 from rag.settings import Settings
+from rag.types import Answer
 
 from . import collection_view, conversations, evaluate, render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth
@@ -61,13 +63,20 @@ def _suggestion_text(row: list[str] | str) -> str:
     return str(row[0] if isinstance(row, list) and row else row or "")
 
 
+def extractive_answer(pipeline: Pipeline) -> Callable[[str], Answer]:
+    """The pipeline's extractive answer to a question: what start-up checks and warms with, so that it never waits
+    on an LLM (with RAG_ANSWERER=openai on a slow server, start-up took 302 s of warm-up and example checks)."""
+    return lambda question: pipeline.answer(question, answerer="extractive")
+
+
 def example_questions(pipeline: Pipeline) -> list[str]:
-    """Example questions from the papers indexed, each checked to be answered (cached per index generation)."""
+    """Example questions from the papers indexed, each checked to be answered (cached per index generation); the
+    check is extractive: an LLM answer falls back to the extractive one, so what it answers, the chat answers."""
     try:
         generation = pipeline.index.view().generation
         cache = _EXAMPLES.setdefault(str(pipeline.settings.data_dir),
                                      ExampleCache(pipeline.settings.data_dir / "example-questions.json"))
-        return cache.get(generation, [paper_card(p) for p in pipeline.papers()], pipeline.answer)
+        return cache.get(generation, [paper_card(p) for p in pipeline.papers()], extractive_answer(pipeline))
     except Exception:  # the page loads without examples rather than not at all
         log.warning("could not make example questions", exc_info=True)
         return []
@@ -216,9 +225,10 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
 def _warm_examples(pipeline: Pipeline) -> None:
     """Answer the example questions once in the background so their passages are embedded before anyone asks."""
     t0 = time.perf_counter()
+    answer = extractive_answer(pipeline)
     for question in example_questions(pipeline):
         try:
-            pipeline.answer(question)
+            answer(question)
         except Exception:  # warming is best effort; a real request reports its own error
             log.warning("warming with %r failed", question, exc_info=True)
     log.info("warmed the example questions in %.1f s", time.perf_counter() - t0)
@@ -232,7 +242,7 @@ def launch(settings: Settings | None = None, view_progress: Any = None) -> None:
     pipeline = Pipeline(settings, view_progress=view_progress)
     papers = pipeline.papers()  # builds the index on first run
     if papers:
-        pipeline.answer(f"What is {render.label(papers[0])}?")  # loads the embedder and retrievers
+        extractive_answer(pipeline)(f"What is {render.label(papers[0])}?")  # loads the embedder and retrievers
     demo = build_app(pipeline, settings)
     threading.Thread(target=_warm_examples, args=(pipeline,), daemon=True, name="paperchat-warm").start()
     demo.launch(server_name=settings.host, server_port=settings.port, auth=parse_auth(settings.auth),
