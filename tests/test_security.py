@@ -137,3 +137,25 @@ def test_the_chat_is_ready_in_seconds_whatever_the_llm_does(index_dir: Path, tmp
     print(f"chat ready in {ready:.1f} s against an LLM trickling 1 byte/s")
     assert ready < 60, f"ready after {ready:.0f} s"
     assert not asked, f"start-up sent {len(asked)} request(s) to the LLM"
+
+
+# -- row 9: API keys without a login close Gradio's own routes too -------------------------------------------------
+@pytest.mark.slow
+def test_api_keys_without_a_login_close_the_gradio_routes_too(pipeline: Pipeline) -> None:
+    """Issue 25, row 9: with RAG_API_KEYS and no RAG_AUTH, /api and /v1 answered 401 but /gradio_api/call/ask
+    answered and /gradio_api/upload took files without a key. Now the chat asks for a key at its login page (any
+    user name, a key as the password) and every route but that page needs it."""
+    from gradio_client import Client
+    from pydantic import SecretStr
+
+    key = "row-9-key"
+    settings = pipeline.settings.model_copy(update={"api_keys": SecretStr(key)})
+    pdf = {"files": ("a.pdf", b"%PDF-1.7\n%%EOF\n", "application/pdf")}
+    with serve_app(pipeline, settings) as url:
+        assert httpx.post(url + "/gradio_api/call/ask", json={"data": ["What is 2BP?"]}, timeout=30).status_code == 401
+        assert httpx.post(url + "/gradio_api/upload", files=pdf, timeout=30).status_code == 401
+        assert httpx.post(url + "/gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"},
+                          timeout=30).status_code == 401
+        assert httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code == 200
+        assert httpx.post(url + "/login", data={"username": "me", "password": "wrong"}, timeout=30).status_code != 200
+        assert Client(url + "/", auth=("anyone", key), verbose=False).predict(api_name="/papers")

@@ -13,7 +13,7 @@ import gradio as gr
 
 from rag.answer import Pipeline
 from rag.collection import ExampleCache, paper_card
-from rag.serve.auth import api_keys
+from rag.serve.auth import api_keys, key_login
 from rag.settings import Settings
 from rag.types import Answer
 
@@ -47,6 +47,10 @@ class ChatApp(gr.Blocks):
                     "run_history": False, "footer_links": ["api"]}  # no Gradio "Settings": the app has its own Settings tab
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
+        if not kwargs.get("auth") and self.guard.api_keys:  # keys and no login: the page asks for a key
+            kwargs["auth"] = key_login(self.guard.api_keys)
+            kwargs.setdefault("auth_message", "Log in with any user name and an API key (RAG_API_KEYS) as the "
+                                              "password.")
         # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
         kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
                                               self.routers))

@@ -9,7 +9,8 @@
 - routes of Gradio features the app leaves out (the settings panel's screen recorder) answer 404;
 - the script routes (/v1 OpenAI-compatible, /api REST): with API keys set (RAG_API_KEYS) they need
   `Authorization: Bearer KEY` and the session does not replace it; without keys they follow the login rule above.
-  Their docs (/api/docs, /api/openapi.json) follow the login rule.
+  Their docs (/api/docs, /api/openapi.json) follow the login rule, and open to a bearer key too. Keys without a
+  login make the chat's login ask for a key (ui.app), so no route is open without one.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ class Guard:
             if not bearer_ok(headers.get("authorization"), self.config.api_keys):
                 await _respond(send, 401, unauthorized_body(), [("www-authenticate", "Bearer")])
                 return
-        elif self.config.auth_required and not self._public(path) and not self._logged_in(scope, headers):
+        elif self.config.auth_required and not self._public(path) and not self._logged_in(scope, headers) and not (
+                path in API_DOCS and bearer_ok(headers.get("authorization"), self.config.api_keys)):
             denied = unauthorized_body("Not authenticated: log in, or set RAG_API_KEYS and send a key.") if script \
                 else {"detail": {"error": "Not authenticated"}}
             await _respond(send, 401, denied)
