@@ -152,6 +152,17 @@ class ServerSettings(BaseModel):
                                   "get 401 (the chat login does not replace a key).",
     )
     mcp_port: int = Field(default=7861, ge=0, le=65535, description="Port of `paperchat mcp --http`.")
+    allowed_hosts: str = Field(
+        default="", description="Comma-separated host names the server answers to besides IP addresses and localhost "
+                                "('.example.org' takes its subdomains too, '*' any name); a request naming another "
+                                "host gets 400, which stops DNS rebinding. Set the name users reach it by behind a "
+                                "proxy.",
+    )
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names "
+                                "the client (for the login back-off and upload limits); none by default: the client "
+                                "is the connecting address.",
+    )
     login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords per client before back-off.")
     login_backoff: float = Field(
         default=1.0, gt=0, description="Seconds of the first login lock-out; each further wrong password doubles it."

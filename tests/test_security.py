@@ -159,3 +159,59 @@ def test_api_keys_without_a_login_close_the_gradio_routes_too(pipeline: Pipeline
         assert httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code == 200
         assert httpx.post(url + "/login", data={"username": "me", "password": "wrong"}, timeout=30).status_code != 200
         assert Client(url + "/", auth=("anyone", key), verbose=False).predict(api_name="/papers")
+
+
+# -- the low rows: forwarded addresses, Host, content types, nesting, an unconfigured LLM ----------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_login_back_off_trusts_forwarded_for_only_from_configured_proxies(pipeline: Pipeline, trusted: str) -> None:
+    """200 wrong passwords, each with a new X-Forwarded-For value, were all checked: uvicorn took the header from any
+    local peer. Now only RAG_TRUSTED_PROXIES may name the client; by default the client is the connecting address."""
+    settings = pipeline.settings.model_copy(update={"trusted_proxies": trusted})
+    with serve_app(pipeline, settings, auth="alice:s3cret") as url:
+        codes = [httpx.post(url + "/login", data={"username": "alice", "password": "wrong"}, timeout=10,
+                            headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(12)]
+    if trusted:  # the proxy says who each client is: twelve clients, one wrong password each
+        assert codes == [400] * 12, codes
+    else:
+        assert codes[:5] == [400] * 5 and codes.count(429) >= 5, codes
+
+
+@pytest.fixture(scope="module")
+def plain_url(pipeline: Pipeline):  # noqa: ANN201 - a generator fixture
+    """The app without a login or keys, one extra host name allowed."""
+    with serve_app(pipeline, pipeline.settings.model_copy(update={"allowed_hosts": "papers.example.org"})) as url:
+        yield url
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("host", "allowed"), [
+    ("127.0.0.1:{port}", True), ("localhost:{port}", True), ("[::1]:{port}", True), ("192.168.1.20:{port}", True),
+    ("papers.example.org", True), ("evil.example", False), ("evil.example:{port}", False),
+    ("localhost.evil.example", False), ("", False),
+])
+def test_a_host_name_the_server_does_not_know_is_refused(plain_url: str, host: str, allowed: bool) -> None:
+    """DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 reached the unauthenticated
+    local chat. A request naming a host other than an address, localhost or RAG_ALLOWED_HOSTS is refused."""
+    port = plain_url.rsplit(":", 1)[1]
+    response = httpx.get(plain_url + "/config", headers={"Host": host.format(port=port)}, timeout=10)
+    if allowed:
+        assert response.status_code == 200, response.text[:200]
+    else:
+        assert response.status_code == 400 and "RAG_ALLOWED_HOSTS" in response.text, response.text[:200]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/ask"])
+def test_script_posts_must_be_json(plain_url: str, kind: str | None, path: str) -> None:
+    """A cross-site form or text/plain POST (no CORS preflight) to /v1/chat/completions was answered."""
+    body = {"model": "paperchat", "messages": [{"role": "user", "content": "What is 2BP?"}], "question": "What is 2BP?"}
+    headers = {"content-type": kind} if kind else {}
+    response = httpx.post(plain_url + path, content=json.dumps(body), headers=headers, timeout=30)
+    assert response.status_code == 415, (response.status_code, response.text[:200])
+    message = response.json()["error"]["message"] if path.startswith("/v1") else response.json()["detail"]
+    assert "application/json" in message
+    ok = httpx.post(plain_url + path, content=json.dumps(body), timeout=60,
+                    headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200, ok.text[:200]

@@ -13,14 +13,14 @@ import gradio as gr
 
 from rag.answer import Pipeline
 from rag.collection import ExampleCache, paper_card
-from rag.serve.auth import api_keys, key_login
+from rag.serve.auth import key_login
 from rag.settings import Settings
 from rag.types import Answer
 
 from . import collection_view, conversations, evaluate, render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth
 from .assets import CSS, THEME
-from .guard import GuardConfig, guarded_app
+from .guard import GuardConfig, forwarded_for_from, guarded_app
 from .handlers import ChatHandlers
 from .library import UPLOAD_TYPES, LibraryHandlers, uploads_dir, use_gradio_cache
 from .routes import create_router
@@ -54,7 +54,8 @@ class ChatApp(gr.Blocks):
         # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
         kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
                                               self.routers))
-        return super().launch(**kwargs)
+        with forwarded_for_from(self.guard.trusted_proxies):  # uvicorn's server, made inside launch(), reads it
+            return super().launch(**kwargs)
 
 
 def _example_text(evt: gr.SelectData) -> str:
@@ -97,11 +98,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     choices = [(render.choice(p), p.id) for p in papers]
     use_gradio_cache(uploads_dir(settings) / ".gradio")
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        demo.guard = GuardConfig(max_body_bytes=settings.max_body_bytes,
-                                 cors_origins=frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",")
-                                                        if o.strip()),
-                                 login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff,
-                                 api_keys=api_keys(settings), max_upload_bytes=settings.max_upload_bytes)
+        demo.guard = GuardConfig.of(settings)
         demo.routers = (create_router(pipeline, settings),)
         turns, conv = gr.State([]), gr.State("")
         store = gr.BrowserState(conversations.EMPTY, storage_key="paperchat-conversations",

@@ -1,5 +1,6 @@
 """HTTP hardening in front of the whole Gradio app: one pure-ASGI middleware, outermost, on every route.
 
+- a request naming a host other than an IP address, localhost or a configured name gets 400 (DNS rebinding);
 - request bodies over a size limit get 413 before the app reads a byte (chunked bodies included);
 - security headers on every response (CSP with frame-ancestors 'self', X-Frame-Options, nosniff, Referrer-Policy);
 - CORS off unless configured: Gradio's own middleware reflects any localhost origin with credentials, so every
@@ -10,22 +11,27 @@
 - the script routes (/v1 OpenAI-compatible, /api REST): with API keys set (RAG_API_KEYS) they need
   `Authorization: Bearer KEY` and the session does not replace it; without keys they follow the login rule above.
   Their docs (/api/docs, /api/openapi.json) follow the login rule, and open to a bearer key too. Keys without a
-  login make the chat's login ask for a key (ui.app), so no route is open without one.
+  login make the chat's login ask for a key (ui.app), so no route is open without one. A POST to them must be
+  JSON (415 otherwise): a cross-site form or text/plain POST needs no CORS preflight.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.serve.auth import bearer_ok, unauthorized_body
+from rag.serve.auth import api_keys, bearer_ok, unauthorized_body
+from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,38 @@ class GuardConfig:
     login_backoff_max_s: float = 300.0
     auth_required: bool = False
     api_keys: frozenset[str] = frozenset()
+    allowed_hosts: frozenset[str] = frozenset()  # host names besides addresses and localhost ('.x.org': subdomains)
+    trusted_proxies: str = ""  # whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips)
+
+    @classmethod
+    def of(cls, settings: Settings) -> GuardConfig:
+        """The guard's part of the settings."""
+        return cls(max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
+                   cors_origins=frozenset(o.rstrip("/") for o in _listed(settings.cors_origins)),
+                   login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff,
+                   api_keys=api_keys(settings), trusted_proxies=",".join(_listed(settings.trusted_proxies)),
+                   allowed_hosts=frozenset(h.lower().rstrip(".") for h in _listed(settings.allowed_hosts)
+                                           + [settings.host]))
+
+
+def _listed(value: str) -> list[str]:
+    """The items of a comma-separated setting."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+@contextlib.contextmanager
+def forwarded_for_from(proxies: str) -> Iterator[None]:
+    """While starting the server: uvicorn takes X-Forwarded-For only from these addresses (FORWARDED_ALLOW_IPS;
+    its own default trusts 127.0.0.1, so any local process could name itself a new client on every request)."""
+    before = os.environ.get("FORWARDED_ALLOW_IPS")
+    os.environ["FORWARDED_ALLOW_IPS"] = proxies
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FORWARDED_ALLOW_IPS", None)
+        else:
+            os.environ["FORWARDED_ALLOW_IPS"] = before
 
 
 @dataclass
@@ -123,6 +161,40 @@ class _TooLarge(Exception):
     pass
 
 
+def host_allowed(host_header: str, allowed: frozenset[str]) -> bool:
+    """Whether a Host header names this server: an IP address (a DNS rebinding attack always comes by a name),
+    localhost, or one of the allowed names ('.example.org' also allows its subdomains, '*' anything)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:7860
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    host = host.rstrip(".")
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    return host == "localhost" or "*" in allowed or any(
+        host == name or (name.startswith(".") and (host.endswith(name) or host == name[1:])) for name in allowed)
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type is JSON (application/json, or any +json type; parameters aside)."""
+    kind = (content_type or "").partition(";")[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def _error_body(message: str, script: bool, code: str) -> dict[str, Any]:
+    """A refusal's body: {"detail": sentence}, plus the OpenAI error shape on the script routes."""
+    body: dict[str, Any] = {"detail": message}
+    if script:
+        body["error"] = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    return body
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     """Request headers, lower-case names (the last value of a repeated header)."""
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -148,6 +220,15 @@ class Guard:
                                                   config.login_backoff_max_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not host_allowed(_headers(scope).get("host", ""),
+                                                                       self.config.allowed_hosts):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                host = _headers(scope).get("host", "")[:100]
+                await _respond(send, 400, {"detail": f"Unknown host {host!r}: this server answers to its addresses, "
+                                                     "localhost and the names in RAG_ALLOWED_HOSTS."})
+            return
         if scope["type"] == "websocket" and self.config.auth_required and not self._logged_in(scope, _headers(scope)):
             await send({"type": "websocket.close", "code": 1008})  # policy violation: not logged in
             return
@@ -179,16 +260,16 @@ class Guard:
                 else {"detail": {"error": "Not authenticated"}}
             await _respond(send, 401, denied)
             return
+        if script and scope["method"] == "POST" and not _is_json(headers.get("content-type")):
+            await _respond(send, 415, _error_body("Send the request body as JSON (Content-Type: application/json).",
+                                                  script, "unsupported_media_type"))
+            return
         try:
             receive = await self._limited_body(scope, headers, receive)
         except _TooLarge:
             limit = self.config.max_upload_bytes if path in UPLOAD_PATHS else self.config.max_body_bytes
-            message = f"The request is too large (over {limit:,} bytes)."
-            body: dict[str, Any] = {"detail": message}
-            if script:
-                body["error"] = {"message": message, "type": "invalid_request_error", "param": None,
-                                 "code": "request_too_large"}
-            await _respond(send, 413, body, [("connection", "close")])
+            await _respond(send, 413, _error_body(f"The request is too large (over {limit:,} bytes).", script,
+                                                  "request_too_large"), [("connection", "close")])
             return
         if path in LOGIN_PATHS and scope["method"] == "POST" and self.config.auth_required:
             await self._login(scope, receive, send)

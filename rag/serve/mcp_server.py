@@ -126,4 +126,6 @@ def serve_http(server: MCPServer, settings: Settings, host: str | None = None, p
     host, port = host or settings.host, settings.mcp_port if port is None else port
     app = require_key(server.streamable_http_app(streamable_http_path="/mcp", host=host), api_keys(settings))
     log.warning("paperchat MCP server at http://%s:%d/mcp", host, port)
-    anyio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).serve)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            forwarded_allow_ips=settings.trusted_proxies)  # not uvicorn's default of 127.0.0.1
+    anyio.run(uvicorn.Server(config).serve)
