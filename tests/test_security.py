@@ -215,3 +215,32 @@ def test_script_posts_must_be_json(plain_url: str, kind: str | None, path: str) 
     ok = httpx.post(plain_url + path, content=json.dumps(body), timeout=60,
                     headers={"content-type": "application/json; charset=utf-8"})
     assert ok.status_code == 200, ok.text[:200]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/ask"])
+def test_deeply_nested_json_is_a_400(plain_url: str, path: str) -> None:
+    """A JSON body nested 400k deep to /v1 was a 500 (the parser's recursion limit)."""
+    nested = '{"model": "paperchat", "messages": ' + "[" * 400_000 + "]" * 400_000 + "}"
+    response = httpx.post(plain_url + path, content=nested, headers={"content-type": "application/json"}, timeout=60)
+    assert response.status_code in (400, 422), (response.status_code, response.text[:200])
+    assert httpx.get(plain_url + "/api/papers", timeout=30).status_code == 200
+
+
+@pytest.mark.slow
+def test_an_llm_model_without_an_llm_configured_is_refused_in_one_line(plain_url: str, index_dir: Path) -> None:
+    """`model: paperchat:openai` on a server with no LLM configured made the server call the public OpenAI host
+    (with a placeholder key). Now /v1 refuses it in one line and does not list it; the library never calls out."""
+    import openai
+
+    client = openai.OpenAI(base_url=plain_url + "/v1", api_key="x", max_retries=0, timeout=60)
+    assert "paperchat:openai" not in [m.id for m in client.models.list()]
+    t0 = time.perf_counter()
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="paperchat:openai", messages=[{"role": "user", "content": "What is 2BP?"}])
+    message = err.value.body["message"]  # type: ignore[index]
+    assert "RAG_LLM_BASE_URL" in message and "\n" not in message and time.perf_counter() - t0 < 10
+    t0 = time.perf_counter()
+    answer = Pipeline(Settings(data_dir=index_dir)).answer("What is 2BP?", answerer="openai")
+    assert "No language model is configured" in answer.notice and "2BP" in answer.answer
+    assert time.perf_counter() - t0 < 10

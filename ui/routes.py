@@ -60,9 +60,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody}, 404: {"mod
                                            503: {"model": ErrorBody}}
 
 
-def _models() -> dict[str, Any]:
+def _models(settings: Settings) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "paperchat"}
-                                       for m in oa.model_ids()]}
+                                       for m in oa.model_ids(settings)]}
 
 
 def create_router(pipeline: Pipeline, settings: Settings) -> APIRouter:
@@ -113,12 +113,12 @@ def create_router(pipeline: Pipeline, settings: Settings) -> APIRouter:
     @router.get("/v1/models", tags=["openai"])
     async def models() -> dict[str, Any]:
         """The models: `paperchat` (the default answerer) and `paperchat:<answerer>`."""
-        return _models()
+        return _models(settings)
 
     @router.get("/v1/models/{model}", tags=["openai"])
     async def model(model: str) -> Any:
         """One model."""
-        found = [m for m in _models()["data"] if m["id"] == model]
+        found = [m for m in _models(settings)["data"] if m["id"] == model]
         if not found:
             err = oa.OpenAIError(f"The model {model!r} does not exist.", status=404, code="model_not_found")
             return JSONResponse(err.body(), status_code=err.status)
@@ -134,6 +134,8 @@ def create_router(pipeline: Pipeline, settings: Settings) -> APIRouter:
                 body = json.loads(await request.body())
             except ValueError:
                 raise oa.OpenAIError("The request body is not valid JSON.") from None
+            except RecursionError:  # json recurses once per nesting level: '[[[[…' deep enough exhausts the stack
+                raise oa.OpenAIError("The request body is nested too deeply.") from None
             chat = oa.parse_request(body, settings)
             if chat.paper_ids:
                 await call(service.resolve, chat.paper_ids)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.answer import ANSWERERS, QuestionError, validate_question
 from rag.answer.models import Turn
+from rag.llm.chat import NO_LLM, llm_configured
 from rag.serve.service import CitedAnswer
 from rag.settings import Settings
 from rag.types import Answer
@@ -26,9 +27,10 @@ EXTRA = "paperchat"  # the response's extra field: CitedAnswer (sources, sentenc
 REFERENCE_CHARS = 160
 
 
-def model_ids() -> list[str]:
-    """The model ids served: the default answerer, then one per answerer."""
-    return [MODEL, *(f"{MODEL}:{a}" for a in ANSWERERS)]
+def model_ids(settings: Settings) -> list[str]:
+    """The model ids served: the default answerer, then one per answerer (the OpenAI-compatible one only when an
+    LLM is configured)."""
+    return [MODEL, *(f"{MODEL}:{a}" for a in ANSWERERS if a != "openai" or llm_configured(settings))]
 
 
 class OpenAIError(Exception):
@@ -99,8 +101,11 @@ def parse_request(body: object, settings: Settings) -> ChatCall:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "body"
         raise OpenAIError(f"Invalid request: {where}: {err['msg']}.", param=where) from None
-    if request.model not in model_ids():
-        raise OpenAIError(f"The model {request.model!r} does not exist; use one of {', '.join(model_ids())}.",
+    if request.model == f"{MODEL}:openai" and not llm_configured(settings):
+        raise OpenAIError(f"The model {request.model!r} is not available: {NO_LLM}", status=404,
+                          code="model_not_found", param="model")
+    if request.model not in model_ids(settings):
+        raise OpenAIError(f"The model {request.model!r} does not exist; use one of {', '.join(model_ids(settings))}.",
                           status=404, code="model_not_found", param="model")
     *earlier, last = request.messages
     if last.role != "user":
