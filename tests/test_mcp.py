@@ -125,11 +125,13 @@ BAD_CALLS = [
     ("ask", {"question": "x" * 5000}, "the limit is 2,000"),
     ("ask", {"question": "What is it?", "paper_ids": ["nope"]}, "Unknown paper id(s): nope"),
     ("ask", {"question": "What?", "history": [{"role": "user", "content": "x"}] * 21}, "history has 21 messages"),
-    ("ask", {}, "question"),
+    ("ask", {}, "question: Field required."),
+    ("ask", {"question": 5}, "question: Input should be a valid string."),
+    ("ask", {"question": "What is 2BP?", "history": "earlier"}, "history: Input should be a valid list."),
     ("get_paper", {"paper_id": "nope"}, "Unknown paper id(s): nope"),
     ("compare", {"paper_ids": ["seesaw"]}, "at least two different paper ids"),
     ("compare", {"paper_ids": ["seesaw", "nope"]}, "Unknown paper id(s): nope"),
-    ("search_papers", {"query": "x", "k": 500}, "less than or equal to 50"),
+    ("search_papers", {"query": "x", "k": 500}, "k: Input should be less than or equal to 50."),
     ("no_such_tool", {}, "Unknown tool"),
 ]  # (tool, arguments, what the error says): one server for the whole table
 
@@ -140,6 +142,7 @@ def test_bad_arguments_are_tool_errors(index_dir: Path) -> None:
             result = await client.call_tool(tool, arguments)
             text = result.content[0].text
             assert result.is_error and message in text and "Traceback" not in text, (tool, text)
+            assert "\n" not in text and "pydantic" not in text, text  # one sentence, not the validator's report
         assert payload(await client.call_tool("list_papers", {}))  # the server is still serving
 
     run(stdio_server(index_dir), body)

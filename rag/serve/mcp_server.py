@@ -2,25 +2,26 @@
 
 Tools: search_papers, ask, compare, list_papers, get_paper; one resource per paper's abstract (paper://<id>) and the
 template paper://{paper_id} for papers ingested later. Expected failures (an empty question, an unknown paper id, the
-index unavailable) come back as tool errors with one sentence; anything else as the SDK's bare "Error executing tool"
-(the traceback goes to the log on stderr, never to the caller).
+index unavailable, arguments that do not fit a tool's schema) come back as tool errors with one sentence; anything
+else as the SDK's bare "Error executing tool" (the traceback goes to the log on stderr, never to the caller).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from rag import __version__
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError
 from rag.serve.auth import api_keys, require_key
-from rag.serve.service import CitedAnswer, PaperInfo, PaperService, PaperSummary, Passage, UnknownPaperError
+from rag.serve.service import (CitedAnswer, PaperInfo, PaperService, PaperSummary, Passage, UnknownPaperError,
+                               invalid)
 from rag.settings import Settings
 from rag.store import StoreError
 
@@ -57,10 +58,23 @@ list_papers gives the ids."""
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
+class PaperServer(MCPServer):
+    """The SDK's server, with arguments that do not fit a tool's schema reported in one sentence (the SDK sends
+    pydantic's multi-line report with a link to its documentation)."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                raise ToolError(f"Invalid arguments for {name}: {invalid(exc.__cause__)[1]}") from exc.__cause__
+            raise
+
+
 def create_server(pipeline: Pipeline) -> MCPServer:
     """The MCP server over a pipeline (lists the papers to register their abstracts as resources)."""
     service = PaperService(pipeline)
-    server = MCPServer("paperchat", title="paperchat", version=__version__, instructions=INSTRUCTIONS,
+    server = PaperServer("paperchat", title="paperchat", version=__version__, instructions=INSTRUCTIONS,
                        log_level="WARNING")
 
     def run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rag.answer import ANSWERERS, QuestionError, validate_question
 from rag.answer.models import Turn
 from rag.llm.chat import NO_LLM, llm_configured
-from rag.serve.service import CitedAnswer
+from rag.serve.service import CitedAnswer, invalid
 from rag.settings import Settings
 from rag.types import Answer
 
@@ -98,9 +98,8 @@ def parse_request(body: object, settings: Settings) -> ChatCall:
     try:
         request = ChatRequest.model_validate(body)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "body"
-        raise OpenAIError(f"Invalid request: {where}: {err['msg']}.", param=where) from None
+        where, sentence = invalid(exc)
+        raise OpenAIError(f"Invalid request: {sentence}", param=where) from None
     if request.model == f"{MODEL}:openai" and not llm_configured(settings):
         raise OpenAIError(f"The model {request.model!r} is not available: {NO_LLM}", status=404,
                           code="model_not_found", param="model")
