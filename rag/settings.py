@@ -134,7 +134,11 @@ class ServerSettings(BaseModel):
     auth: str | None = Field(default=None, description="Chat login as 'user:password' (several comma-separated).")
     share: bool = Field(default=False, description="Create a public Gradio share link (off by default).")
     queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy'.")
-    concurrency: int = Field(default=4, ge=1, description="Answers computed at once, across every event and API.")
+    concurrency: int = Field(default=4, ge=1, description="Extractive answers computed at once, across every event "
+                                                          "and API of the chat server.")
+    llm_concurrency: int = Field(default=4, ge=1, description="LLM answers in progress at once, across every event "
+                                                              "and API (slots of their own: an extractive answer never "
+                                                              "waits behind an LLM one).")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest HTTP request body accepted (bytes; "
                                                                         "413 beyond, chunked bodies too).")
     max_upload_bytes: int = Field(default=50_000_000, ge=1024, description="Largest upload of paper files from "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,19 @@ def fault_llm() -> Iterator["FaultServer"]:  # noqa: F821 - imported lazily
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+def drain(handler: AsyncIterator[tuple]) -> list[tuple]:
+    """Every update an async-generator event handler yields, run to its end as Gradio runs it; the heartbeats (an
+    update that changes nothing, sent while an answer is quiet) left out."""
+    import asyncio
+
+    import gradio as gr
+
+    async def drain() -> list[tuple]:
+        return [u async for u in handler if not all(part == gr.skip() for part in u)]
+
+    return asyncio.run(drain())
 
 
 @contextmanager

@@ -181,3 +181,36 @@ def test_streamable_http_refuses_without_the_key(http_server: str) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         response = httpx.post(http_server, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers)
         assert response.status_code == 401 and "API key" in response.json()["error"]["message"]
+
+
+def test_slow_asks_do_not_starve_the_listings(index_dir: Path, tmp_path: Path) -> None:
+    """Issue 25, low row: over streamable HTTP, 40 slow `ask`s took every worker thread of the SDK and `list_papers`
+    waited 58 s behind them. Answers now wait for their slots without a thread; the listings answer at once."""
+    import time
+
+    from fault_server import FaultServer, Trickle
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    took: list[float] = []
+    with FaultServer(default=Trickle(interval=1.0)) as llm:
+        env = server_env(index_dir, RAG_ANSWERER="openai", RAG_LLM_BASE_URL=llm.url, RAG_ANSWER_TIMEOUT="30")
+        with server_process([sys.executable, "-m", "rag", "mcp", "--http", "--port", str(port)], url,
+                            tmp_path / "server.log", timeout=120, cwd=ROOT, env=env):
+
+            async def body(client: Client) -> None:
+                async with anyio.create_task_group() as group:
+                    for _ in range(40):
+                        group.start_soon(client.call_tool, "ask", {"question": "What is Seesaw?"})
+                    with anyio.fail_after(60):
+                        while llm.active < 4:
+                            await anyio.sleep(0.1)
+                    await anyio.sleep(2)  # all forty have arrived
+                    t0 = time.perf_counter()
+                    assert payload(await client.call_tool("list_papers", {}))
+                    took.append(time.perf_counter() - t0)
+                    group.cancel_scope.cancel()
+
+            run(streamable_http_client(url, http_client=httpx2.AsyncClient(timeout=httpx2.Timeout(120))), body)
+    print(f"list_papers beside 40 slow asks: {took[0]:.2f} s")
+    assert took[0] < 5, took

@@ -9,6 +9,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -244,3 +245,126 @@ def test_an_llm_model_without_an_llm_configured_is_refused_in_one_line(plain_url
     answer = Pipeline(Settings(data_dir=index_dir)).answer("What is 2BP?", answerer="openai")
     assert "No language model is configured" in answer.notice and "2BP" in answer.answer
     assert time.perf_counter() - t0 < 10
+
+
+# -- row 6: extractive answers never wait behind LLM answers; a client that leaves stops its LLM call -------------
+LLM_Q = "What is Seesaw?"
+
+
+def _until(ok: Callable[[], bool], seconds: float) -> bool:
+    """Poll ok() until it holds (True) or seconds pass (False)."""
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        if ok():
+            return True
+        time.sleep(0.05)
+    return ok()
+
+
+def _enter_event(url: str) -> int:
+    """The fn_index of the question box's Enter event (the page's own, private to scripts)."""
+    config = httpx.get(url + "/config", timeout=30).json()
+    return next(i for i, d in enumerate(config["dependencies"]) if any(t[1] == "submit" for t in d["targets"]))
+
+
+def _ask_in_chat(url: str, fn_index: int, question: str, answerer: str, session: str) -> httpx.Response:
+    """Send a question into the chat as the page does (queue/join); the answer streams on queue/data."""
+    data = [question, [], None, answerer, 6, []]  # question, chat, turns (state), answerer, passages, scope
+    return httpx.post(url + "/gradio_api/queue/join", timeout=30, json={
+        "data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None})
+
+
+def _chat_answer(url: str, session: str, timeout: float) -> str:
+    """Read a session's queue stream until its answer completes; the last chat bubble."""
+    with httpx.stream("GET", url + f"/gradio_api/queue/data?session_hash={session}", timeout=timeout) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and '"process_completed"' in line:
+                message = json.loads(line[5:])
+                assert message["success"], message
+                return str(message["output"]["data"][0][-1]["content"])
+    raise AssertionError("the stream ended without an answer")
+
+
+@pytest.fixture
+def slow_llm_app(index_dir: Path):  # noqa: ANN201 - a generator fixture
+    """(app URL, fault LLM) with an LLM that trickles 1 byte/s, a 30 s answer deadline, 4 slots of each kind."""
+    from fault_server import FaultServer, Trickle
+
+    with FaultServer(default=Trickle(interval=1.0)) as llm:
+        settings = Settings(data_dir=index_dir, llm_base_url=llm.url, answer_timeout=30)
+        with serve_app(Pipeline(settings), settings) as url:
+            yield url, llm
+
+
+@pytest.mark.slow
+def test_an_extractive_answer_never_waits_behind_llm_answers(slow_llm_app: tuple) -> None:
+    """Issue 25, row 6: with 4 slow LLM answers in flight, another user's extractive question waited 57 s, in the
+    chat and on /api/ask. Extractive answers have slots of their own. Here 4 LLM answers come by /api/ask and 4 by the
+    chat."""
+    import openai
+
+    url, llm = slow_llm_app
+    enter = _enter_event(url)
+    slow = [threading.Thread(target=lambda: httpx.post(url + "/api/ask", json={"question": LLM_Q, "answerer": "openai"},
+                                                       timeout=120), daemon=True) for _ in range(4)]
+    for i in range(4):  # and four in the chat
+        assert _ask_in_chat(url, enter, LLM_Q, "openai", f"slow-{i}").status_code == 200
+    for t in slow:
+        t.start()
+    assert _until(lambda: llm.active >= 4, 60), f"{llm.active} LLM answers in flight"
+    time.sleep(1)  # all eight have started (each interface's slots full, before the fix)
+    took: dict[str, float] = {}
+
+    def timed(name: str, ask: Callable[[], object]) -> None:
+        t0 = time.perf_counter()
+        assert ask()
+        took[name] = time.perf_counter() - t0
+
+    client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=120)
+    asks = {"/api/ask": lambda: httpx.post(url + "/api/ask", json={"question": "What is 2BP?", "answerer": "extractive"},
+                                           timeout=120).json()["answer"],
+            "/v1": lambda: client.chat.completions.create(model="paperchat:extractive", messages=[
+                {"role": "user", "content": "What is 2BP?"}]).choices,
+            "chat": lambda: _ask_in_chat(url, enter, "What is 2BP?", "extractive", "fast").status_code == 200 and
+            "2BP" in _chat_answer(url, "fast", timeout=120)}
+    threads = [threading.Thread(target=timed, args=item) for item in asks.items()]  # at once: none waits for another
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    print("extractive answers beside 8 LLM answers in flight:", {k: round(v, 2) for k, v in took.items()})
+    assert len(took) == 3 and max(took.values()) < 5, took
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["/v1 stream", "/v1", "/api/ask", "chat"])
+def test_a_client_that_leaves_stops_its_llm_call(slow_llm_app: tuple, where: str) -> None:
+    """Issue 25, row 6: four /v1 streams whose clients hung up after 3 s kept their upstream LLM connections open
+    (until the 30 s deadline here), holding the slots. Now the upstream call stops when the client goes away."""
+    url, llm = slow_llm_app
+    body = {"model": "paperchat:openai", "messages": [{"role": "user", "content": LLM_Q}]}
+
+    def leave_after_3_s(i: int) -> None:
+        try:
+            if where == "chat":
+                _ask_in_chat(url, _enter_event(url), LLM_Q, "openai", f"gone-{i}")
+                _chat_answer(url, f"gone-{i}", timeout=3)
+            elif where == "/api/ask":
+                httpx.post(url + "/api/ask", json={"question": LLM_Q, "answerer": "openai"}, timeout=3)
+            else:
+                with httpx.stream("POST", url + "/v1/chat/completions", json={**body, "stream": where != "/v1"},
+                                  timeout=3) as stream:
+                    for _ in stream.iter_raw():
+                        pass
+        except httpx.TimeoutException:
+            pass  # the client gives up and closes its connection
+
+    clients = [threading.Thread(target=leave_after_3_s, args=(i,), daemon=True) for i in range(4)]
+    for t in clients:
+        t.start()
+    assert _until(lambda: llm.active >= 4, 60), f"{llm.active} LLM answers in flight"
+    for t in clients:
+        t.join(timeout=30)
+    t0 = time.perf_counter()
+    assert llm.wait_idle(10), f"{llm.active} upstream LLM calls still open 10 s after their clients left"
+    print(f"{where}: upstream LLM calls closed {time.perf_counter() - t0:.1f} s after the clients left")

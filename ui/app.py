@@ -14,6 +14,7 @@ import gradio as gr
 from rag.answer import Pipeline
 from rag.collection import ExampleCache, paper_card
 from rag.serve.auth import key_login
+from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
 from rag.types import Answer
 
@@ -58,6 +59,14 @@ class ChatApp(gr.Blocks):
             return super().launch(**kwargs)
 
 
+def answering(settings: Settings) -> dict[str, Any]:
+    """The Gradio queue options of every event that computes an answer: one group, as many in progress as the queue
+    holds. The answer slots (rag.serve.slots) limit what is computed, extractive and LLM answers apart, and waiting
+    for one holds no thread: a Gradio limit of RAG_CONCURRENCY for the group made an extractive question wait in
+    Gradio's queue behind slow LLM answers."""
+    return {"concurrency_id": ANSWERING, "concurrency_limit": settings.queue_size}
+
+
 def _example_text(evt: gr.SelectData) -> str:
     """The question of a clicked example."""
     return str((evt.value or {}).get("text", "")) if isinstance(evt.value, dict) else str(evt.value or "")
@@ -89,7 +98,8 @@ def example_questions(pipeline: Pipeline) -> list[str]:
 
 def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     """The chat app over a pipeline; queue and limits from settings."""
-    handlers, api = ChatHandlers(pipeline, settings), ScriptAPI(pipeline, settings)
+    slots = AnswerSlots(settings)  # every interface's answers: the chat's events, its /ask, /api and /v1
+    handlers, api = ChatHandlers(pipeline, settings, slots), ScriptAPI(pipeline, settings, slots)
     library = LibraryHandlers(pipeline, settings)
     evaluation = evaluate.EvaluateTab(pipeline, settings)
     papers = pipeline.papers()
@@ -99,7 +109,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     use_gradio_cache(uploads_dir(settings) / ".gradio")
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         demo.guard = GuardConfig.of(settings)
-        demo.routers = (create_router(pipeline, settings),)
+        demo.routers = (create_router(pipeline, settings, slots),)
         turns, conv = gr.State([]), gr.State("")
         store = gr.BrowserState(conversations.EMPTY, storage_key="paperchat-conversations",
                                 secret=conversations.browser_secret(settings.data_dir))
@@ -169,8 +179,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                 "*local* write with a language model; if it is unreachable you see a notice "
                                 "and the extractive answer instead.")
                 with gr.Tab("Evaluate", id="evaluate"):
-                    eval_parts = evaluation.build({"concurrency_id": ANSWERING,
-                                                   "concurrency_limit": settings.concurrency})
+                    eval_parts = evaluation.build(answering(settings))
         # The collection cards' buttons reach the server through these (the page script fills and clicks them).
         action = gr.Textbox(visible="hidden", elem_id="pc-action")
         action_go = gr.Button(visible="hidden", elem_id="pc-action-go")
@@ -180,9 +189,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart_cap, chart, csv_btn]
         saved = [store, conv, past, chart_cap, chart, csv_btn, tabs]
         private: dict[str, Any] = {"api_visibility": "private"}
-        # Every answering event and the /ask API share one pool of RAG_CONCURRENCY slots (per event, 4 slow answers
-        # on Enter kept a question on another event waiting, while the Ask button had 4 free slots of its own).
-        answering: dict[str, Any] = {"concurrency_id": ANSWERING, "concurrency_limit": settings.concurrency}
+        answers = answering(settings)  # every answering event and the /ask API: one group
 
         def then_save(event: Any) -> None:
             """After an answer: the conversation saved in the browser, the comparison's chart and CSV."""
@@ -190,17 +197,17 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                 handlers.references, [turns], bib_btn, **private)
 
         # always_last: a question sent while the previous answer is still finishing runs next instead of vanishing
-        then_save(question.submit(handlers.respond, ask, outs, trigger_mode="always_last", **answering, **private))
-        then_save(ask_btn.click(handlers.respond, ask, outs, trigger_mode="always_last", **answering, **private))
+        then_save(question.submit(handlers.respond, ask, outs, trigger_mode="always_last", **answers, **private))
+        then_save(ask_btn.click(handlers.respond, ask, outs, trigger_mode="always_last", **answers, **private))
         then_save(chatbot.example_select(_example_text, None, question, **private)
-                  .then(handlers.respond, ask, outs, **answering, **private))
+                  .then(handlers.respond, ask, outs, **answers, **private))
         then_save(suggest.click(_suggestion_text, suggest, question, **private)
-                  .then(handlers.respond, ask, outs, **answering, **private))
-        then_save(compare_btn.click(handlers.compare, [pick, chatbot, turns, answerer, k], outs, **answering,
+                  .then(handlers.respond, ask, outs, **answers, **private))
+        then_save(compare_btn.click(handlers.compare, [pick, chatbot, turns, answerer, k], outs, **answers,
                                     **private))
         action_go.click(handlers.paper_action, [action, scope, pick], [scope, pick, tabs, status], **private)
         then_save(action_go.click(handlers.ask_action, [action, chatbot, turns, answerer, k, scope], outs,
-                                  **answering, **private))
+                                  **answers, **private))
         chatbot.select(handlers.show_turn, [turns], [sources, export_btn], **private)
         hide_suggest: dict[str, Any] = {"fn": lambda: gr.Dataset(visible=False), "inputs": None, "outputs": suggest}
         refs: dict[str, Any] = {"fn": handlers.references, "inputs": [turns], "outputs": bib_btn}
@@ -217,7 +224,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
                       **private).then(handlers.refresh_papers, None, pickers, **quiet)
         evaluation.wire(eval_parts, chatbot, turns, tabs, demo.load)
-        gr.api(api.ask, api_name="ask", **answering)
+        gr.api(api.ask, api_name="ask", **answers)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     return demo

@@ -66,6 +66,9 @@ class _FinalTimeoutTransport(_http.HTTPTransport):  # type: ignore[misc]
         guard.install(self)  # sockets obey the deadline and byte budget of the call that uses them
 
     def handle_request(self, request: Any) -> Any:
+        if guard.cancelled():  # the request this call was for was abandoned: no (further) try
+            raise openai.APIConnectionError(message="The request was abandoned: its client went away.",
+                                            request=request)
         watch = guard.current()
         if watch is not None:
             if watch.expired():  # e.g. before a retry: openai errors are never retried
