@@ -14,6 +14,7 @@ import anyio
 import gradio as gr
 
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, sanitize, validate_question
+from rag.citations import known_citations
 from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
 from rag.types import Answer, Paper
@@ -107,7 +108,7 @@ class ChatHandlers:
             question, history=history, answerer=answerer or None, paper_ids=ids, k=int(k) if k else None,
             compare=bool(compare_ids)))
         try:
-            head, text, answer = "", "", None
+            head, text, answer, cited = "", "", None, set[int]()
             shown, shown_at = 0, 0.0  # length and time of the last render of a growing answer
             async with contextlib.aclosing(with_heartbeats(events)) as updates:
                 async for event in updates:
@@ -118,6 +119,7 @@ class ChatHandlers:
                     if kind == "standalone":
                         head = render.caption(value, question)
                     elif kind == "sources":
+                        cited = {s.n for s in value}  # a growing answer shows only citations of these
                         yield bubble(head + PENDING), turns, skip, skip, skip, skip, skip
                     elif kind == "reset":
                         head, text, shown = head + render.notice(value), "", 0
@@ -126,7 +128,8 @@ class ChatHandlers:
                         # Each render re-renders the whole bubble: throttle it, or a long reply costs O(n²).
                         if time.monotonic() - shown_at >= RENDER_EVERY_S or len(text) >= shown * RENDER_GROWTH:
                             shown, shown_at = len(text), time.monotonic()
-                            partial = await anyio.to_thread.run_sync(render.answer_markdown, sanitize(text), turn)
+                            partial = await anyio.to_thread.run_sync(
+                                render.answer_markdown, sanitize(known_citations(text, cited)), turn)
                             yield bubble(head + partial), turns, skip, skip, skip, skip, skip
                     elif kind == "answer":
                         answer = value

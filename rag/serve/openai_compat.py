@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.answer import ANSWERERS, QuestionError, validate_question
 from rag.answer.models import Turn
+from rag.citations import StreamedCitations
 from rag.llm.chat import NO_LLM, llm_configured
 from rag.serve.service import CitedAnswer, invalid
 from rag.settings import Settings
@@ -161,8 +162,9 @@ def completion(answer: Answer, model: str, cid: str | None = None) -> dict[str, 
 
 def chunks(events: Iterator[tuple[str, Any]], model: str, cid: str | None = None) -> Iterator[dict[str, Any]]:
     """chat.completion.chunk objects from Pipeline.stream() events: the role, the text as it is written (a notice in
-    place of a discarded LLM draft: a stream cannot take text back), then the notice and references, and a last
-    chunk with finish_reason "stop" and the `paperchat` field (its `answer` is the verified text)."""
+    place of a discarded LLM draft: a stream cannot take text back, so citations to passages that do not exist are
+    dropped as it goes), then the notice and references, and a last chunk with finish_reason "stop" and the
+    `paperchat` field (its `answer` is the verified text)."""
     cid, created = cid or completion_id(), int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> dict[str, Any]:
@@ -171,14 +173,17 @@ def chunks(events: Iterator[tuple[str, Any]], model: str, cid: str | None = None
 
     yield chunk({"role": "assistant", "content": ""})
     shown: list[str] = []
+    text = StreamedCitations([])  # a citation is sent only once it is known to point at a source
     for kind, value in events:
-        if kind == "text" and value:
-            yield chunk({"content": value})
+        if kind == "sources":
+            text = StreamedCitations([s.n for s in value])
+        elif kind == "text" and (piece := text.feed(value)):
+            yield chunk({"content": piece})
         elif kind == "reset":
             shown.append(value)
-            yield chunk({"content": notice_line(value) + "\n\n"})
+            yield chunk({"content": text.flush() + notice_line(value) + "\n\n"})
         elif kind == "answer":
-            tail = ("" if value.notice in shown else notice_line(value.notice)) + references(value)
+            tail = text.flush() + ("" if value.notice in shown else notice_line(value.notice)) + references(value)
             if tail:
                 yield chunk({"content": tail})
             yield chunk({}, "stop", **{EXTRA: extra(value)})
