@@ -144,6 +144,9 @@ class ServerSettings(BaseModel):
     max_upload_bytes: int = Field(default=50_000_000, ge=1024, description="Largest upload of paper files from "
                                                                            "the web chat (bytes, all files at once).")
     max_upload_files: int = Field(default=20, ge=1, description="Most paper files added in one upload.")
+    upload_concurrency: int = Field(default=2, ge=1, description="Uploads one client may send at once (429 beyond).")
+    upload_client_bytes: int = Field(default=200_000_000, ge=1024, description="Bytes one client may upload in an "
+                                                                               "hour (429 beyond).")
     max_history_turns: int = Field(default=20, ge=0, description="Most history messages accepted by the /ask API.")
     max_history_chars: int = Field(default=8000, ge=100, description="Longest history message accepted.")
     max_history_total_chars: int = Field(default=40_000, ge=100, description="Most history characters in all.")

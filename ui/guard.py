@@ -1,7 +1,8 @@
 """HTTP hardening in front of the whole Gradio app: one pure-ASGI middleware, outermost, on every route.
 
 - a request naming a host other than an IP address, localhost or a configured name gets 400 (DNS rebinding);
-- request bodies over a size limit get 413 before the app reads a byte (chunked bodies included);
+- request bodies over a size limit get 413 before the app reads a byte (chunked bodies included); the upload route
+  is served here, its bodies streamed to disk within per-client limits (ui.uploads);
 - security headers on every response (CSP with frame-ancestors 'self', X-Frame-Options, nosniff, Referrer-Policy);
 - CORS off unless configured: Gradio's own middleware reflects any localhost origin with credentials, so every
   Access-Control-* header is dropped unless the request's origin is one of the configured ones;
@@ -28,10 +29,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rag.serve.auth import api_keys, bearer_ok, unauthorized_body
 from rag.settings import Settings
+
+from .uploads import UploadLimits, UploadRefused, Uploads
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ PUBLIC_PATHS = {"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css
                 "/gradio_api/app_id/", "/gradio_api/user", "/gradio_api/user/"}
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
 API_PREFIXES = ("/v1/", "/api/")  # the script routes (ui.routes): API keys, errors in the OpenAI shape
-UPLOAD_PATHS = {"/gradio_api/upload", "/upload"}  # Gradio's file upload route (its own size check runs after ours)
+UPLOAD_PATHS = {"/gradio_api/upload", "/upload"}  # Gradio's file upload route: served by ui.uploads
 API_DOCS = {"/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect"}
 # Routes of Gradio features the app does not offer: the screen recorder of Gradio's settings panel (not linked from
 # the page: no "settings" footer link) posts videos here for ffmpeg to process on the server.
@@ -74,6 +78,9 @@ class GuardConfig:
 
     max_body_bytes: int = 1_000_000
     max_upload_bytes: int = 50_000_000  # the body limit of Gradio's upload route (paper files)
+    max_upload_files: int = 20
+    upload_concurrency: int = 2  # uploads in progress at once from one client
+    upload_client_bytes: int = 200_000_000  # bytes one client may upload in an hour
     cors_origins: frozenset[str] = frozenset()
     login_max_failures: int = 5
     login_backoff_s: float = 1.0
@@ -87,6 +94,8 @@ class GuardConfig:
     def of(cls, settings: Settings) -> GuardConfig:
         """The guard's part of the settings."""
         return cls(max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
+                   max_upload_files=settings.max_upload_files, upload_concurrency=settings.upload_concurrency,
+                   upload_client_bytes=settings.upload_client_bytes,
                    cors_origins=frozenset(o.rstrip("/") for o in _listed(settings.cors_origins)),
                    login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff,
                    api_keys=api_keys(settings), trusted_proxies=",".join(_listed(settings.trusted_proxies)),
@@ -181,6 +190,11 @@ def host_allowed(host_header: str, allowed: frozenset[str]) -> bool:
         host == name or (name.startswith(".") and (host.endswith(name) or host == name[1:])) for name in allowed)
 
 
+def _client(scope: Scope) -> str:
+    """The client's address (a trusted proxy's X-Forwarded-For, else the peer's: see forwarded_for_from)."""
+    return str((scope.get("client") or ("unknown", 0))[0])
+
+
 def _is_json(content_type: str | None) -> bool:
     """Whether a Content-Type is JSON (application/json, or any +json type; parameters aside)."""
     kind = (content_type or "").partition(";")[0].strip().lower()
@@ -200,11 +214,11 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any] | str,
+async def _respond(send: Send, status: int, body: dict[str, Any] | list[Any] | str,
                    headers: Iterable[tuple[str, str]] = ()) -> None:
-    """A small complete response (JSON for a dict)."""
-    data = (json.dumps(body) if isinstance(body, dict) else body).encode()
-    kind = "application/json" if isinstance(body, dict) else "text/plain; charset=utf-8"
+    """A small complete response (JSON for a dict or a list)."""
+    data = (body if isinstance(body, str) else json.dumps(body)).encode()
+    kind = "text/plain; charset=utf-8" if isinstance(body, str) else "application/json"
     raw = [(b"content-type", kind.encode()), (b"content-length", str(len(data)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -218,6 +232,9 @@ class Guard:
         self.app, self.config = app, config
         self.throttle = throttle or LoginThrottle(config.login_max_failures, config.login_backoff_s,
                                                   config.login_backoff_max_s)
+        self.uploads = Uploads(UploadLimits(max_bytes=config.max_upload_bytes, max_files=config.max_upload_files,
+                                            per_client=config.upload_concurrency,
+                                            client_bytes=config.upload_client_bytes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and not host_allowed(_headers(scope).get("host", ""),
@@ -264,12 +281,14 @@ class Guard:
             await _respond(send, 415, _error_body("Send the request body as JSON (Content-Type: application/json).",
                                                   script, "unsupported_media_type"))
             return
+        if path in UPLOAD_PATHS and scope["method"] == "POST":
+            await self._upload(scope, headers, receive, send)
+            return
         try:
             receive = await self._limited_body(scope, headers, receive)
         except _TooLarge:
-            limit = self.config.max_upload_bytes if path in UPLOAD_PATHS else self.config.max_body_bytes
-            await _respond(send, 413, _error_body(f"The request is too large (over {limit:,} bytes).", script,
-                                                  "request_too_large"), [("connection", "close")])
+            await _respond(send, 413, _error_body(f"The request is too large (over {self.config.max_body_bytes:,} "
+                                                  "bytes).", script, "request_too_large"), [("connection", "close")])
             return
         if path in LOGIN_PATHS and scope["method"] == "POST" and self.config.auth_required:
             await self._login(scope, receive, send)
@@ -311,9 +330,26 @@ class Guard:
         token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
         return bool(token) and token in tokens
 
+    async def _upload(self, scope: Scope, headers: dict[str, str], receive: Receive, send: Send) -> None:
+        """Gradio's upload route, streamed to disk within the client's limits (ui.uploads); Gradio's reply."""
+        app = scope.get("app")
+        length = headers.get("content-length")
+        try:
+            declared = int(length) if length is not None else None
+            paths = await self.uploads.handle(_client(scope), Path(app.uploaded_file_dir), declared,  # type: ignore
+                                              headers.get("content-type", ""), receive)
+        except ValueError:
+            await _respond(send, 400, "A bad Content-Length.", [("connection", "close")])
+            return
+        except UploadRefused as refused:
+            await _respond(send, refused.status, str(refused), [*refused.headers, ("connection", "close")])
+            return
+        app.get_blocks().upload_file_set.update(paths)  # type: ignore[union-attr] # Gradio's cache clean-up
+        await _respond(send, 200, paths)
+
     async def _limited_body(self, scope: Scope, headers: dict[str, str], receive: Receive) -> Receive:
         """Read a request body up to the limit (413 past it, _TooLarge), then replay it to the app."""
-        limit = self.config.max_upload_bytes if scope.get("path") in UPLOAD_PATHS else self.config.max_body_bytes
+        limit = self.config.max_body_bytes
         length = headers.get("content-length")
         if length is not None:
             try:
@@ -348,7 +384,7 @@ class Guard:
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Gradio's /login behind the per-client back-off."""
-        client = (scope.get("client") or ("unknown", 0))[0]
+        client = _client(scope)
         wait = self.throttle.wait(client)
         if wait > 0:
             seconds = math.ceil(wait)
