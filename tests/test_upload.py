@@ -32,7 +32,8 @@ HEADERS_Q = "What happens to headers and footers before the text is joined into 
     (".bashrc.md", "bashrc.md"),
     ("my paper (final).pdf", "my_paper_final_.pdf"),
     ("..", "upload"),
-    ("a" * 300 + ".pdf", "a" * 120),
+    ("a" * 300 + ".pdf", "a" * 116 + ".pdf"),
+    ("..pdf", "upload.pdf"),
 ])
 def test_safe_name_never_leaves_the_folder(given: str, kept: str) -> None:
     assert safe_name(given) == kept
@@ -265,3 +266,28 @@ def _until_true(ok: Any, seconds: float) -> bool:
     while time.monotonic() < ends and not ok():
         time.sleep(0.1)
     return bool(ok())
+
+
+@pytest.mark.slow
+def test_a_batch_with_an_odd_file_name_is_added_file_by_file(tmp_path: Path) -> None:
+    """Issue 25, low row: a batch with one odd file name ('..md', a 200-letter name) failed as a whole after the other
+    files were copied (its name lost its suffix on the way). Names keep their suffix; each file gets its own row."""
+    from gradio_client import Client, handle_file
+
+    settings = Settings(data_dir=tmp_path / "data")
+    files = []
+    for i, name in enumerate(["good.md", "..md", "a" * 200 + ".md"]):
+        path = tmp_path / f"f{i}" / name
+        path.parent.mkdir()
+        path.write_text(f"# Paper {'ABC'[i]}: A Study of Case {i}\n\nPaper {'ABC'[i]} is a system that schedules "
+                        f"{i + 2} GPU jobs by their memory use and reports a {i + 1}.5x speedup.\n")
+        files.append(handle_file(str(path)))
+    with serve_app(Pipeline(settings), settings) as url:
+        client = Client(url + "/", verbose=False)
+        components = {c["id"]: c for c in client.config["components"]}
+        add = next(i for i, d in enumerate(client.config["dependencies"]) if any(
+            components.get(t[0], {}).get("props", {}).get("elem_id") == "pc-add-btn" for t in d["targets"]))
+        client.endpoints[add].is_valid = True  # the page's own event
+        html = client.predict(files, fn_index=add)[0]
+    assert "3 added" in html and html.count('class="pc-upload-ok"') == 3, html
+    assert "good.md" in html and "upload.md" in html and "a" * 100 in html, html
