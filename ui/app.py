@@ -21,7 +21,8 @@ from rag.types import Answer
 from . import collection_view, conversations, evaluate, render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth
 from .assets import CSS, THEME
-from .guard import GuardConfig, forwarded_for_from, guarded_app
+from .clients import forwarded_for_from
+from .guard import GuardConfig, guarded_app
 from .handlers import ChatHandlers
 from .library import UPLOAD_TYPES, LibraryHandlers, uploads_dir, use_gradio_cache
 from .routes import create_router

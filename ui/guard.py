@@ -9,6 +9,7 @@
 - with a login set, every route but the login page and its static files needs the session cookie (Gradio leaves
   /gradio_api/cancel, /reset, /heartbeat … open), and wrong passwords back off per client address;
 - routes of Gradio features the app leaves out (the settings panel's screen recorder) answer 404;
+- Gradio's file paths go out relative to a public name, never the cache folder's absolute path (ui.cachepaths);
 - the script routes (/v1 OpenAI-compatible, /api REST): with API keys set (RAG_API_KEYS) they need
   `Authorization: Bearer KEY` and the session does not replace it; without keys they follow the login rule above.
   Their docs (/api/docs, /api/openapi.json) follow the login rule, and open to a bearer key too. Keys without a
@@ -18,23 +19,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import json
 import logging
 import math
-import os
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from rag.serve.auth import api_keys, bearer_ok, unauthorized_body
 from rag.settings import Settings
 
+from .cachepaths import FILE_ROUTES, CachePaths, hiding
+from .clients import LoginThrottle, client_of, host_allowed
 from .uploads import UploadLimits, UploadRefused, Uploads
 
 log = logging.getLogger(__name__)
@@ -69,7 +67,6 @@ API_DOCS = {"/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect"}
 # Routes of Gradio features the app does not offer: the screen recorder of Gradio's settings panel (not linked from
 # the page: no "settings" footer link) posts videos here for ffmpeg to process on the server.
 REFUSED_PATHS = {"/gradio_api/process_recording", "/gradio_api/process_recording/"}
-MAX_TRACKED_CLIENTS = 10_000
 
 
 @dataclass
@@ -108,91 +105,8 @@ def _listed(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-@contextlib.contextmanager
-def forwarded_for_from(proxies: str) -> Iterator[None]:
-    """While starting the server: uvicorn takes X-Forwarded-For only from these addresses (FORWARDED_ALLOW_IPS;
-    its own default trusts 127.0.0.1, so any local process could name itself a new client on every request)."""
-    before = os.environ.get("FORWARDED_ALLOW_IPS")
-    os.environ["FORWARDED_ALLOW_IPS"] = proxies
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("FORWARDED_ALLOW_IPS", None)
-        else:
-            os.environ["FORWARDED_ALLOW_IPS"] = before
-
-
-@dataclass
-class _Failures:
-    count: int = 0
-    locked_until: float = 0.0
-
-
-@dataclass
-class LoginThrottle:
-    """Per-client wrong-password counts: after `max_failures`, each further failure doubles a lock-out."""
-
-    max_failures: int = 5
-    backoff_s: float = 1.0
-    backoff_max_s: float = 300.0
-    _clients: OrderedDict[str, _Failures] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait(self, client: str, now: float | None = None) -> float:
-        """Seconds this client must still wait before trying again (0: go ahead)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            entry = self._clients.get(client)
-            return max(0.0, entry.locked_until - now) if entry else 0.0
-
-    def failed(self, client: str, now: float | None = None) -> None:
-        """Record a wrong password."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            entry = self._clients.pop(client, None) or _Failures()
-            entry.count += 1
-            if entry.count >= self.max_failures:
-                delay = min(self.backoff_max_s, self.backoff_s * 2 ** (entry.count - self.max_failures))
-                entry.locked_until = now + delay
-                log.warning("login: %d wrong passwords from %s; locked for %.0f s", entry.count, client, delay)
-            self._clients[client] = entry
-            while len(self._clients) > MAX_TRACKED_CLIENTS:
-                self._clients.popitem(last=False)
-
-    def succeeded(self, client: str) -> None:
-        """Forget a client's failures."""
-        with self._lock:
-            self._clients.pop(client, None)
-
-
 class _TooLarge(Exception):
     pass
-
-
-def host_allowed(host_header: str, allowed: frozenset[str]) -> bool:
-    """Whether a Host header names this server: an IP address (a DNS rebinding attack always comes by a name),
-    localhost, or one of the allowed names ('.example.org' also allows its subdomains, '*' anything)."""
-    host = host_header.strip().lower()
-    if host.startswith("["):  # [::1]:7860
-        host = host[1:].partition("]")[0]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
-    host = host.rstrip(".")
-    if not host:
-        return False
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    return host == "localhost" or "*" in allowed or any(
-        host == name or (name.startswith(".") and (host.endswith(name) or host == name[1:])) for name in allowed)
-
-
-def _client(scope: Scope) -> str:
-    """The client's address (a trusted proxy's X-Forwarded-For, else the peer's: see forwarded_for_from)."""
-    return str((scope.get("client") or ("unknown", 0))[0])
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -232,6 +146,7 @@ class Guard:
         self.app, self.config = app, config
         self.throttle = throttle or LoginThrottle(config.login_max_failures, config.login_backoff_s,
                                                   config.login_backoff_max_s)
+        self._files: CachePaths | None = None
         self.uploads = Uploads(UploadLimits(max_bytes=config.max_upload_bytes, max_files=config.max_upload_files,
                                             per_client=config.upload_concurrency,
                                             client_bytes=config.upload_client_bytes))
@@ -257,6 +172,12 @@ class Guard:
         allowed_origin = origin if origin and origin in self.config.cors_origins else None
         send = self._send_with_headers(send, allowed_origin)
         path = scope.get("path", "")
+        files = self._cache_paths(scope)  # Gradio's file paths go out relative to a public name (ui.cachepaths)
+        if files is not None and (real := files.file_route(path)) is not None:
+            scope = {**scope, "path": real, "raw_path": quote(real).encode()}
+            path = real
+        if files is not None and not path.startswith((*API_PREFIXES, *FILE_ROUTES)):
+            send = hiding(send, files)
         if allowed_origin and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             await _respond(send, 204, "", [
                 ("access-control-allow-methods", "GET, POST, OPTIONS"),
@@ -285,7 +206,8 @@ class Guard:
             await self._upload(scope, headers, receive, send)
             return
         try:
-            receive = await self._limited_body(scope, headers, receive)
+            receive = await self._limited_body(scope, headers, receive, None if files is None or script
+                                               else files.request_body)
         except _TooLarge:
             await _respond(send, 413, _error_body(f"The request is too large (over {self.config.max_body_bytes:,} "
                                                   "bytes).", script, "request_too_large"), [("connection", "close")])
@@ -336,7 +258,7 @@ class Guard:
         length = headers.get("content-length")
         try:
             declared = int(length) if length is not None else None
-            paths = await self.uploads.handle(_client(scope), Path(app.uploaded_file_dir), declared,  # type: ignore
+            paths = await self.uploads.handle(client_of(scope), Path(app.uploaded_file_dir), declared,  # type: ignore
                                               headers.get("content-type", ""), receive)
         except ValueError:
             await _respond(send, 400, "A bad Content-Length.", [("connection", "close")])
@@ -347,8 +269,19 @@ class Guard:
         app.get_blocks().upload_file_set.update(paths)  # type: ignore[union-attr] # Gradio's cache clean-up
         await _respond(send, 200, paths)
 
-    async def _limited_body(self, scope: Scope, headers: dict[str, str], receive: Receive) -> Receive:
-        """Read a request body up to the limit (413 past it, _TooLarge), then replay it to the app."""
+    def _cache_paths(self, scope: Scope) -> CachePaths | None:
+        """The mapping of the app's Gradio cache folder (None before Gradio has one)."""
+        folder = getattr(scope.get("app"), "uploaded_file_dir", None)
+        if not folder:
+            return None
+        if self._files is None or self._files.folder != str(folder).rstrip("/"):
+            self._files = CachePaths(str(folder))
+        return self._files
+
+    async def _limited_body(self, scope: Scope, headers: dict[str, str], receive: Receive,
+                            transform: Callable[[bytes], bytes] | None = None) -> Receive:
+        """Read a request body up to the limit (413 past it, _TooLarge), then replay it to the app (transformed, its
+        Content-Length set anew)."""
         limit = self.config.max_body_bytes
         length = headers.get("content-length")
         if length is not None:
@@ -374,6 +307,10 @@ class Guard:
             if not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        if transform is not None and (changed := transform(body)) != body:
+            body = changed
+            scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"] + [
+                (b"content-length", str(len(body)).encode())]
         replay = [{"type": "http.request", "body": body, "more_body": False}] + [
             m for m in messages if m["type"] != "http.request"]
 
@@ -384,7 +321,7 @@ class Guard:
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Gradio's /login behind the per-client back-off."""
-        client = _client(scope)
+        client = client_of(scope)
         wait = self.throttle.wait(client)
         if wait > 0:
             seconds = math.ceil(wait)
