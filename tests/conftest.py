@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ def fault_llm() -> Iterator["FaultServer"]:  # noqa: F821 - imported lazily
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+def until(ok: Callable[[], object], seconds: float) -> bool:
+    """Poll ok() until it holds (True) or seconds pass (False)."""
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        if ok():
+            return True
+        time.sleep(0.05)
+    return bool(ok())
 
 
 def drain(handler: AsyncIterator[tuple]) -> list[tuple]:

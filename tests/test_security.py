@@ -19,7 +19,7 @@ from rag.answer import Pipeline
 from rag.eval.metrics import fact_found
 from rag.eval.questions import check_question_set
 from rag.settings import Settings
-from conftest import serve_app
+from conftest import serve_app, until
 
 CATASTROPHIC = r"(\w*\W*)*#"  # exponential backtracking under Python's re on any text without '#'
 
@@ -251,16 +251,6 @@ def test_an_llm_model_without_an_llm_configured_is_refused_in_one_line(plain_url
 LLM_Q = "What is Seesaw?"
 
 
-def _until(ok: Callable[[], bool], seconds: float) -> bool:
-    """Poll ok() until it holds (True) or seconds pass (False)."""
-    ends = time.monotonic() + seconds
-    while time.monotonic() < ends:
-        if ok():
-            return True
-        time.sleep(0.05)
-    return ok()
-
-
 def _enter_event(url: str) -> int:
     """The fn_index of the question box's Enter event (the page's own, private to scripts)."""
     config = httpx.get(url + "/config", timeout=30).json()
@@ -311,7 +301,7 @@ def test_an_extractive_answer_never_waits_behind_llm_answers(slow_llm_app: tuple
         assert _ask_in_chat(url, enter, LLM_Q, "openai", f"slow-{i}").status_code == 200
     for t in slow:
         t.start()
-    assert _until(lambda: llm.active >= 4, 60), f"{llm.active} LLM answers in flight"
+    assert until(lambda: llm.active >= 4, 60), f"{llm.active} LLM answers in flight"
     time.sleep(1)  # all eight have started (each interface's slots full, before the fix)
     took: dict[str, float] = {}
 
@@ -362,7 +352,7 @@ def test_a_client_that_leaves_stops_its_llm_call(slow_llm_app: tuple, where: str
     clients = [threading.Thread(target=leave_after_3_s, args=(i,), daemon=True) for i in range(4)]
     for t in clients:
         t.start()
-    assert _until(lambda: llm.active >= 4, 60), f"{llm.active} LLM answers in flight"
+    assert until(lambda: llm.active >= 4, 60), f"{llm.active} LLM answers in flight"
     for t in clients:
         t.join(timeout=30)
     t0 = time.perf_counter()
@@ -428,9 +418,10 @@ def test_a_passage_cannot_forge_another_in_the_prompt(forged: tuple) -> None:
 def test_replies_never_show_the_server_path(tmp_path: Path) -> None:
     """The upload reply was the absolute path of each file in the server's cache (and every answer's export button
     carried one). Gradio's file paths now go out relative to a public name and come back to the real folder."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     from test_ingest_safety import pick, write_jsonl
+    from test_upload import add_papers
     from rag.ingest import ingest_paths
 
     settings = Settings(data_dir=tmp_path / "data")
@@ -453,10 +444,5 @@ def test_replies_never_show_the_server_path(tmp_path: Path) -> None:
                     break
         stream_text = "\n".join(events)
         assert "paperchat-answer.md" in stream_text and secret not in stream_text, stream_text[-2000:]
-        client = Client(url + "/", verbose=False)  # a script uploads and adds through Gradio's API as before
-        components = {c["id"]: c for c in client.config["components"]}
-        add = next(i for i, d in enumerate(client.config["dependencies"]) if any(
-            components.get(t[0], {}).get("props", {}).get("elem_id") == "pc-add-btn" for t in d["targets"]))
-        client.endpoints[add].is_valid = True
-        html = client.predict([handle_file(str(paper))], fn_index=add)[0]
+        html = add_papers(url, [handle_file(str(paper))])  # a script uploads and adds through Gradio's API as before
     assert "1 added" in html and secret not in html, html

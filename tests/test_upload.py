@@ -17,7 +17,7 @@ from chromadb.api.client import SharedSystemClient
 from rag.answer import Pipeline
 from rag.ingest import ingest_paths
 from rag.settings import Settings
-from tests.conftest import serve_app
+from tests.conftest import serve_app, until
 from tests.test_ingest_safety import pick, run_cli, write_jsonl
 from ui.cachepaths import PUBLIC
 from ui.library import LibraryHandlers, safe_name, uploads_dir
@@ -258,24 +258,17 @@ def test_concurrent_uploads_are_streamed_limited_and_leave_nothing_behind(index_
             headers, body = multipart("dropped.pdf", 20 * MB, 100 + fail_after, fail_after=fail_after)
             with pytest.raises((httpx.HTTPError, ConnectionAbortedError)):
                 httpx.post(url + "/gradio_api/upload", content=body, headers=headers, timeout=60)
-        assert _until_true(lambda: not [p for p in (data / "uploads" / ".gradio").rglob(".partial-*")], 10)
+        assert until(lambda: not [p for p in (data / "uploads" / ".gradio").rglob(".partial-*")], 10)
         assert len(cache_files(data)) == len(earlier) + len(kept)
     finally:
         stop_process(server, 10)
-
-
-def _until_true(ok: Any, seconds: float) -> bool:
-    ends = time.monotonic() + seconds
-    while time.monotonic() < ends and not ok():
-        time.sleep(0.1)
-    return bool(ok())
 
 
 @pytest.mark.slow
 def test_a_batch_with_an_odd_file_name_is_added_file_by_file(tmp_path: Path) -> None:
     """Issue 25, low row: a batch with one odd file name ('..md', a 200-letter name) failed as a whole after the other
     files were copied (its name lost its suffix on the way). Names keep their suffix; each file gets its own row."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     settings = Settings(data_dir=tmp_path / "data")
     files = []
@@ -286,11 +279,18 @@ def test_a_batch_with_an_odd_file_name_is_added_file_by_file(tmp_path: Path) -> 
                         f"{i + 2} GPU jobs by their memory use and reports a {i + 1}.5x speedup.\n")
         files.append(handle_file(str(path)))
     with serve_app(Pipeline(settings), settings) as url:
-        client = Client(url + "/", verbose=False)
-        components = {c["id"]: c for c in client.config["components"]}
-        add = next(i for i, d in enumerate(client.config["dependencies"]) if any(
-            components.get(t[0], {}).get("props", {}).get("elem_id") == "pc-add-btn" for t in d["targets"]))
-        client.endpoints[add].is_valid = True  # the page's own event
-        html = client.predict(files, fn_index=add)[0]
+        html = add_papers(url, files)
     assert "3 added" in html and html.count('class="pc-upload-ok"') == 3, html
     assert "good.md" in html and "upload.md" in html and "a" * 100 in html, html
+
+
+def add_papers(url: str, files: list[Any]) -> str:
+    """Add files through the page's own 'Add to the library' event, as a script can (gradio_client); the result."""
+    from gradio_client import Client
+
+    client = Client(url + "/", verbose=False)
+    components = {c["id"]: c for c in client.config["components"]}
+    add = next(i for i, d in enumerate(client.config["dependencies"]) if any(
+        components.get(t[0], {}).get("props", {}).get("elem_id") == "pc-add-btn" for t in d["targets"]))
+    client.endpoints[add].is_valid = True  # the page's own event, private to scripts
+    return str(client.predict(files, fn_index=add)[0])
