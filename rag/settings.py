@@ -133,7 +133,8 @@ class ServerSettings(BaseModel):
     port: int = Field(default=7860, ge=0, le=65535, description="Chat server port.")
     auth: str | None = Field(default=None, description="Chat login as 'user:password' (several comma-separated).")
     share: bool = Field(default=False, description="Create a public Gradio share link (off by default).")
-    queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy'.")
+    queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy' (and answers in "
+                                                          "progress or waiting for their answer slot at once).")
     concurrency: int = Field(default=4, ge=1, description="Extractive answers computed at once, across every event "
                                                           "and API of the chat server.")
     llm_concurrency: int = Field(default=4, ge=1, description="LLM answers in progress at once, across every event "

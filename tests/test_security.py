@@ -311,8 +311,8 @@ def test_an_extractive_answer_never_waits_behind_llm_answers(slow_llm_app: tuple
         took[name] = time.perf_counter() - t0
 
     client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=120)
-    asks = {"/api/ask": lambda: httpx.post(url + "/api/ask", json={"question": "What is 2BP?", "answerer": "extractive"},
-                                           timeout=120).json()["answer"],
+    fast = {"question": "What is 2BP?", "answerer": "extractive"}
+    asks = {"/api/ask": lambda: httpx.post(url + "/api/ask", json=fast, timeout=120).json()["answer"],
             "/v1": lambda: client.chat.completions.create(model="paperchat:extractive", messages=[
                 {"role": "user", "content": "What is 2BP?"}]).choices,
             "chat": lambda: _ask_in_chat(url, enter, "What is 2BP?", "extractive", "fast").status_code == 200 and

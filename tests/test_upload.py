@@ -156,7 +156,8 @@ def test_upload_route_needs_the_login_and_respects_the_size_limit(tmp_path: Path
         ok = httpx.post(url + "/gradio_api/upload", files=files, timeout=30)
         assert ok.status_code == 200, ok.text
         for path in ok.json():  # Gradio's copy, in the data dir (named relative to a public name: ui.cachepaths)
-            assert path.startswith(PUBLIC + "/") and (uploads_dir(settings) / ".gradio" / path[len(PUBLIC) + 1:]).is_file()
+            assert path.startswith(PUBLIC + "/")
+            assert (uploads_dir(settings) / ".gradio" / path[len(PUBLIC) + 1:]).is_file()
         big = {"files": ("big.pdf", b"%PDF-1.7\n" + b"0" * 50_000, "application/pdf")}
         refused = httpx.post(url + "/gradio_api/upload", files=big, timeout=30)
         assert refused.status_code == 413 and "40,000" in refused.text
