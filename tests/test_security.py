@@ -446,3 +446,22 @@ def test_replies_never_show_the_server_path(tmp_path: Path) -> None:
         assert "paperchat-answer.md" in stream_text and secret not in stream_text, stream_text[-2000:]
         html = add_papers(url, [handle_file(str(paper))])  # a script uploads and adds through Gradio's API as before
     assert "1 added" in html and secret not in html, html
+
+
+@pytest.mark.slow
+def test_errors_keep_their_status_while_the_disconnect_is_watched(index_dir: Path) -> None:
+    """An answer watched for its client's disconnect still reports the index being unavailable as a 503 (an error
+    raised inside the watch must not turn into a generic 500)."""
+    from rag.store import StoreError
+
+    class Unavailable(Pipeline):
+        def answer(self, question: str, config: object = None, **options: object) -> object:  # type: ignore[override]
+            raise StoreError("the index went away")
+
+    settings = Settings(data_dir=index_dir)
+    with serve_app(Unavailable(settings), settings) as url:
+        plain = httpx.post(url + "/v1/chat/completions", timeout=60, json={
+            "model": "paperchat", "messages": [{"role": "user", "content": "What is 2BP?"}]})
+        rest = httpx.post(url + "/api/ask", json={"question": "What is 2BP?"}, timeout=60)
+    assert plain.status_code == 503 and "unavailable" in plain.json()["error"]["message"], plain.text
+    assert rest.status_code == 503 and "unavailable" in rest.json()["detail"], rest.text

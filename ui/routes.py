@@ -74,17 +74,24 @@ async def until_gone(request: Request) -> None:
 
 
 async def unless_gone(request: Request, work: Callable[[], Awaitable[T]]) -> T | Response:
-    """await work(), cancelled (with its LLM call) if the client hangs up first: then an empty 499 nobody reads."""
-    result: list[T] = []
+    """await work(), cancelled (with its LLM call) if the client hangs up first: then an empty 499 nobody reads.
+    What work() raises is raised as it is (not wrapped in the task group's exception group)."""
+    done: list[T] = []
+    failed: list[Exception] = []
     async with anyio.create_task_group() as group:
         async def watch() -> None:
             await until_gone(request)
             group.cancel_scope.cancel()
 
         group.start_soon(watch)
-        result.append(await work())
+        try:
+            done.append(await work())
+        except Exception as exc:  # noqa: BLE001 - raised again below, outside the group
+            failed.append(exc)
         group.cancel_scope.cancel()
-    return result[0] if result else Response(status_code=499)
+    if failed:
+        raise failed[0]
+    return done[0] if done else Response(status_code=499)
 
 
 def create_router(pipeline: Pipeline, settings: Settings, slots: AnswerSlots | None = None) -> APIRouter:
