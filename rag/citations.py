@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from rag.support import support_multi
@@ -57,19 +58,47 @@ def _strip_label(unit: str) -> str:
     return unit.replace(" …", "").replace("…", "")
 
 
-def check_citations(text: str, sources: list[Source]) -> CheckResult:
-    """Remove citations to passages that do not exist and mark each sentence supported or not."""
-    valid = {s.n for s in sources}
-    by_n = {s.n: s for s in sources}
-    removed: list[int] = []
+def known_citations(text: str, valid: Collection[int], removed: list[int] | None = None) -> str:
+    """text with citations to passages that do not exist removed (their numbers appended to `removed`)."""
 
     def fix(match: re.Match[str]) -> str:
         nums = citation_group(match.group(1))
-        kept = [n for n in nums if n in valid]
-        removed.extend(n for n in nums if n not in valid)
-        return "".join(f"[{n}]" for n in kept)
+        if removed is not None:
+            removed.extend(n for n in nums if n not in valid)
+        return "".join(f"[{n}]" for n in nums if n in valid)
 
-    cleaned = CITATION.sub(fix, text)
+    return CITATION.sub(fix, text)
+
+
+_OPEN_MARKER = re.compile(r"\[[\d\s,;]*$")  # a trailing '[1, 2' that may yet become a citation marker
+
+
+class StreamedCitations:
+    """Text streamed piece by piece with only citations to passages that exist: what cannot be taken back (an
+    OpenAI stream) never shows a made-up [9]. A trailing '[…' is held back until it is known to be a marker or not."""
+
+    def __init__(self, valid: Collection[int]) -> None:
+        self.valid, self._pending = set(valid), ""
+
+    def feed(self, delta: str) -> str:
+        """The text that can be sent now."""
+        text = self._pending + delta
+        tail = _OPEN_MARKER.search(text)
+        cut = tail.start() if tail else len(text)
+        self._pending = text[cut:]
+        return known_citations(text[:cut], self.valid)
+
+    def flush(self) -> str:
+        """Whatever is still held back (the stream ended or was abandoned)."""
+        text, self._pending = self._pending, ""
+        return known_citations(text, self.valid)
+
+
+def check_citations(text: str, sources: list[Source]) -> CheckResult:
+    """Remove citations to passages that do not exist and mark each sentence supported or not."""
+    by_n = {s.n: s for s in sources}
+    removed: list[int] = []
+    cleaned = known_citations(text, by_n, removed)
     sentences: list[Sentence] = []
     for unit in _units(cleaned):
         cites = list(dict.fromkeys(citation_numbers(unit)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -281,7 +282,14 @@ def read_papers(paths: Iterable[Path], existing: Iterable[Paper] = (),
 
 def load_corpus(path: Path) -> list[Paper]:
     """Load the committed corpus JSONL (ids and aliases already present)."""
-    return parse_jsonl(path.read_text(encoding="utf-8"), path)
+    key = origin_of(path)
+    return [p.model_copy(update={"origin": key}) for p in parse_jsonl(path.read_text(encoding="utf-8"), path)]
+
+
+def origin_of(path: Path) -> str:
+    """The private key of the file a paper is read from: its resolved path, hashed (a record never shows where the
+    server keeps its files, yet tells whether an update comes from the file the paper came from)."""
+    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
 
 
 def write_corpus(papers: list[Paper], path: Path) -> None:

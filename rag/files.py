@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from rag.corpus import CorpusError, check_abstract_sizes, finalize, read_file
+from rag.corpus import CorpusError, check_abstract_sizes, finalize, origin_of, read_file
 from rag.settings import Settings
 from rag.types import Paper
 
@@ -92,7 +92,7 @@ def read_batch(paths: Iterable[Path], existing: Iterable[Paper] = (),
             batch.failed.append(_problem(exc))
             log.info("skipping %s", exc)
             continue
-        read.append((path, papers))
+        read.append((path, [p.model_copy(update={"origin": origin_of(path)}) for p in papers]))
     order = {f: i for i, f in enumerate(files)}  # papers in the order their files were named
     papers = [p for _, found in sorted(read, key=lambda r: order[r[0]]) for p in found]
     batch.papers = finalize(_merge_same_titles(papers), existing)

@@ -274,8 +274,9 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
     A file that cannot be read is reported in the result (IngestReport.failed, with its reason) while the rest
     of the batch is ingested; when it was the only one, its CorpusError is raised. With reset=True any bad file
     stops the run before the old index is deleted. A paper is the same paper as an indexed one when both its id
-    and its title match (case and spacing aside): it is then updated in place. A file that gives an indexed
-    paper's id to a paper with another title is refused with PaperIdClashError, unless replace=True.
+    and its title match (case and spacing aside) and it comes from the same file: it is then updated in place. A
+    file that gives an indexed paper's id to a paper with another title, or changes an indexed paper that came from
+    another file, is refused with PaperIdClashError, unless replace=True.
     """
     paths = list(paths)
     limits = (settings.min_abstract_chars, settings.max_abstract_chars)
@@ -299,7 +300,7 @@ def ingest_paths(paths: Iterable[Path], settings: Settings, reset: bool = False,
             _raise_first_failure(batch, alone=True)
             _refuse_duplicate_ids(batch.papers)
             if not replace:
-                _refuse_id_clashes(batch.papers, existing)
+                _refuse_replacing(batch.papers, existing)
         report = ingest_papers(batch.papers, settings, store, progress)
         prepare_view(store, settings, view_progress)  # view_progress: how that goes (a bar in the CLI)
     report.files, report.failed, report.skipped, report.notes = batch.files, batch.failed, batch.skipped, batch.notes
@@ -363,16 +364,33 @@ def _same_title(a: str, b: str) -> bool:
     return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
-def _refuse_id_clashes(papers: list[Paper], existing: list[Paper]) -> None:
-    """A file must not silently replace an indexed paper by giving its id to a paper with another title."""
+def _same_file(old: Paper, new: Paper) -> bool:
+    """Whether a paper is read from the file an indexed one came from (by file name for records made before the
+    index kept which file)."""
+    if old.origin:
+        return old.origin == new.origin
+    return source_location(old)[0] == source_location(new)[0]
+
+
+def _refuse_replacing(papers: list[Paper], existing: list[Paper]) -> None:
+    """A file must not silently replace an indexed paper: by giving its id to a paper with another title, or by
+    changing a paper that came from another file (the same title is no proof that it is the same paper's file)."""
     indexed = {p.id: p for p in existing}
     for paper in papers:
         old = indexed.get(paper.id)
-        if old is not None and not _same_title(old.title, paper.title):
+        if old is None:
+            continue
+        if not _same_title(old.title, paper.title):
             raise PaperIdClashError(
                 *source_location(paper),
                 f"paper id {paper.id!r} is already used by the indexed paper {old.title[:80]!r}, but this file's "
                 f"paper is {paper.title[:80]!r}. Give it another id, or run 'paperchat ingest --replace' to replace "
+                f"the indexed paper")
+        if not _same_file(old, paper) and digest(paper) != old.digest:
+            raise PaperIdClashError(
+                *source_location(paper),
+                f"the indexed paper {old.title[:80]!r} (id {paper.id!r}) came from {source_location(old)[0]}, and "
+                f"this file would change it. Edit that file instead, or run 'paperchat ingest --replace' to replace "
                 f"the indexed paper")
 
 

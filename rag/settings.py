@@ -145,13 +145,21 @@ class ServerSettings(BaseModel):
     port: int = Field(default=7860, ge=0, le=65535, description="Chat server port.")
     auth: str | None = Field(default=None, description="Chat login as 'user:password' (several comma-separated).")
     share: bool = Field(default=False, description="Create a public Gradio share link (off by default).")
-    queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy'.")
-    concurrency: int = Field(default=4, ge=1, description="Answers computed at once, across every event and API.")
+    queue_size: int = Field(default=64, ge=1, description="Max queued chat requests before 'busy' (and answers in "
+                                                          "progress or waiting for their answer slot at once).")
+    concurrency: int = Field(default=4, ge=1, description="Extractive answers computed at once, across every event "
+                                                          "and API of the chat server.")
+    llm_concurrency: int = Field(default=4, ge=1, description="LLM answers in progress at once, across every event "
+                                                              "and API (slots of their own: an extractive answer never "
+                                                              "waits behind an LLM one).")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest HTTP request body accepted (bytes; "
                                                                         "413 beyond, chunked bodies too).")
     max_upload_bytes: int = Field(default=50_000_000, ge=1024, description="Largest upload of paper files from "
                                                                            "the web chat (bytes, all files at once).")
     max_upload_files: int = Field(default=20, ge=1, description="Most paper files added in one upload.")
+    upload_concurrency: int = Field(default=2, ge=1, description="Uploads one client may send at once (429 beyond).")
+    upload_client_bytes: int = Field(default=200_000_000, ge=1024, description="Bytes one client may upload in an "
+                                                                               "hour (429 beyond).")
     max_history_turns: int = Field(default=20, ge=0, description="Most history messages accepted by the /ask API.")
     max_history_chars: int = Field(default=8000, ge=100, description="Longest history message accepted.")
     max_history_total_chars: int = Field(default=40_000, ge=100, description="Most history characters in all.")
@@ -164,6 +172,17 @@ class ServerSettings(BaseModel):
                                   "get 401 (the chat login does not replace a key).",
     )
     mcp_port: int = Field(default=7861, ge=0, le=65535, description="Port of `paperchat mcp --http`.")
+    allowed_hosts: str = Field(
+        default="", description="Comma-separated host names the server answers to besides IP addresses and localhost "
+                                "('.example.org' takes its subdomains too, '*' any name); a request naming another "
+                                "host gets 400, which stops DNS rebinding. Set the name users reach it by behind a "
+                                "proxy.",
+    )
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names "
+                                "the client (for the login back-off and upload limits); none by default: the client "
+                                "is the connecting address.",
+    )
     login_max_failures: int = Field(default=5, ge=1, description="Wrong passwords per client before back-off.")
     login_backoff: float = Field(
         default=1.0, gt=0, description="Seconds of the first login lock-out; each further wrong password doubles it."

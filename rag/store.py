@@ -246,7 +246,8 @@ class PaperRecord(BaseModel):
         """Read a paper record's document and metadata (records written before metadata was kept read too)."""
         year = int(meta.get("year") or 0)
         paper = Paper(id=pid, title=str(meta["title"]), abstract=abstract, aliases=json.loads(str(meta["aliases"])),
-                      source=str(meta.get("source", "")), kind=str(meta.get("kind", "")),
+                      source=str(meta.get("source", "")), origin=str(meta.get("origin", "")),
+                      kind=str(meta.get("kind", "")),
                       authors=json.loads(str(meta.get("authors") or "[]")), year=year or None,
                       **{k: str(meta.get(k, "")) for k in _TEXT_FIELDS}, pages=int(meta.get("pages") or 0))
         return cls(paper=paper, order=int(meta.get("order", 0)), chunks=int(meta.get("chunks", 0)))
@@ -254,7 +255,8 @@ class PaperRecord(BaseModel):
     def metadata(self) -> dict[str, str | int]:
         """The paper record's metadata (Chroma takes str, int, float and bool values only: no None, no lists)."""
         p = self.paper
-        return {"title": p.title, "aliases": json.dumps(p.aliases), "source": p.source, "kind": p.kind,
+        return {"title": p.title, "aliases": json.dumps(p.aliases), "source": p.source, "origin": p.origin,
+                "kind": p.kind,
                 "authors": json.dumps(p.authors, ensure_ascii=False), "year": p.year or 0, "pages": p.pages,
                 **{k: getattr(p, k) for k in _TEXT_FIELDS}, "order": self.order, "chunks": self.chunks}
 

@@ -49,6 +49,8 @@ class Paper(BaseModel):
     pages: int = Field(default=0, description="Page count of the PDF it came from (0 when not from a PDF).")
     added: str = Field(default="", description="When it was first indexed (ISO 8601, UTC).")
     digest: str = Field(default="", description="Content hash of what was indexed: same digest, nothing to redo.")
+    origin: str = Field(default="", exclude=True, description="Which file it was read from, as a private key (its "
+                                                              "resolved path, hashed): only that file updates it.")
     body: Body | None = Field(default=None, description="Full text beyond the abstract; not kept in paper records.")
 
     @property

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,29 @@ def fault_llm() -> Iterator["FaultServer"]:  # noqa: F821 - imported lazily
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+def until(ok: Callable[[], object], seconds: float) -> bool:
+    """Poll ok() until it holds (True) or seconds pass (False)."""
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        if ok():
+            return True
+        time.sleep(0.05)
+    return bool(ok())
+
+
+def drain(handler: AsyncIterator[tuple]) -> list[tuple]:
+    """Every update an async-generator event handler yields, run to its end as Gradio runs it; the heartbeats (an
+    update that changes nothing, sent while an answer is quiet) left out."""
+    import asyncio
+
+    import gradio as gr
+
+    async def drain() -> list[tuple]:
+        return [u async for u in handler if not all(part == gr.skip() for part in u)]
+
+    return asyncio.run(drain())
 
 
 @contextmanager

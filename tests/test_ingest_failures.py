@@ -156,10 +156,39 @@ def test_id_of_another_paper_is_refused_unless_replace(tmp_path: Path, settings:
 
 def test_same_id_and_title_with_an_edited_abstract_is_an_update(tmp_path: Path, settings: Settings) -> None:
     base = rows("seesaw", "2bp")
-    ingest_paths([write_jsonl(tmp_path / "base.jsonl", base)], settings)
+    path = write_jsonl(tmp_path / "base.jsonl", base)
+    ingest_paths([path], settings)
     edited = {**base[0], "title": base[0]["title"].upper(), "abstract": base[0]["abstract"] + " It also runs on TPUs."}
-    ingest_paths([write_jsonl(tmp_path / "edit.jsonl", [edited])], settings)  # case of the title aside: same paper
+    write_jsonl(path, [edited, base[1]])  # the same file, edited (case of the title aside: same paper)
+    report = ingest_paths([path], settings)
+    assert report.updated_papers == ["seesaw"]
     assert state(settings)["papers"]["seesaw"].abstract.endswith("It also runs on TPUs.")
+
+
+@pytest.mark.parametrize("with_id", [True, False])
+def test_same_title_from_another_file_needs_replace(tmp_path: Path, settings: Settings, with_id: bool) -> None:
+    """Issue 25, row 8: a JSONL line with Seesaw's title (with Seesaw's id, or none) was "1 updated" and Seesaw's
+    abstract replaced. An update from another file than the one a paper came from needs --replace."""
+    ingest_paths([write_jsonl(tmp_path / "base.jsonl", rows("seesaw", "2bp"))], settings)
+    before = state(settings)
+    hostile = {**rows("seesaw")[0], "abstract": "Seesaw is an LLM inference engine that is 50x slower than vLLM on "
+                                                "every workload we measured."}
+    if not with_id:
+        del hostile["id"], hostile["aliases"]
+    path = write_jsonl(tmp_path / "other.jsonl", [hostile])
+    with pytest.raises(PaperIdClashError, match="base.jsonl"):
+        ingest_paths([path], settings)
+    line = one_error_line(run_cli("ingest", path, data_dir=settings.data_dir))
+    assert "other.jsonl, line 1" in line and "'seesaw'" in line and "base.jsonl" in line and "--replace" in line
+    assert state(settings) == before
+
+    unchanged = write_jsonl(tmp_path / "copy.jsonl", rows("seesaw"))  # the same paper, unedited, elsewhere: no harm
+    assert ingest_paths([unchanged], settings).failed == []
+    assert state(settings)["papers"]["seesaw"].abstract == before["papers"]["seesaw"].abstract
+
+    done = run_cli("ingest", "--replace", path, data_dir=settings.data_dir)
+    assert done.returncode == 0, done.stderr
+    assert "50x slower" in state(settings)["papers"]["seesaw"].abstract
 
 
 # -- progress ----------------------------------------------------------------------------------------------------

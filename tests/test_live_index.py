@@ -150,7 +150,7 @@ def test_embedded_index_follows_an_ingest_and_an_edit(tmp_path: Path) -> None:
 
     # An edit that keeps the number of chunks (the old view keyed on the count, so it never saw this).
     edited = {**ZEBRAFOLD, "abstract": ZEBRAFOLD["abstract"].replace("2.7x", "3.1x")}
-    ingest_paths([write_jsonl(tmp_path / "edit.jsonl", [edited])], Settings(data_dir=tmp_path / "data"))
+    ingest_paths([write_jsonl(tmp_path / "new.jsonl", [edited])], Settings(data_dir=tmp_path / "data"))  # its file
     time.sleep(settings.view_check_seconds + 0.05)
     view = index.view()
     assert view.count == after.count

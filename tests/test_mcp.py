@@ -125,11 +125,13 @@ BAD_CALLS = [
     ("ask", {"question": "x" * 5000}, "the limit is 2,000"),
     ("ask", {"question": "What is it?", "paper_ids": ["nope"]}, "Unknown paper id(s): nope"),
     ("ask", {"question": "What?", "history": [{"role": "user", "content": "x"}] * 21}, "history has 21 messages"),
-    ("ask", {}, "question"),
+    ("ask", {}, "question: Field required."),
+    ("ask", {"question": 5}, "question: Input should be a valid string."),
+    ("ask", {"question": "What is 2BP?", "history": "earlier"}, "history: Input should be a valid list."),
     ("get_paper", {"paper_id": "nope"}, "Unknown paper id(s): nope"),
     ("compare", {"paper_ids": ["seesaw"]}, "at least two different paper ids"),
     ("compare", {"paper_ids": ["seesaw", "nope"]}, "Unknown paper id(s): nope"),
-    ("search_papers", {"query": "x", "k": 500}, "less than or equal to 50"),
+    ("search_papers", {"query": "x", "k": 500}, "k: Input should be less than or equal to 50."),
     ("no_such_tool", {}, "Unknown tool"),
 ]  # (tool, arguments, what the error says): one server for the whole table
 
@@ -140,6 +142,7 @@ def test_bad_arguments_are_tool_errors(index_dir: Path) -> None:
             result = await client.call_tool(tool, arguments)
             text = result.content[0].text
             assert result.is_error and message in text and "Traceback" not in text, (tool, text)
+            assert "\n" not in text and "pydantic" not in text, text  # one sentence, not the validator's report
         assert payload(await client.call_tool("list_papers", {}))  # the server is still serving
 
     run(stdio_server(index_dir), body)
@@ -178,3 +181,36 @@ def test_streamable_http_refuses_without_the_key(http_server: str) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         response = httpx.post(http_server, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers)
         assert response.status_code == 401 and "API key" in response.json()["error"]["message"]
+
+
+def test_slow_asks_do_not_starve_the_listings(index_dir: Path, tmp_path: Path) -> None:
+    """Issue 25, low row: over streamable HTTP, 40 slow `ask`s took every worker thread of the SDK and `list_papers`
+    waited 58 s behind them. Answers now wait for their slots without a thread; the listings answer at once."""
+    import time
+
+    from fault_server import FaultServer, Trickle
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    took: list[float] = []
+    with FaultServer(default=Trickle(interval=1.0)) as llm:
+        env = server_env(index_dir, RAG_ANSWERER="openai", RAG_LLM_BASE_URL=llm.url, RAG_ANSWER_TIMEOUT="30")
+        with server_process([sys.executable, "-m", "rag", "mcp", "--http", "--port", str(port)], url,
+                            tmp_path / "server.log", timeout=120, cwd=ROOT, env=env):
+
+            async def body(client: Client) -> None:
+                async with anyio.create_task_group() as group:
+                    for _ in range(40):
+                        group.start_soon(client.call_tool, "ask", {"question": "What is Seesaw?"})
+                    with anyio.fail_after(60):
+                        while llm.active < 4:
+                            await anyio.sleep(0.1)
+                    await anyio.sleep(2)  # all forty have arrived
+                    t0 = time.perf_counter()
+                    assert payload(await client.call_tool("list_papers", {}))
+                    took.append(time.perf_counter() - t0)
+                    group.cancel_scope.cancel()
+
+            run(streamable_http_client(url, http_client=httpx2.AsyncClient(timeout=httpx2.Timeout(120))), body)
+    print(f"list_papers beside 40 slow asks: {took[0]:.2f} s")
+    assert took[0] < 5, took

@@ -239,10 +239,10 @@ def test_soak_40_users_while_ingesting(stack: ExitStack, tmp_path: Path, caplog:
     time.sleep(3)  # let the app's background warm-up finish before measuring memory
     rss_before = {"app_mb": rss_mb(app.pid), "chroma_mb": rss_mb(chroma.pid)}
 
-    first, edited = tmp_path / "new-papers.jsonl", tmp_path / "new-papers-edited.jsonl"
-    first.write_text("".join(json.dumps(p) + "\n" for p in NEW_PAPERS))
+    path = tmp_path / "new-papers.jsonl"  # ingested, then edited and ingested again (only its own file updates it)
     kestrel = {**NEW_PAPERS[0], "abstract": NEW_PAPERS[0]["abstract"].replace(FIRST_FACT, EDITED_FACT)}
-    edited.write_text(json.dumps(kestrel) + "\n")
+    first = "".join(json.dumps(p) + "\n" for p in NEW_PAPERS)
+    edited = "".join(json.dumps(p) + "\n" for p in [kestrel, *NEW_PAPERS[1:]])
 
     tally = Tally()
     ready, go, end = threading.Barrier(USERS + 1), threading.Event(), threading.Event()
@@ -257,8 +257,9 @@ def test_soak_40_users_while_ingesting(stack: ExitStack, tmp_path: Path, caplog:
 
     ingests: list[dict] = []
     probe_errors: list[str] = []
-    for at, path, fact in ((0.1, first, FIRST_FACT), (0.5, edited, EDITED_FACT)):  # the 2nd waits for the 1st
+    for at, text, fact in ((0.1, first, FIRST_FACT), (0.5, edited, EDITED_FACT)):  # the 2nd waits for the 1st
         end.wait(max(0.0, soak_t0 + at * SECONDS - time.perf_counter()))
+        path.write_text(text)
         started = time.perf_counter() - soak_t0
         seconds, line, failed = ingest(env, [path])
         visible, asks, answer = ask_until(probe, KESTREL_Q, fact, "kestrel", VISIBLE_WITHIN, probe_errors)

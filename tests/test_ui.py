@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, drain
 from fault_server import Body, FaultServer, Reply, messages_text
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -156,8 +156,8 @@ def test_import_rag_does_not_import_gradio() -> None:
 # -- the chat handler (what the page runs) -------------------------------------------------------------------
 def run_chat(handlers: ChatHandlers, question: str, turns: list | None = None, **kw: object) -> list[tuple]:
     """Every update the streaming handler yields for one question."""
-    return list(handlers.respond(question, [], turns or [], kw.get("answerer", "extractive"), kw.get("k", 6),
-                                 kw.get("scope")))
+    return drain(handlers.respond(question, [], turns or [], kw.get("answerer", "extractive"), kw.get("k", 6),
+                                  kw.get("scope")))
 
 
 def test_chat_streams_answer_sources_and_export(pipeline: Pipeline) -> None:

@@ -9,6 +9,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chromadb.api.client import SharedSystemClient
@@ -16,8 +17,9 @@ from chromadb.api.client import SharedSystemClient
 from rag.answer import Pipeline
 from rag.ingest import ingest_paths
 from rag.settings import Settings
-from tests.conftest import serve_app
+from tests.conftest import serve_app, until
 from tests.test_ingest_safety import pick, run_cli, write_jsonl
+from ui.cachepaths import PUBLIC
 from ui.library import LibraryHandlers, safe_name, uploads_dir
 
 PDFS = Path(__file__).resolve().parent / "data" / "pdf"
@@ -31,7 +33,8 @@ HEADERS_Q = "What happens to headers and footers before the text is joined into 
     (".bashrc.md", "bashrc.md"),
     ("my paper (final).pdf", "my_paper_final_.pdf"),
     ("..", "upload"),
-    ("a" * 300 + ".pdf", "a" * 120),
+    ("a" * 300 + ".pdf", "a" * 116 + ".pdf"),
+    ("..pdf", "upload.pdf"),
 ])
 def test_safe_name_never_leaves_the_folder(given: str, kept: str) -> None:
     assert safe_name(given) == kept
@@ -152,7 +155,143 @@ def test_upload_route_needs_the_login_and_respects_the_size_limit(tmp_path: Path
     with serve_app(Pipeline(settings), settings) as url:
         ok = httpx.post(url + "/gradio_api/upload", files=files, timeout=30)
         assert ok.status_code == 200, ok.text
-        assert all(str(uploads_dir(settings)) in path for path in ok.json())  # Gradio's copy: in the data dir
+        for path in ok.json():  # Gradio's copy, in the data dir (named relative to a public name: ui.cachepaths)
+            assert path.startswith(PUBLIC + "/")
+            assert (uploads_dir(settings) / ".gradio" / path[len(PUBLIC) + 1:]).is_file()
         big = {"files": ("big.pdf", b"%PDF-1.7\n" + b"0" * 50_000, "application/pdf")}
         refused = httpx.post(url + "/gradio_api/upload", files=big, timeout=30)
         assert refused.status_code == 413 and "40,000" in refused.text
+
+
+# -- issue 25, row 3: uploads streamed to disk, limited per client, nothing left behind ----------------------------
+MB = 1_000_000
+
+
+def multipart(name: str, size: int, seed: int, fail_after: int | None = None) -> tuple[dict[str, str], Any]:
+    """(headers, body iterator) of a multipart upload of one file of `size` bytes, made as it is sent (distinct per
+    seed); fail_after: the client stops after that many bytes (its connection dropped)."""
+    boundary = f"paperchat-{seed}"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+            "Content-Type: application/pdf\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    piece = (f"%PDF-1.7 {seed} ".encode() * (MB // 8))[:MB]
+
+    def body() -> Any:
+        yield head
+        for sent in range(0, size, MB):
+            if fail_after is not None and sent >= fail_after:
+                raise ConnectionAbortedError("the client gives up")
+            yield piece[: min(MB, size - sent)]
+        yield tail
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}",
+               "content-length": str(len(head) + size + len(tail))}
+    return headers, body()
+
+
+def rss_mb(pid: int, field: str) -> float:
+    """A process's VmRSS or VmHWM (its peak) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1000
+    raise AssertionError(field)
+
+
+def cache_files(data: Path) -> list[Path]:
+    """The files in Gradio's upload cache (inside the data directory)."""
+    return [p for p in (data / "uploads" / ".gradio").rglob("*") if p.is_file() and p.stat().st_size > 0]
+
+
+@pytest.mark.slow
+def test_concurrent_uploads_are_streamed_limited_and_leave_nothing_behind(index_dir: Path, tmp_path: Path) -> None:
+    """20 concurrent 49 MB uploads took the server from 856 MB to 2.7 GB (each body held in memory) and left 935 MB in
+    uploads/.gradio. Now bodies stream to disk, one client sends at most 2 at once and 120 MB an hour here (429
+    beyond), and an upload whose client drops it leaves no file."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    from rag.proc import free_port, stop_process, wait_http
+
+    data = tmp_path / "data"
+    shutil.copytree(index_dir, data)
+    earlier = set(cache_files(data))  # what other tests' apps left in the session index's cache
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**{k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"},  # set by apps served in-process before
+           "RAG_DATA_DIR": str(data), "RAG_UPLOAD_CLIENT_BYTES": str(120 * MB), "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(tmp_path / "chat.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "rag", "chat", "--port", str(port)], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wait_http(url + "/", 180, proc=server)
+        time.sleep(3)  # the background warm-up
+        before = rss_mb(server.pid, "VmHWM")
+        codes: list[int] = []
+
+        def upload(i: int) -> None:
+            headers, body = multipart(f"big-{i}.pdf", 49 * MB, i)
+            codes.append(httpx.post(url + "/gradio_api/upload", content=body, headers=headers, timeout=300).status_code)
+
+        threads = [threading.Thread(target=upload, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        peak = rss_mb(server.pid, "VmHWM")
+        kept = [p for p in cache_files(data) if p not in earlier]
+        print(f"20 concurrent 49 MB uploads: {codes.count(200)} taken, {codes.count(429)} refused; peak RSS "
+              f"{before:.0f} -> {peak:.0f} MB, now {rss_mb(server.pid, 'VmRSS'):.0f} MB; "
+              f"{sum(p.stat().st_size for p in kept) / MB:.0f} MB in the cache")
+        assert sorted(set(codes)) == [200, 429] and codes.count(200) >= 2, codes
+        assert peak - before < 300, f"peak RSS grew {peak - before:.0f} MB"
+        assert len(kept) == codes.count(200) and all(p.stat().st_size == 49 * MB for p in kept), kept
+
+        headers, body = multipart("more.pdf", 49 * MB, 99)  # the client's hour is used up
+        refused = httpx.post(url + "/gradio_api/upload", content=body, headers=headers, timeout=60)
+        assert refused.status_code == 429 and "RAG_UPLOAD_CLIENT_BYTES" in refused.text, refused.text
+
+        for fail_after in (5 * MB, 0):  # dropped mid-way / after the headers: no partial file stays
+            headers, body = multipart("dropped.pdf", 20 * MB, 100 + fail_after, fail_after=fail_after)
+            with pytest.raises((httpx.HTTPError, ConnectionAbortedError)):
+                httpx.post(url + "/gradio_api/upload", content=body, headers=headers, timeout=60)
+        assert until(lambda: not [p for p in (data / "uploads" / ".gradio").rglob(".partial-*")], 10)
+        assert len(cache_files(data)) == len(earlier) + len(kept)
+    finally:
+        stop_process(server, 10)
+
+
+@pytest.mark.slow
+def test_a_batch_with_an_odd_file_name_is_added_file_by_file(tmp_path: Path) -> None:
+    """Issue 25, low row: a batch with one odd file name ('..md', a 200-letter name) failed as a whole after the other
+    files were copied (its name lost its suffix on the way). Names keep their suffix; each file gets its own row."""
+    from gradio_client import handle_file
+
+    settings = Settings(data_dir=tmp_path / "data")
+    files = []
+    for i, name in enumerate(["good.md", "..md", "a" * 200 + ".md"]):
+        path = tmp_path / f"f{i}" / name
+        path.parent.mkdir()
+        path.write_text(f"# Paper {'ABC'[i]}: A Study of Case {i}\n\nPaper {'ABC'[i]} is a system that schedules "
+                        f"{i + 2} GPU jobs by their memory use and reports a {i + 1}.5x speedup.\n")
+        files.append(handle_file(str(path)))
+    with serve_app(Pipeline(settings), settings) as url:
+        html = add_papers(url, files)
+    assert "3 added" in html and html.count('class="pc-upload-ok"') == 3, html
+    assert "good.md" in html and "upload.md" in html and "a" * 100 in html, html
+
+
+def add_papers(url: str, files: list[Any]) -> str:
+    """Add files through the page's own 'Add to the library' event, as a script can (gradio_client); the result."""
+    from gradio_client import Client
+
+    client = Client(url + "/", verbose=False)
+    components = {c["id"]: c for c in client.config["components"]}
+    add = next(i for i, d in enumerate(client.config["dependencies"]) if any(
+        components.get(t[0], {}).get("props", {}).get("elem_id") == "pc-add-btn" for t in d["targets"]))
+    client.endpoints[add].is_valid = True  # the page's own event, private to scripts
+    return str(client.predict(files, fn_index=add)[0])

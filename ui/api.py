@@ -14,6 +14,7 @@ import gradio as gr
 
 from rag.answer import Pipeline, QuestionError
 from rag.serve import service
+from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
 from rag.store import StoreError
 from rag.bib_export import to_bibtex
@@ -97,14 +98,16 @@ def check_history(turns: list[Any], settings: Settings) -> None:
 
 
 class ScriptAPI:
-    """The pipeline as plain-data API endpoints; user errors become gr.Error with their message."""
+    """The pipeline as plain-data API endpoints; user errors become gr.Error with their message (slots: the answer
+    slots, shared with the chat)."""
 
-    def __init__(self, pipeline: Pipeline, settings: Settings | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, settings: Settings | None = None, slots: AnswerSlots | None = None) -> None:
         self.pipeline = pipeline
         self.settings = settings or pipeline.settings
+        self.slots = slots or AnswerSlots(self.settings)
 
-    def ask(self, question: str, history: list | str | None = None, answerer: str | None = None,
-            paper_ids: list | str | None = None, k: int | None = None, compare: bool = False) -> dict:
+    async def ask(self, question: str, history: list | str | None = None, answerer: str | None = None,
+                  paper_ids: list | str | None = None, k: int | None = None, compare: bool = False) -> dict:
         """Answer a question. history: [{"role", "content"}, …] (or its JSON); paper_ids: ids to search in;
         k: passages (0 = default); compare: force a comparison table. Returns the Answer as a dict."""
         turns = _json_list(history, "history")
@@ -117,9 +120,9 @@ class ScriptAPI:
         if k_value is not None and not 1 <= k_value <= 50:
             raise gr.Error("k must be between 1 and 50.")
         try:
-            answer = self.pipeline.answer(question if isinstance(question, str) else "", history=turns,
-                                          answerer=answerer or None, paper_ids=ids or None, k=k_value,
-                                          compare=bool(compare))
+            answer = await self.slots.run(answerer or None, lambda: self.pipeline.answer(
+                question if isinstance(question, str) else "", history=turns, answerer=answerer or None,
+                paper_ids=ids or None, k=k_value, compare=bool(compare)))
         except QuestionError as exc:
             raise gr.Error(render.esc(exc), print_exception=False) from None
         except StoreError:

@@ -6,18 +6,22 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 from rag.answer import Pipeline
 from rag.collection import ExampleCache, paper_card
-from rag.serve.auth import api_keys
+from rag.serve.auth import key_login
+from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
+from rag.types import Answer
 
 from . import collection_view, conversations, evaluate, render
 from .api import GENERIC_ERROR, ScriptAPI, parse_auth
 from .assets import CSS, THEME
+from .clients import forwarded_for_from
 from .guard import GuardConfig, guarded_app
 from .handlers import ChatHandlers
 from .library import UPLOAD_TYPES, LibraryHandlers, uploads_dir, use_gradio_cache
@@ -45,10 +49,23 @@ class ChatApp(gr.Blocks):
                     "run_history": False, "footer_links": ["api"]}  # no Gradio "Settings": the app has its own Settings tab
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
+        if not kwargs.get("auth") and self.guard.api_keys:  # keys and no login: the page asks for a key
+            kwargs["auth"] = key_login(self.guard.api_keys)
+            kwargs.setdefault("auth_message", "Log in with any user name and an API key (RAG_API_KEYS) as the "
+                                              "password.")
         # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
         kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
                                               self.routers))
-        return super().launch(**kwargs)
+        with forwarded_for_from(self.guard.trusted_proxies):  # uvicorn's server, made inside launch(), reads it
+            return super().launch(**kwargs)
+
+
+def answering(settings: Settings) -> dict[str, Any]:
+    """The Gradio queue options of every event that computes an answer: one group, as many in progress as the queue
+    holds. The answer slots (rag.serve.slots) limit what is computed, extractive and LLM answers apart, and waiting
+    for one holds no thread: a Gradio limit of RAG_CONCURRENCY for the group made an extractive question wait in
+    Gradio's queue behind slow LLM answers."""
+    return {"concurrency_id": ANSWERING, "concurrency_limit": settings.queue_size}
 
 
 def _example_text(evt: gr.SelectData) -> str:
@@ -61,13 +78,20 @@ def _suggestion_text(row: list[str] | str) -> str:
     return str(row[0] if isinstance(row, list) and row else row or "")
 
 
+def extractive_answer(pipeline: Pipeline) -> Callable[[str], Answer]:
+    """The pipeline's extractive answer to a question: what start-up checks and warms with, so that it never waits
+    on an LLM (with RAG_ANSWERER=openai on a slow server, start-up took 302 s of warm-up and example checks)."""
+    return lambda question: pipeline.answer(question, answerer="extractive")
+
+
 def example_questions(pipeline: Pipeline) -> list[str]:
-    """Example questions from the papers indexed, each checked to be answered (cached per index generation)."""
+    """Example questions from the papers indexed, each checked to be answered (cached per index generation); the
+    check is extractive: an LLM answer falls back to the extractive one, so what it answers, the chat answers."""
     try:
         generation = pipeline.index.view().generation
         cache = _EXAMPLES.setdefault(str(pipeline.settings.data_dir),
                                      ExampleCache(pipeline.settings.data_dir / "example-questions.json"))
-        return cache.get(generation, [paper_card(p) for p in pipeline.papers()], pipeline.answer)
+        return cache.get(generation, [paper_card(p) for p in pipeline.papers()], extractive_answer(pipeline))
     except Exception:  # the page loads without examples rather than not at all
         log.warning("could not make example questions", exc_info=True)
         return []
@@ -75,7 +99,8 @@ def example_questions(pipeline: Pipeline) -> list[str]:
 
 def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     """The chat app over a pipeline; queue and limits from settings."""
-    handlers, api = ChatHandlers(pipeline, settings), ScriptAPI(pipeline, settings)
+    slots = AnswerSlots(settings)  # every interface's answers: the chat's events, its /ask, /api and /v1
+    handlers, api = ChatHandlers(pipeline, settings, slots), ScriptAPI(pipeline, settings, slots)
     library = LibraryHandlers(pipeline, settings)
     evaluation = evaluate.EvaluateTab(pipeline, settings)
     papers = pipeline.papers()
@@ -84,12 +109,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     choices = [(render.choice(p), p.id) for p in papers]
     use_gradio_cache(uploads_dir(settings) / ".gradio")
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        demo.guard = GuardConfig(max_body_bytes=settings.max_body_bytes,
-                                 cors_origins=frozenset(o.strip().rstrip("/") for o in settings.cors_origins.split(",")
-                                                        if o.strip()),
-                                 login_max_failures=settings.login_max_failures, login_backoff_s=settings.login_backoff,
-                                 api_keys=api_keys(settings), max_upload_bytes=settings.max_upload_bytes)
-        demo.routers = (create_router(pipeline, settings),)
+        demo.guard = GuardConfig.of(settings)
+        demo.routers = (create_router(pipeline, settings, slots),)
         turns, conv = gr.State([]), gr.State("")
         store = gr.BrowserState(conversations.EMPTY, storage_key="paperchat-conversations",
                                 secret=conversations.browser_secret(settings.data_dir))
@@ -159,8 +180,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                 "*local* write with a language model; if it is unreachable you see a notice "
                                 "and the extractive answer instead.")
                 with gr.Tab("Evaluate", id="evaluate"):
-                    eval_parts = evaluation.build({"concurrency_id": ANSWERING,
-                                                   "concurrency_limit": settings.concurrency})
+                    eval_parts = evaluation.build(answering(settings))
         # The collection cards' buttons reach the server through these (the page script fills and clicks them).
         action = gr.Textbox(visible="hidden", elem_id="pc-action")
         action_go = gr.Button(visible="hidden", elem_id="pc-action-go")
@@ -170,9 +190,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart_cap, chart, csv_btn]
         saved = [store, conv, past, chart_cap, chart, csv_btn, tabs]
         private: dict[str, Any] = {"api_visibility": "private"}
-        # Every answering event and the /ask API share one pool of RAG_CONCURRENCY slots (per event, 4 slow answers
-        # on Enter kept a question on another event waiting, while the Ask button had 4 free slots of its own).
-        answering: dict[str, Any] = {"concurrency_id": ANSWERING, "concurrency_limit": settings.concurrency}
+        answers = answering(settings)  # every answering event and the /ask API: one group
 
         def then_save(event: Any) -> None:
             """After an answer: the conversation saved in the browser, the comparison's chart and CSV."""
@@ -180,17 +198,17 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                 handlers.references, [turns], bib_btn, **private)
 
         # always_last: a question sent while the previous answer is still finishing runs next instead of vanishing
-        then_save(question.submit(handlers.respond, ask, outs, trigger_mode="always_last", **answering, **private))
-        then_save(ask_btn.click(handlers.respond, ask, outs, trigger_mode="always_last", **answering, **private))
+        then_save(question.submit(handlers.respond, ask, outs, trigger_mode="always_last", **answers, **private))
+        then_save(ask_btn.click(handlers.respond, ask, outs, trigger_mode="always_last", **answers, **private))
         then_save(chatbot.example_select(_example_text, None, question, **private)
-                  .then(handlers.respond, ask, outs, **answering, **private))
+                  .then(handlers.respond, ask, outs, **answers, **private))
         then_save(suggest.click(_suggestion_text, suggest, question, **private)
-                  .then(handlers.respond, ask, outs, **answering, **private))
-        then_save(compare_btn.click(handlers.compare, [pick, chatbot, turns, answerer, k], outs, **answering,
+                  .then(handlers.respond, ask, outs, **answers, **private))
+        then_save(compare_btn.click(handlers.compare, [pick, chatbot, turns, answerer, k], outs, **answers,
                                     **private))
         action_go.click(handlers.paper_action, [action, scope, pick], [scope, pick, tabs, status], **private)
         then_save(action_go.click(handlers.ask_action, [action, chatbot, turns, answerer, k, scope], outs,
-                                  **answering, **private))
+                                  **answers, **private))
         chatbot.select(handlers.show_turn, [turns], [sources, export_btn], **private)
         hide_suggest: dict[str, Any] = {"fn": lambda: gr.Dataset(visible=False), "inputs": None, "outputs": suggest}
         refs: dict[str, Any] = {"fn": handlers.references, "inputs": [turns], "outputs": bib_btn}
@@ -207,7 +225,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
                       **private).then(handlers.refresh_papers, None, pickers, **quiet)
         evaluation.wire(eval_parts, chatbot, turns, tabs, demo.load)
-        gr.api(api.ask, api_name="ask", **answering)
+        gr.api(api.ask, api_name="ask", **answers)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     return demo
@@ -216,9 +234,10 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
 def _warm_examples(pipeline: Pipeline) -> None:
     """Answer the example questions once in the background so their passages are embedded before anyone asks."""
     t0 = time.perf_counter()
+    answer = extractive_answer(pipeline)
     for question in example_questions(pipeline):
         try:
-            pipeline.answer(question)
+            answer(question)
         except Exception:  # warming is best effort; a real request reports its own error
             log.warning("warming with %r failed", question, exc_info=True)
     log.info("warmed the example questions in %.1f s", time.perf_counter() - t0)
@@ -232,7 +251,7 @@ def launch(settings: Settings | None = None, view_progress: Any = None) -> None:
     pipeline = Pipeline(settings, view_progress=view_progress)
     papers = pipeline.papers()  # builds the index on first run
     if papers:
-        pipeline.answer(f"What is {render.label(papers[0])}?")  # loads the embedder and retrievers
+        extractive_answer(pipeline)(f"What is {render.label(papers[0])}?")  # loads the embedder and retrievers
     demo = build_app(pipeline, settings)
     threading.Thread(target=_warm_examples, args=(pipeline,), daemon=True, name="paperchat-warm").start()
     demo.launch(server_name=settings.host, server_port=settings.port, auth=parse_auth(settings.auth),

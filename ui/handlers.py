@@ -3,19 +3,24 @@ the browser, reopened), and the collection's card actions. Every exception is ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 import gradio as gr
 
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError, sanitize, validate_question
+from rag.citations import known_citations
+from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
 from rag.types import Answer, Paper
 
 from . import collection_view, conversations, render, results, sources
+from .answering import with_heartbeats
 from .api import GENERIC_ERROR, write_export, write_references
 
 log = logging.getLogger(__name__)
@@ -46,10 +51,11 @@ def conversation_view(turns: list[Answer], papers: dict[str, Paper]) -> list[dic
 
 
 class ChatHandlers:
-    """The UI event handlers over one pipeline."""
+    """The UI event handlers over one pipeline (slots: the answer slots, shared with the server's APIs)."""
 
-    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+    def __init__(self, pipeline: Pipeline, settings: Settings, slots: AnswerSlots | None = None) -> None:
         self.pipeline, self.settings = pipeline, settings
+        self.slots = slots or AnswerSlots(settings)
         self.shown: tuple[str, ...] = ()  # the paper ids the page was built with (refresh only when they change)
 
     def by_id(self) -> dict[str, Paper]:
@@ -75,12 +81,14 @@ class ChatHandlers:
         samples = [[f"What is {render.label(papers[p])}?"] for p in answer.closest_papers if p in papers]
         return gr.Dataset(samples=samples or [["What is 2BP?"]], visible=bool(answer.abstained and samples))
 
-    def respond(self, question: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
-                scope: list[str] | None, compare_ids: list[str] | None = None) -> Iterator[tuple]:
+    async def respond(self, question: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
+                      scope: list[str] | None, compare_ids: list[str] | None = None) -> AsyncIterator[tuple]:
         """Stream one answer into the chat; yields (chat, turns, sources, question, export, suggest, status).
 
         The user's paper scope goes to the pipeline as its paper filter, which wins over papers carried from
-        earlier turns."""
+        earlier turns. The answer waits for a slot of its answerer's kind without holding a thread, and yields an
+        empty update every second it has nothing new (ui.answering): so Gradio notices a user who left and closes
+        this, which stops the answer's LLM call."""
         skip = gr.skip()
         chat, turns = list(chat or []), list(turns or [])
         try:
@@ -95,28 +103,36 @@ class ChatHandlers:
             return [*asked, {"role": "assistant", "content": content}]
 
         yield bubble(PENDING), turns, skip, "", skip, gr.Dataset(visible=False), ""
-        ids = compare_ids or scope or None
+        ids, history = compare_ids or scope or None, self.history(turns)
+        events = self.slots.stream(answerer or None, lambda: self.pipeline.stream(
+            question, history=history, answerer=answerer or None, paper_ids=ids, k=int(k) if k else None,
+            compare=bool(compare_ids), preliminary=True))
         try:
-            head, text, answer = "", "", None
+            head, text, answer, cited = "", "", None, set[int]()
             shown, shown_at = 0, 0.0  # length and time of the last render of a growing answer
-            for kind, value in self.pipeline.stream(question, history=self.history(turns), answerer=answerer or None,
-                                                    paper_ids=ids, k=int(k) if k else None,
-                                                    compare=bool(compare_ids), preliminary=True):
-                if kind == "standalone":
-                    head = render.caption(value, question)
-                elif kind == "sources":
-                    yield bubble(head + PENDING), turns, skip, skip, skip, skip, skip
-                elif kind == "reset":
-                    head, text, shown = head + render.notice(value), "", 0
-                elif kind == "text":
-                    text += value
-                    # Each render re-renders the whole bubble: throttle it, or a long reply costs O(n²).
-                    if time.monotonic() - shown_at >= RENDER_EVERY_S or len(text) >= shown * RENDER_GROWTH:
-                        shown, shown_at = len(text), time.monotonic()
-                        partial = render.answer_markdown(sanitize(text), turn)
-                        yield bubble(head + partial), turns, skip, skip, skip, skip, skip
-                elif kind == "answer":
-                    answer = value
+            async with contextlib.aclosing(with_heartbeats(events)) as updates:
+                async for event in updates:
+                    if event is None:
+                        yield (skip,) * 7
+                        continue
+                    kind, value = event
+                    if kind == "standalone":
+                        head = render.caption(value, question)
+                    elif kind == "sources":
+                        cited = {s.n for s in value}  # a growing answer shows only citations of these
+                        yield bubble(head + PENDING), turns, skip, skip, skip, skip, skip
+                    elif kind == "reset":
+                        head, text, shown = head + render.notice(value), "", 0
+                    elif kind == "text":
+                        text += value
+                        # Each render re-renders the whole bubble: throttle it, or a long reply costs O(n²).
+                        if time.monotonic() - shown_at >= RENDER_EVERY_S or len(text) >= shown * RENDER_GROWTH:
+                            shown, shown_at = len(text), time.monotonic()
+                            partial = await anyio.to_thread.run_sync(
+                                render.answer_markdown, sanitize(known_citations(text, cited)), turn)
+                            yield bubble(head + partial), turns, skip, skip, skip, skip, skip
+                    elif kind == "answer":
+                        answer = value
         except QuestionError as exc:
             yield chat, turns, skip, question, skip, skip, render.esc(exc)
             return
@@ -127,14 +143,17 @@ class ChatHandlers:
         if answer is None:
             yield chat, turns, skip, question, skip, skip, GENERIC_ERROR
             return
-        papers = self.by_id()
-        turns.append(answer)
-        export = gr.DownloadButton(value=str(write_export(answer)), interactive=True)
-        yield (bubble(message(answer, turn, papers)), turns, sources.sources_html(answer, turn, papers),
-               skip, export, self.suggestions(answer), "")
+        yield await anyio.to_thread.run_sync(self._answered, answer, bubble, turns)
 
-    def compare(self, chosen: list[str] | None, chat: list[dict], turns: list[Answer], answerer: str,
-                k: float) -> Iterator[tuple]:
+    def _answered(self, answer: Answer, bubble: Callable[[str], list[dict]], turns: list[Answer]) -> tuple:
+        """The update that ends an answer: its rendered bubble, the turn kept, its sources and export."""
+        papers, turn = self.by_id(), len(turns)
+        export = gr.DownloadButton(value=str(write_export(answer)), interactive=True)
+        return (bubble(message(answer, turn, papers)), [*turns, answer], sources.sources_html(answer, turn, papers),
+                gr.skip(), export, self.suggestions(answer), "")
+
+    async def compare(self, chosen: list[str] | None, chat: list[dict], turns: list[Answer], answerer: str,
+                      k: float) -> AsyncIterator[tuple]:
         """Ask for the cited comparison table of the chosen papers."""
         if not chosen or len(chosen) < 2:
             skip = gr.skip()
@@ -143,7 +162,8 @@ class ChatHandlers:
         papers = self.by_id()
         names = [render.label(papers[p]) for p in chosen if p in papers]
         question = "Compare " + (", ".join(names[:-1]) + " and " + names[-1])
-        yield from self.respond(question, chat, turns, answerer, k, None, compare_ids=list(chosen))
+        async for update in self.respond(question, chat, turns, answerer, k, None, compare_ids=list(chosen)):
+            yield update
 
     # -- what follows an answer: saved in the browser, the comparison's chart and CSV -------------------------------
     def extras(self, answer: Answer | None, turn: int) -> tuple:
@@ -247,8 +267,8 @@ class ChatHandlers:
             return skip, chosen, gr.Tabs(selected="compare"), f"{render.esc(name)} added to the comparison.{more}"
         return skip, skip, skip, skip
 
-    def ask_action(self, command: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
-                   scope: list[str] | None) -> Iterator[tuple]:
+    async def ask_action(self, command: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
+                         scope: list[str] | None) -> AsyncIterator[tuple]:
         """A card's Ask: what the paper is, answered at once."""
         try:
             cmd = json.loads(command or "{}")
@@ -259,7 +279,8 @@ class ChatHandlers:
             yield (gr.skip(),) * 7
             return
         question = f"What is {render.label(papers[cmd['id']])}?"
-        yield from self.respond(question, chat, turns, answerer, k, scope)
+        async for update in self.respond(question, chat, turns, answerer, k, scope):
+            yield update
 
     # -- clicking a message, papers ingested since start-up ----------------------------------------------------------
     def references(self, turns: list[Answer]) -> Any:

@@ -48,11 +48,16 @@ def use_gradio_cache(folder: Path) -> None:
     _OURS.add(str(folder))
 
 
+MAX_NAME = 120
+
+
 def safe_name(name: str) -> str:
-    """A file name that cannot leave its folder: the last path part, unusual characters replaced, never hidden."""
-    base = re.split(r"[\\/]", name)[-1]
-    base = re.sub(r"[^\w.+-]+", "_", base).lstrip(".") or "upload"
-    return base[:120]
+    """A file name that cannot leave its folder: the last path part, unusual characters replaced, never hidden, at
+    most MAX_NAME characters, its suffix kept ('..pdf' is 'upload.pdf': the suffix says which reader takes it)."""
+    base = re.sub(r"[^\w.+-]+", "_", re.split(r"[\\/]", name)[-1])
+    suffix = Path(base).suffix[:16]
+    stem = base[: len(base) - len(Path(base).suffix)].lstrip(".") or "upload"
+    return stem[: MAX_NAME - len(suffix)] + suffix
 
 
 class LibraryHandlers:
@@ -71,18 +76,25 @@ class LibraryHandlers:
         if size > self.settings.max_upload_bytes:
             raise ValueError(f"the files are {size:,} bytes in all; at most {self.settings.max_upload_bytes:,} are "
                              "accepted (RAG_MAX_UPLOAD_BYTES).")
+        names: list[str] = []
+        for f in files:  # two files of one name (from two folders) are both kept
+            name = safe_name(getattr(f, "orig_name", None) or Path(_path(f)).name)
+            stem, suffix, n = name[: len(name) - len(Path(name).suffix)], Path(name).suffix, 1
+            while name in names:
+                n += 1
+                name = f"{stem}-{n}{suffix}"
+            names.append(name)
+        bad = [n for n in names if Path(n).suffix.lower() not in KINDS]
+        if bad:  # checked before anything is copied
+            raise ValueError(f"{', '.join(bad)}: not a paper file (accepted: {', '.join(UPLOAD_TYPES)}).")
         folder = uploads_dir(self.settings) / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         folder.mkdir(parents=True, exist_ok=True)
         kept: list[Path] = []
-        for f in files:
-            src = Path(_path(f))
-            name = safe_name(getattr(f, "orig_name", None) or src.name)
-            if Path(name).suffix.lower() not in KINDS:
-                raise ValueError(f"{name}: not a paper file (accepted: {', '.join(UPLOAD_TYPES)}).")
+        for f, name in zip(files, names, strict=True):
             dest = (folder / name).resolve()
-            if dest.parent != folder:  # cannot happen after safe_name; never write outside the data directory
+            if dest.parent != folder.resolve():  # cannot happen after safe_name; never write outside the data dir
                 raise ValueError(f"{name}: not a valid file name.")
-            shutil.copyfile(src, dest)
+            shutil.copyfile(Path(_path(f)), dest)
             kept.append(dest)
         return kept
 

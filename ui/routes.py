@@ -1,25 +1,27 @@
 """HTTP routes beside the Gradio app, on its FastAPI: the OpenAI-compatible /v1 and the REST /api for scripts.
 
 The logic lives in rag.serve (service, openai_compat); this module only speaks HTTP. Auth (RAG_API_KEYS, else the
-chat login) and the body limit are enforced by ui.guard in front of every route. Answers computed here share one pool
-of RAG_CONCURRENCY slots (separate from the Gradio queue's).
+chat login) and the body limit are enforced by ui.guard in front of every route. Answers computed here take the answer
+slots the chat uses too (rag.serve.slots: extractive and LLM answers in pools of their own); a client that hangs up
+stops its answer's LLM call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from rag.answer import Pipeline, QuestionError
 from rag.serve import openai_compat as oa
 from rag.serve.service import CitedAnswer, PaperInfo, PaperService, PaperSummary, Passage, UnknownPaperError
+from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
 from rag.store import StoreError
 
@@ -60,22 +62,50 @@ ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody}, 404: {"mod
                                            503: {"model": ErrorBody}}
 
 
-def _models() -> dict[str, Any]:
+def _models(settings: Settings) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "paperchat"}
-                                       for m in oa.model_ids()]}
+                                       for m in oa.model_ids(settings)]}
 
 
-def create_router(pipeline: Pipeline, settings: Settings) -> APIRouter:
-    """The /v1 and /api routes over a pipeline."""
+async def until_gone(request: Request) -> None:
+    """Return once the client has hung up (its request body already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_gone(request: Request, work: Callable[[], Awaitable[T]]) -> T | Response:
+    """await work(), cancelled (with its LLM call) if the client hangs up first: then an empty 499 nobody reads.
+    What work() raises is raised as it is (not wrapped in the task group's exception group)."""
+    done: list[T] = []
+    failed: list[Exception] = []
+    async with anyio.create_task_group() as group:
+        async def watch() -> None:
+            await until_gone(request)
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        try:
+            done.append(await work())
+        except Exception as exc:  # noqa: BLE001 - raised again below, outside the group
+            failed.append(exc)
+        group.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
+    return done[0] if done else Response(status_code=499)
+
+
+def create_router(pipeline: Pipeline, settings: Settings, slots: AnswerSlots | None = None) -> APIRouter:
+    """The /v1 and /api routes over a pipeline (slots: the answer slots they share with the chat)."""
     service = PaperService(pipeline)
-    limiter = anyio.CapacityLimiter(settings.concurrency)
+    slots = slots or AnswerSlots(settings)
     router = APIRouter()
     chat_schema = oa.ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     router.schemas = {"ChatRequest": chat_schema, **chat_schema.pop("$defs", {})}  # type: ignore[attr-defined]
 
-    async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking service call in a worker thread, within the shared answer slots."""
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=limiter)
+    async def call(fn: Callable[..., T], *args: Any, answerer: str | None = "extractive", **kwargs: Any) -> T:
+        """Run a blocking service call in a worker thread, in the answer slots of its answerer (extractive: searches
+        and listings too, whatever the server's default answerer)."""
+        return await slots.run(answerer, lambda: fn(*args, **kwargs))
 
     async def rest(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A service call as a REST response: errors as {"detail": sentence} with 400, 404 or 503."""
@@ -105,20 +135,21 @@ def create_router(pipeline: Pipeline, settings: Settings) -> APIRouter:
         return await rest(service.search, body.query, k=body.k, paper_ids=body.paper_ids, retrieval=body.retrieval)
 
     @router.post("/api/ask", response_model=CitedAnswer, responses=ERRORS, tags=["papers"])
-    async def ask(body: AskBody) -> Any:
+    async def ask(body: AskBody, request: Request) -> Any:
         """A cited answer, in the shape of `paperchat ask --json`."""
-        return await rest(service.ask, body.question, paper_ids=body.paper_ids, history=body.history,
-                          answerer=body.answerer, k=body.k)
+        return await unless_gone(request, lambda: rest(
+            lambda: service.ask(body.question, paper_ids=body.paper_ids, history=body.history, answerer=body.answerer,
+                                k=body.k), answerer=body.answerer))
 
     @router.get("/v1/models", tags=["openai"])
     async def models() -> dict[str, Any]:
         """The models: `paperchat` (the default answerer) and `paperchat:<answerer>`."""
-        return _models()
+        return _models(settings)
 
     @router.get("/v1/models/{model}", tags=["openai"])
     async def model(model: str) -> Any:
         """One model."""
-        found = [m for m in _models()["data"] if m["id"] == model]
+        found = [m for m in _models(settings)["data"] if m["id"] == model]
         if not found:
             err = oa.OpenAIError(f"The model {model!r} does not exist.", status=404, code="model_not_found")
             return JSONResponse(err.body(), status_code=err.status)
@@ -134,15 +165,19 @@ def create_router(pipeline: Pipeline, settings: Settings) -> APIRouter:
                 body = json.loads(await request.body())
             except ValueError:
                 raise oa.OpenAIError("The request body is not valid JSON.") from None
+            except RecursionError:  # json recurses once per nesting level: '[[[[…' deep enough exhausts the stack
+                raise oa.OpenAIError("The request body is nested too deeply.") from None
             chat = oa.parse_request(body, settings)
             if chat.paper_ids:
                 await call(service.resolve, chat.paper_ids)
             options = {"history": chat.history, "answerer": chat.answerer, "paper_ids": chat.paper_ids}
             if not chat.stream:
-                answer = await call(pipeline.answer, chat.question, **options)
-                return JSONResponse(oa.completion(answer, chat.model))
-            stream = oa.chunks(pipeline.stream(chat.question, **options), chat.model)
-            return StreamingResponse(_sse(stream, limiter), media_type="text/event-stream",
+                answer = await unless_gone(request, lambda: call(lambda: pipeline.answer(chat.question, **options),
+                                                                 answerer=chat.answerer))
+                return answer if isinstance(answer, Response) else JSONResponse(oa.completion(answer, chat.model))
+            stream = slots.stream(chat.answerer, lambda: oa.chunks(pipeline.stream(chat.question, **options),
+                                                                   chat.model))
+            return StreamingResponse(_sse(stream), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
         except oa.OpenAIError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
@@ -161,22 +196,16 @@ def create_router(pipeline: Pipeline, settings: Settings) -> APIRouter:
     return router
 
 
-async def _sse(stream: Any, limiter: anyio.CapacityLimiter) -> AsyncIterator[str]:
-    """Server-sent events from a blocking iterator of chunks, one worker-thread step at a time, holding one answer
-    slot throughout; an error mid-stream is sent as an OpenAI error event (the SDK raises it)."""
-    end = object()
+async def _sse(stream: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    """Server-sent events from the answer's chunks (streamed within its answer slot; Starlette cancels this when the
+    client hangs up, which stops the LLM call); an error mid-stream is sent as an OpenAI error event (the SDK raises
+    it)."""
     try:
-        async with limiter:
-            while True:
-                item = await anyio.to_thread.run_sync(next, stream, end)
-                if item is end:
-                    break
-                yield f"data: {json.dumps(item, ensure_ascii=False)}\n\n"
+        async for item in stream:
+            yield f"data: {json.dumps(item, ensure_ascii=False)}\n\n"
     except QuestionError as exc:
         yield f"data: {json.dumps(oa.OpenAIError(str(exc)).body())}\n\n"
     except Exception:
         log.exception("streamed chat completion failed")
         yield f"data: {json.dumps(oa.OpenAIError(GENERIC_ERROR, kind='server_error').body())}\n\n"
-    finally:
-        stream.close()
     yield "data: [DONE]\n\n"

@@ -55,11 +55,19 @@ def strip_prompt_tags(deltas: Iterator[str]) -> Iterator[str]:
         yield pending
 
 
+def as_data(text: str, attribute: bool = False) -> str:
+    """Passage text (or a title, attribute=True) that cannot end its passage or open another: a '<' that would start
+    a passage tag, and in a title a '"', become entities (an abstract that closed </passage> and forged
+    <passage n="9"> with a SYSTEM line read as a passage of its own)."""
+    text = re.sub(r"<(?=\s*/?\s*passages?\b)", "&lt;", text, flags=re.IGNORECASE)
+    return text.replace('"', "&quot;") if attribute else text
+
+
 def messages(analysis: Analysis, sources: list[Source], budget: int, max_sentences: int) -> list[tuple[str, str]]:
-    """Prompt messages with passages delimited as data, numbered, within the token budget."""
+    """Prompt messages with passages delimited as data (escaped: see as_data), numbered, within the token budget."""
     blocks, used = [], 0
     for s in sources:
-        block = f'<passage n="{s.n}" paper="{s.title}">\n{s.text}\n</passage>'
+        block = f'<passage n="{s.n}" paper="{as_data(s.title, attribute=True)}">\n{as_data(s.text)}\n</passage>'
         cost = count_tokens(block)
         if blocks and used + cost > budget:
             break
@@ -67,7 +75,7 @@ def messages(analysis: Analysis, sources: list[Source], budget: int, max_sentenc
         used += cost
     passages = "\n".join(blocks)
     if analysis.kind == "compare" and len(analysis.papers) >= 2:
-        names = ", ".join(s.title for s in {s.paper_id: s for s in sources}.values())
+        names = ", ".join(as_data(s.title) for s in {s.paper_id: s for s in sources}.values())
         return load_prompt("compare").messages(passages=passages, question=analysis.standalone, papers=names,
                                                abstain=ABSTAIN_SENTENCE, canary=CANARY)
     return load_prompt("answer").messages(passages=passages, question=analysis.standalone, abstain=ABSTAIN_SENTENCE,

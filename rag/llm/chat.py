@@ -34,11 +34,21 @@ _JSON_BYTES_PER_CHAR, _SSE_BYTES_PER_CHAR, _SLACK_BYTES = 6, 400, 1 << 20
 _RETRY_BACKOFF = 2.0  # the openai client's back-off before a retry without Retry-After, at most (2 retries)
 
 
+NO_LLM = ("No language model is configured on this server: set RAG_LLM_BASE_URL to an OpenAI-compatible endpoint, or "
+          "RAG_LLM_API_KEY for OpenAI itself.")
+
+
 def _api_key(settings: Settings) -> str:
     """The configured key, else OPENAI_API_KEY, else a placeholder that local servers accept."""
     if settings.llm_api_key is not None and settings.llm_api_key.get_secret_value():
         return settings.llm_api_key.get_secret_value()
     return os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+
+
+def llm_configured(settings: Settings) -> bool:
+    """Whether the 'openai' answerer has somewhere to go: an endpoint, or a key for OpenAI itself (without either
+    it would send a placeholder key to the public OpenAI host)."""
+    return bool(settings.llm_base_url) or _api_key(settings) != PLACEHOLDER_KEY
 
 
 _http: Any = httpx2 if httpx2 is not None else httpx  # the HTTP library the installed openai client speaks
@@ -56,6 +66,9 @@ class _FinalTimeoutTransport(_http.HTTPTransport):  # type: ignore[misc]
         guard.install(self)  # sockets obey the deadline and byte budget of the call that uses them
 
     def handle_request(self, request: Any) -> Any:
+        if guard.cancelled():  # the request this call was for was abandoned: no (further) try
+            raise openai.APIConnectionError(message="The request was abandoned: its client went away.",
+                                            request=request)
         watch = guard.current()
         if watch is not None:
             if watch.expired():  # e.g. before a retry: openai errors are never retried
@@ -106,6 +119,8 @@ def answerer_model(settings: Settings, answerer: str) -> ChatOpenAI:
 
         server = get_local_server(settings)
         return chat_model(settings, base_url=server.base_url, model=server.model)
+    if not llm_configured(settings):
+        raise LLMError(NO_LLM)
     return chat_model(settings)
 
 

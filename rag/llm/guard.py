@@ -6,12 +6,17 @@ thread making it carries a `Watch` (`watching`), and each connect, read and writ
 time left until the deadline and counts its bytes against the budget. The read that straddles the deadline times
 out at the deadline itself, in the thread that made the call, which closes its connection: no watchdog thread,
 nothing left running. A thread without a watch (any other use of the client) is unaffected.
+
+A thread may also carry a `Cancel` (`cancelling`): when the request it works for is abandoned (its client went away),
+`Cancel.cancel()` from any thread shuts the sockets that thread is reading or writing, and every later read, write
+or connect of it fails at once: the LLM call ends now instead of at its deadline, and its connection is closed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -99,23 +104,85 @@ def watching(watch: Watch) -> Iterator[Watch]:
         _local.watch = previous
 
 
+class Cancel:
+    """Stops the LLM calls made for one request, from another thread (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._busy: set[_WatchedStream] = set()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop: shut the connections in use now (a blocked read returns at once); later use fails."""
+        with self._lock:
+            self.cancelled = True
+            busy = list(self._busy)
+        for stream in busy:
+            stream.abort()
+
+    @contextlib.contextmanager
+    def using(self, stream: _WatchedStream, error: type[Exception]) -> Iterator[None]:
+        """Around one read or write of `stream`: `error` at once if cancelled; shut by cancel() meanwhile."""
+        with self._lock:
+            if self.cancelled:
+                raise error("the request was abandoned")
+            self._busy.add(stream)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy.discard(stream)
+
+
+def cancelled() -> bool:
+    """Whether the request this thread works for was abandoned."""
+    cancel = getattr(_local, "cancel", None)
+    return cancel is not None and cancel.cancelled
+
+
+@contextlib.contextmanager
+def cancelling(cancel: Cancel) -> Iterator[Cancel]:
+    """Make `cancel` apply to every LLM connection this thread uses inside the block."""
+    previous = getattr(_local, "cancel", None)
+    _local.cancel = cancel
+    try:
+        yield cancel
+    finally:
+        _local.cancel = previous
+
+
+def _in_use(stream: _WatchedStream, error: type[Exception]) -> contextlib.AbstractContextManager[None]:
+    """The calling thread's Cancel watching `stream` for one read or write (nothing without one)."""
+    cancel = getattr(_local, "cancel", None)
+    return cancel.using(stream, error) if cancel is not None else contextlib.nullcontext()
+
+
 class _WatchedStream(_core.NetworkStream):  # type: ignore[misc]
-    """A connection whose reads and writes obey the calling thread's watch."""
+    """A connection whose reads and writes obey the calling thread's watch and cancel."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         watch = current()
-        if watch is None:
-            return bytes(self._inner.read(max_bytes, timeout))
-        data = bytes(self._inner.read(max_bytes, watch.clamp(timeout, _core.ReadTimeout)))
+        with _in_use(self, _core.ReadError):
+            if watch is None:
+                return bytes(self._inner.read(max_bytes, timeout))
+            data = bytes(self._inner.read(max_bytes, watch.clamp(timeout, _core.ReadTimeout)))
         watch.count(len(data))
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         watch = current()
-        self._inner.write(buffer, watch.clamp(timeout, _core.WriteTimeout) if watch is not None else timeout)
+        with _in_use(self, _core.WriteError):
+            self._inner.write(buffer, watch.clamp(timeout, _core.WriteTimeout) if watch is not None else timeout)
+
+    def abort(self) -> None:
+        """Shut the socket from another thread: a read blocked on it returns (the connection is then dropped)."""
+        sock = self._inner.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._inner.close()
@@ -137,6 +204,8 @@ class _WatchedBackend(_core.NetworkBackend):  # type: ignore[misc]
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> Any:
+        if cancelled():
+            raise _core.ConnectError("the request was abandoned")
         watch = current()
         timeout = watch.clamp(timeout, _core.ConnectTimeout) if watch is not None else timeout
         return _WatchedStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))

@@ -18,13 +18,22 @@ def api_keys(settings: Settings) -> frozenset[str]:
     return frozenset(k.strip() for k in raw.split(",") if k.strip())
 
 
+def key_ok(given: str, keys: frozenset[str]) -> bool:
+    """Whether a string is one of the keys (compared in constant time)."""
+    return bool(given) and any(hmac.compare_digest(given.encode(), key.encode()) for key in keys)
+
+
 def bearer_ok(authorization: str | None, keys: frozenset[str]) -> bool:
-    """Whether an Authorization header carries one of the keys (compared in constant time)."""
+    """Whether an Authorization header carries one of the keys."""
     scheme, _, token = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return False
-    given = token.strip().encode()
-    return any(hmac.compare_digest(given, key.encode()) for key in keys)
+    return scheme.lower() == "bearer" and key_ok(token.strip(), keys)
+
+
+def key_login(keys: frozenset[str]) -> Callable[[str, str], bool]:
+    """The chat's login when keys are set without one (RAG_API_KEYS, no RAG_AUTH): any user name, a key as the
+    password. Without it the page, and with it Gradio's own API (/gradio_api/call/*, the upload route), would be
+    open to anyone while /api and /v1 want a key."""
+    return lambda _user, password: key_ok(password, keys)
 
 
 def unauthorized_body(message: str = "Missing or wrong API key (send Authorization: Bearer KEY).") -> dict[str, Any]:

@@ -2,25 +2,28 @@
 
 Tools: search_papers, ask, compare, list_papers, get_paper; one resource per paper's abstract (paper://<id>) and the
 template paper://{paper_id} for papers ingested later. Expected failures (an empty question, an unknown paper id, the
-index unavailable) come back as tool errors with one sentence; anything else as the SDK's bare "Error executing tool"
-(the traceback goes to the log on stderr, never to the caller).
+index unavailable, arguments that do not fit a tool's schema) come back as tool errors with one sentence; anything
+else as the SDK's bare "Error executing tool" (the traceback goes to the log on stderr, never to the caller).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from rag import __version__
 from rag.answer import ABSTAIN_SENTENCE, Pipeline, QuestionError
 from rag.serve.auth import api_keys, require_key
-from rag.serve.service import CitedAnswer, PaperInfo, PaperService, PaperSummary, Passage, UnknownPaperError
+from rag.serve.service import (CitedAnswer, PaperInfo, PaperService, PaperSummary, Passage, UnknownPaperError,
+                               invalid)
+from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
 from rag.store import StoreError
 
@@ -57,10 +60,28 @@ list_papers gives the ids."""
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
+class PaperServer(MCPServer):
+    """The SDK's server, with arguments that do not fit a tool's schema reported in one sentence (the SDK sends
+    pydantic's multi-line report with a link to its documentation)."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                raise ToolError(f"Invalid arguments for {name}: {invalid(exc.__cause__)[1]}") from exc.__cause__
+            raise
+
+
 def create_server(pipeline: Pipeline) -> MCPServer:
-    """The MCP server over a pipeline (lists the papers to register their abstracts as resources)."""
+    """The MCP server over a pipeline (lists the papers to register their abstracts as resources).
+
+    The tools are async: answers wait for their answer slots (rag.serve.slots) without holding a thread, and a
+    cancelled request stops its LLM call; the listings run at once in a thread of their own. As sync tools, 40 slow
+    `ask`s took every worker thread of the SDK and `list_papers` waited 58 s behind them."""
     service = PaperService(pipeline)
-    server = MCPServer("paperchat", title="paperchat", version=__version__, instructions=INSTRUCTIONS,
+    slots = AnswerSlots(pipeline.settings)
+    server = PaperServer("paperchat", title="paperchat", version=__version__, instructions=INSTRUCTIONS,
                        log_level="WARNING")
 
     def run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -74,33 +95,34 @@ def create_server(pipeline: Pipeline) -> MCPServer:
             raise ToolError("The paper index is unavailable right now.") from None
 
     @server.tool(description=ASK, annotations=READ_ONLY)
-    def ask(question: Annotated[str, Field(description="The question, in the user's words.")],
+    async def ask(question: Annotated[str, Field(description="The question, in the user's words.")],
             paper_ids: Annotated[list[str] | None, Field(
                 description="Only these papers (ids from list_papers).")] = None,
             history: Annotated[list[dict[str, str]] | None, Field(
                 description='Earlier messages, oldest first: [{"role": "user"|"assistant", "content": "…"}].'
             )] = None,
             ) -> CitedAnswer:
-        return run(service.ask, question, paper_ids=paper_ids, history=history)
+        return await slots.run(None, lambda: run(service.ask, question, paper_ids=paper_ids, history=history))
 
     @server.tool(description=SEARCH, annotations=READ_ONLY)
-    def search_papers(query: Annotated[str, Field(description="What to look for.")],
-                      k: Annotated[int, Field(ge=1, le=50, description="How many passages.")] = 6) -> list[Passage]:
-        return run(service.search, query, k=k)
+    async def search_papers(query: Annotated[str, Field(description="What to look for.")],
+                            k: Annotated[int, Field(ge=1, le=50, description="How many passages.")] = 6
+                            ) -> list[Passage]:
+        return await slots.run("extractive", lambda: run(service.search, query, k=k))
 
     @server.tool(description=COMPARE, annotations=READ_ONLY)
-    def compare(paper_ids: Annotated[list[str], Field(description="Two or more paper ids from list_papers.")],
-                aspect: Annotated[str | None, Field(description="What to compare them on (optional).")] = None,
-                ) -> CitedAnswer:
-        return run(service.compare, paper_ids, aspect=aspect)
+    async def compare(paper_ids: Annotated[list[str], Field(description="Two or more paper ids from list_papers.")],
+                      aspect: Annotated[str | None, Field(description="What to compare them on (optional).")] = None,
+                      ) -> CitedAnswer:
+        return await slots.run(None, lambda: run(service.compare, paper_ids, aspect=aspect))
 
     @server.tool(description=LIST, annotations=READ_ONLY)
-    def list_papers() -> list[PaperSummary]:
-        return run(service.papers)
+    async def list_papers() -> list[PaperSummary]:
+        return await anyio.to_thread.run_sync(run, service.papers)
 
     @server.tool(description=GET, annotations=READ_ONLY)
-    def get_paper(paper_id: Annotated[str, Field(description="The paper's id from list_papers.")]) -> PaperInfo:
-        return run(service.paper, paper_id)
+    async def get_paper(paper_id: Annotated[str, Field(description="The paper's id from list_papers.")]) -> PaperInfo:
+        return await anyio.to_thread.run_sync(run, service.paper, paper_id)
 
     def abstract(paper_id: str) -> str:
         try:
@@ -120,10 +142,11 @@ def create_server(pipeline: Pipeline) -> MCPServer:
 
 def serve_http(server: MCPServer, settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Serve over streamable HTTP at http://HOST:PORT/mcp until interrupted (RAG_API_KEYS: a bearer key needed)."""
-    import anyio
     import uvicorn
 
     host, port = host or settings.host, settings.mcp_port if port is None else port
     app = require_key(server.streamable_http_app(streamable_http_path="/mcp", host=host), api_keys(settings))
     log.warning("paperchat MCP server at http://%s:%d/mcp", host, port)
-    anyio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).serve)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            forwarded_allow_ips=settings.trusted_proxies)  # not uvicorn's default of 127.0.0.1
+    anyio.run(uvicorn.Server(config).serve)

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.answer import ANSWERERS, QuestionError, validate_question
 from rag.answer.models import Turn
-from rag.serve.service import CitedAnswer
+from rag.citations import StreamedCitations
+from rag.llm.chat import NO_LLM, llm_configured
+from rag.serve.service import CitedAnswer, invalid
 from rag.settings import Settings
 from rag.types import Answer
 
@@ -26,9 +28,10 @@ EXTRA = "paperchat"  # the response's extra field: CitedAnswer (sources, sentenc
 REFERENCE_CHARS = 160
 
 
-def model_ids() -> list[str]:
-    """The model ids served: the default answerer, then one per answerer."""
-    return [MODEL, *(f"{MODEL}:{a}" for a in ANSWERERS)]
+def model_ids(settings: Settings) -> list[str]:
+    """The model ids served: the default answerer, then one per answerer (the OpenAI-compatible one only when an
+    LLM is configured)."""
+    return [MODEL, *(f"{MODEL}:{a}" for a in ANSWERERS if a != "openai" or llm_configured(settings))]
 
 
 class OpenAIError(Exception):
@@ -96,11 +99,13 @@ def parse_request(body: object, settings: Settings) -> ChatCall:
     try:
         request = ChatRequest.model_validate(body)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "body"
-        raise OpenAIError(f"Invalid request: {where}: {err['msg']}.", param=where) from None
-    if request.model not in model_ids():
-        raise OpenAIError(f"The model {request.model!r} does not exist; use one of {', '.join(model_ids())}.",
+        where, sentence = invalid(exc)
+        raise OpenAIError(f"Invalid request: {sentence}", param=where) from None
+    if request.model == f"{MODEL}:openai" and not llm_configured(settings):
+        raise OpenAIError(f"The model {request.model!r} is not available: {NO_LLM}", status=404,
+                          code="model_not_found", param="model")
+    if request.model not in model_ids(settings):
+        raise OpenAIError(f"The model {request.model!r} does not exist; use one of {', '.join(model_ids(settings))}.",
                           status=404, code="model_not_found", param="model")
     *earlier, last = request.messages
     if last.role != "user":
@@ -157,8 +162,9 @@ def completion(answer: Answer, model: str, cid: str | None = None) -> dict[str, 
 
 def chunks(events: Iterator[tuple[str, Any]], model: str, cid: str | None = None) -> Iterator[dict[str, Any]]:
     """chat.completion.chunk objects from Pipeline.stream() events: the role, the text as it is written (a notice in
-    place of a discarded LLM draft: a stream cannot take text back), then the notice and references, and a last
-    chunk with finish_reason "stop" and the `paperchat` field (its `answer` is the verified text)."""
+    place of a discarded LLM draft: a stream cannot take text back, so citations to passages that do not exist are
+    dropped as it goes), then the notice and references, and a last chunk with finish_reason "stop" and the
+    `paperchat` field (its `answer` is the verified text)."""
     cid, created = cid or completion_id(), int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> dict[str, Any]:
@@ -167,14 +173,17 @@ def chunks(events: Iterator[tuple[str, Any]], model: str, cid: str | None = None
 
     yield chunk({"role": "assistant", "content": ""})
     shown: list[str] = []
+    text = StreamedCitations([])  # a citation is sent only once it is known to point at a source
     for kind, value in events:
-        if kind == "text" and value:
-            yield chunk({"content": value})
+        if kind == "sources":
+            text = StreamedCitations([s.n for s in value])
+        elif kind == "text" and (piece := text.feed(value)):
+            yield chunk({"content": piece})
         elif kind == "reset":
             shown.append(value)
-            yield chunk({"content": notice_line(value) + "\n\n"})
+            yield chunk({"content": text.flush() + notice_line(value) + "\n\n"})
         elif kind == "answer":
-            tail = ("" if value.notice in shown else notice_line(value.notice)) + references(value)
+            tail = text.flush() + ("" if value.notice in shown else notice_line(value.notice)) + references(value)
             if tail:
                 yield chunk({"content": tail})
             yield chunk({}, "stop", **{EXTRA: extra(value)})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from rag.answer import Pipeline, QuestionError, validate_question
 from rag.answer.analyse import short_name
@@ -83,6 +83,13 @@ class CitedAnswer(BaseModel):
     def of(cls, answer: Answer) -> CitedAnswer:
         """The script view of a pipeline Answer."""
         return cls.model_validate(answer.model_dump(include=set(cls.model_fields)))
+
+
+def invalid(exc: ValidationError) -> tuple[str, str]:
+    """The first problem pydantic found in a caller's arguments: (where, 'where: what.'), one line, not its report."""
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "body"
+    return where, f"{where}: {err['msg']}."
 
 
 def check_history(turns: Sequence[object], settings: Settings) -> None:
