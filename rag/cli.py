@@ -485,6 +485,10 @@ def eval_(
     reader: Annotated[Optional[list[ReaderChoice]], typer.Option(
         metavar="<on|off>", help="Read with the reading model, or not (repeatable: one run each).",
         show_default="RAG_READER: on when a reading model is installed")] = None,
+    reader_budget: Annotated[float, typer.Option(
+        metavar="SECONDS", help="Seconds of reading per question: an evaluation reads every candidate, so its "
+                                "figures do not depend on how busy the machine is (the chat's budget is "
+                                "RAG_READER_BUDGET).")] = 600.0,
     library: Annotated[bool, typer.Option(
         "--library", help="The library's own saved questions (RAG_DATA_DIR/questions.jsonl, from the web chat).")] = False,
     draft: Annotated[bool, typer.Option(
@@ -513,10 +517,10 @@ def eval_(
     qs = [q for q in load_questions(questions or QUESTIONS_PATH) if split is None or q.split == split.value][:limit]
     if not qs:
         raise typer.BadParameter(f"no questions{f' in split {split.value!r}' if split else ''}.")
-    pipe = _pipeline()
+    pipe = _pipeline(_settings(reader_budget=reader_budget))
     reads = [r == ReaderChoice.on for r in reader or []] or [None]
-    if any(r is not False for r in reads) and pipe.reader(True if True in reads else None) is not None:
-        pipe.reader.warm(pipe.papers()).result()  # abstracts read ahead: per-question times are a running chat's
+    if True in reads:
+        pipe.reader(True)  # the reading model must be there: one line if it is not
     runs = []
     for mode in [m.value for m in retrieval or []] or ["hybrid"]:
         for name in [a.value for a in answerer or []] or [pipe.settings.answerer]:

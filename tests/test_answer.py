@@ -267,8 +267,9 @@ def test_instructions_in_a_question_are_dropped_and_capitalised_german_nouns_are
     ("GShard is a module.", "GShard is a module."),
     ("By splitting the step in two, we can reduce idle time.", "By splitting the step in two, the authors can reduce "
                                                                 "idle time."),
-    ("We were able to achieve 1.70x; our code is open.", "The authors were able to achieve 1.70x; the authors' code "
-                                                          "is open."),
+    ("We were able to achieve 1.70x; our code is open.", "The authors were able to achieve 1.70x; their code is "
+                                                          "open."),
+    ("We make our dataset available.", "Buff makes its dataset available."),
     ("This allows us to scale.", "This allows the authors to scale."),
 ])
 def test_third_person_only_where_safe(text, want):

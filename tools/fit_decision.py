@@ -71,8 +71,6 @@ def main() -> None:
     test = [q for q in dev if q.split == "test"]
     settings = Settings(reader="on", reader_budget=600) if args.reader else Settings(reader="off")
     pipe = Pipeline(settings)
-    if args.reader:
-        pipe.reader.warm(pipe.papers()).result()
     read = {q.id: pipe.prepare(q.question, history=q.history) for q in tune + test}
     rules = {k: s.model_copy(update={"reading": None}) for k, s in read.items()}  # the same questions, unread
     default = DecisionParams()

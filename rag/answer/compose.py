@@ -45,18 +45,31 @@ def third_person(text: str, name: str, passage: str) -> str:
     Seesaw, an LLM inference engine …' -> 'Seesaw is an LLM inference engine …', 'We propose X' -> 'Seesaw proposes
     X' when the name is in the cited passage, else 'The authors propose X'; any other we/our/us -> the authors."""
     bare = _CONNECTIVE.sub("", text)  # "Therefore, we propose WISE …": the connective links to a sentence not shown
-    return _authors(_lead_voice(bare[:1].upper() + bare[1:], name, passage))
+    bare = bare[:1].upper() + bare[1:]
+    voiced = _lead_voice(bare, name, passage)
+    if voiced != bare and voiced.startswith(name):  # "Datarus makes our data available": the system's own
+        voiced = _OWN_LATER.sub(lambda m: {"our": "its", "ours": "its", "us": "it"}[m.group(1).lower()], voiced)
+    return _authors(voiced)
 
 
 _FIRST_PERSON = re.compile(r"\b(we|our|ours|us)\b", re.IGNORECASE)
 _PLAIN = {"we": "the authors", "our": "the authors'", "ours": "the authors'", "us": "the authors"}
 
 
+_LATER = {"we": "they", "our": "their", "ours": "theirs", "us": "them"}
+_OWN_LATER = re.compile(r"\b(our|ours|us)\b", re.IGNORECASE)
+
+
 def _authors(text: str) -> str:
-    """Every remaining first-person pronoun as 'the authors' ('… stages, we can reduce …' -> '… stages, the
-    authors can reduce …'): plural, so the verb still agrees."""
+    """Every remaining first-person pronoun in the third person: the first as 'the authors' ('… stages, we can
+    reduce …' -> '… stages, the authors can reduce …'; plural, so the verb still agrees), later ones as they/their
+    ('We make our data available' -> 'The authors make their data available')."""
+    named = [bool(re.search(r"\bthe authors\b", text, re.IGNORECASE))]
+
     def swap(m: re.Match[str]) -> str:
-        out = _PLAIN[m.group(1).lower()]
+        word = m.group(1).lower()
+        out = _LATER[word] if named[0] else _PLAIN[word]
+        named[0] = True
         return out[:1].upper() + out[1:] if m.start() == 0 else out
     return _FIRST_PERSON.sub(swap, text)
 

@@ -47,7 +47,7 @@ class DecisionParams(BaseModel):
     read_keep: float = Field(0.6, description="Of the papers read, the answer cites those at least this likely "
                                               "to answer (the best one always).")
     read_list: float = Field(0.65, description="A paper read for a list question is listed at this probability …")
-    read_list_rules: float = Field(0.4, description="… or at this one when the rules list it too.")
+    read_list_rules: float = Field(0.3, description="… or at this one when the rules list it too.")
 
 
 def _names(pids: list[str], by_id: Mapping[str, Paper]) -> str:
