@@ -5,6 +5,7 @@ Imports stay inside the commands: `paperchat --help` loads typer only, and `ask`
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
@@ -59,18 +60,51 @@ def _value(choice: Enum | None) -> str | None:
 
 
 def _tidy(params: list[Any]) -> list[Any]:
-    """No type column on flags and arguments (typer prints `--json <bool>`, `PATH <list[Path]>`)."""
+    """No type column on flags and arguments (typer prints `--json <bool>`, `PATH <list[Path]>`), and arguments in
+    the usage line as click writes them (QUESTION, [PATH]...; typer writes a required one as {QUESTION})."""
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
         elif param.param_type_name == "argument":
             param.display_type_rich = lambda ctx: None  # the metavar and the help say what is expected
+            param._usage_display_name = lambda param=param: (
+                (param.display_name_raw if param.required else f"[{param.display_name_raw}]")
+                + ("..." if param.nargs != 1 else ""))
     return params
 
 
+def _reflow(text: str | None) -> str | None:
+    """A docstring's paragraphs as single lines: rich wraps them to the terminal (it keeps the source's breaks)."""
+    if not text:
+        return text
+    return "\n\n".join(" ".join(part.split()) for part in inspect.cleandoc(text).split("\n\n"))
+
+
 class _Command(TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _reflow(self.help)
+
     def get_params(self, ctx: Any) -> list[Any]:
         return _tidy(super().get_params(ctx))
+
+
+def _usage_message(exc: Any) -> str:
+    """A usage error as one plain sentence: a value typer could not convert names its option and what it must be
+    (typer's own text is pydantic's, 'Value error, …')."""
+    from pydantic import ValidationError
+
+    param, cause = getattr(exc, "param", None), exc.__cause__
+    if param is None or not isinstance(cause, ValidationError) or not cause.errors():
+        return str(exc.format_message())
+    name = "/".join(param.opts) if param.param_type_name == "option" else param.human_readable_name
+    choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+    if choices:
+        values = [str(getattr(c, "value", c)) for c in choices]
+        return f"{name} must be one of {', '.join(values[:-1])} or {values[-1]}, not {cause.errors()[0]['input']!r}."
+    from rag.settings import plain_error
+
+    return plain_error(name, cause.errors()[0])
 
 
 class _Group(TyperGroup):
@@ -92,7 +126,7 @@ class _Group(TyperGroup):
         except ClickException as exc:
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            typer.secho(f"Error: {exc.format_message()}{hint}", err=True, fg=typer.colors.RED)
+            typer.secho(f"Error: {_usage_message(exc)}{hint}", err=True, fg=typer.colors.RED)
             code = exc.exit_code
         except typer.Abort:
             typer.secho("Error: aborted", err=True, fg=typer.colors.RED)
@@ -112,16 +146,20 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _settings(**overrides: object) -> Settings:
-    """Settings from the environment plus command-line overrides."""
-    from pydantic import ValidationError
-
-    from rag.settings import Settings
+def _settings(**options: tuple[str, object]) -> Settings:
+    """Settings from the environment plus command-line options (field=(option, value); a value of None leaves the
+    field to the environment); a bad value is one line naming the option or the RAG_ variable it came from."""
+    from rag.settings import SettingsError, load_settings
 
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        return load_settings(options)
+    except SettingsError as exc:
+        if exc.name.startswith("-"):  # a bad option is a usage error, as typer's own are
+            from typer._click.exceptions import UsageError
+            from typer._click.globals import get_current_context
+
+            raise UsageError(str(exc), get_current_context(silent=True)) from None
+        _fail(str(exc))
         raise  # unreachable
 
 
@@ -359,7 +397,8 @@ def remove(
 @_guard
 def search(
     question: Annotated[str, typer.Argument(metavar="QUESTION", show_default=False)],
-    k: Annotated[int, typer.Option("-k", metavar="N", help="Number of passages.")] = 6,
+    k: Annotated[Optional[int], typer.Option(
+        "-k", metavar="N", help="Number of passages (1-50).", show_default="RAG_TOP_K, else 6")] = None,
     paper: Annotated[Optional[list[str]], typer.Option(
         "--paper", metavar="ID", help="Restrict to this paper id (repeatable).")] = None,
     retrieval: Annotated[Optional[RetrievalMode], typer.Option(
@@ -368,11 +407,10 @@ def search(
 ) -> None:
     """Show the passages retrieval finds for a question."""
     from rag.serve.service import PaperService
-
-    settings = _settings(retrieval=_value(retrieval))
     from rag.types import page_label
 
-    passages = PaperService(_pipeline(settings)).search(question, k=k, paper_ids=paper)
+    settings = _settings(retrieval=("--retrieval", _value(retrieval)), top_k=("-k", k))
+    passages = PaperService(_pipeline(settings)).search(question, k=settings.top_k, paper_ids=paper)
     if as_json:
         typer.echo(json.dumps([p.model_dump() for p in passages], indent=2, ensure_ascii=False))
         return
@@ -390,7 +428,7 @@ def ask(
     paper: Annotated[Optional[list[str]], typer.Option(
         "--paper", metavar="ID", help="Restrict to this paper id (repeatable).")] = None,
     k: Annotated[Optional[int], typer.Option(
-        "-k", metavar="N", help="Number of passages.", show_default="RAG_TOP_K, else 6")] = None,
+        "-k", metavar="N", help="Number of passages (1-50).", show_default="RAG_TOP_K, else 6")] = None,
     retrieval: Annotated[Optional[RetrievalMode], typer.Option(
         help="Retrieval mode.", show_default="RAG_RETRIEVAL, else hybrid")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -398,9 +436,11 @@ def ask(
 ) -> None:
     """Answer a question with citations."""
 
-    settings = _settings(retrieval=_value(retrieval))
+    settings = _settings(retrieval=("--retrieval", _value(retrieval)), top_k=("-k", k),
+                         answerer=("--answerer", _value(answerer)))
     pipeline = _pipeline(settings)
-    ans = pipeline.answer(question, answerer=_value(answerer), paper_ids=paper, k=k)
+    ans = pipeline.answer(question, answerer=settings.answerer, paper_ids=paper, k=settings.top_k)
+    _log_answer(ans)
     if bibtex:
         from rag.bib_export import to_bibtex
 
@@ -427,6 +467,18 @@ def ask(
                 typer.echo(f"[{s.n}] {s.title} ({s.paper_id}{where})")
 
 
+def _log_answer(ans: Any) -> None:
+    """What -v shows of an answer: the question searched, the passages found, the decision and the time taken."""
+    if ans.standalone_question != ans.question:
+        log.info("searched for %r (the question with its references resolved)", ans.standalone_question)
+    for s in ans.sources:
+        log.info("passage [%d] %s %s (score %.4f)%s", s.n, s.paper_id, s.chunk_id, s.score,
+                 f", {s.page_label}" if s.page else "")
+    cited = sorted({n for x in ans.sentences for n in x.citations})
+    outcome = f"abstained ({ans.notice})" if ans.abstained else f"answered citing {cited or 'nothing'}"
+    log.info("%s %s in %.0f ms", ans.answerer, outcome, ans.timings_ms.get("total", 0.0))
+
+
 @app.command(cls=_Command)
 @_guard
 def chat(
@@ -438,7 +490,8 @@ def chat(
 ) -> None:
     """Start the web chat (builds the index on first run)."""
     launch = _ui_app().launch
-    launch(_settings(host=host, port=port, share=share or None), view_progress=_view_progress()[0])
+    launch(_settings(host=("--host", host), port=("--port", port), share=("--share", share or None)),
+           view_progress=_view_progress()[0])
 
 
 @app.command(cls=_Command)
@@ -455,10 +508,10 @@ def mcp(
     list_papers, get_paper, and each abstract as a resource. Stdio unless --http."""
     from rag.serve.mcp_server import create_server, serve_http
 
-    settings = _settings()
+    settings = _settings(host=("--host", host), mcp_port=("--port", port))
     server = create_server(_pipeline(settings))
     if http:
-        serve_http(server, settings, host=host, port=port)
+        serve_http(server, settings)
     else:
         server.run("stdio")
 
