@@ -489,9 +489,14 @@ def chat(
     share: Annotated[bool, typer.Option("--share", help="Create a public share link.")] = False,
 ) -> None:
     """Start the web chat (builds the index on first run)."""
-    launch = _ui_app().launch
-    launch(_settings(host=("--host", host), port=("--port", port), share=("--share", share or None)),
-           view_progress=_view_progress()[0])
+    from rag.proc import PortInUseError, check_port
+
+    settings = _settings(host=("--host", host), port=("--port", port), share=("--share", share or None))
+    try:
+        check_port(settings.host, settings.port)  # before Gradio is imported (seconds); launch checks again
+        _ui_app().launch(settings, view_progress=_view_progress()[0])
+    except PortInUseError as exc:
+        _fail(f"port {exc.port} is in use: pass --port or set RAG_PORT")
 
 
 @app.command(cls=_Command)
@@ -506,14 +511,20 @@ def mcp(
 ) -> None:
     """Serve the papers to MCP clients (Claude Desktop, Cursor, agents): tools ask, search_papers, compare,
     list_papers, get_paper, and each abstract as a resource. Stdio unless --http."""
+    from rag.proc import PortInUseError, check_port
     from rag.serve.mcp_server import create_server, serve_http
 
     settings = _settings(host=("--host", host), mcp_port=("--port", port))
-    server = create_server(_pipeline(settings))
-    if http:
-        serve_http(server, settings)
-    else:
-        server.run("stdio")
+    try:
+        if http:
+            check_port(settings.host, settings.mcp_port)  # before the index is opened
+        server = create_server(_pipeline(settings))
+        if http:
+            serve_http(server, settings)
+        else:
+            server.run("stdio")
+    except PortInUseError as exc:
+        _fail(f"port {exc.port} is in use: pass --port or set RAG_MCP_PORT")
 
 
 @app.command("eval", cls=_Command)
