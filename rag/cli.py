@@ -6,9 +6,12 @@ Imports stay inside the commands: `paperchat --help` loads typer only, and `ask`
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import logging
+import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from enum import Enum
@@ -445,7 +448,7 @@ def ask(
         from rag.bib_export import to_bibtex
 
         by_id = {p.id: p for p in pipeline.papers()}
-        cited = dict.fromkeys(s.paper_id for s in ans.sources if s.n in {n for x in ans.sentences for n in x.citations})
+        cited = dict.fromkeys(s.paper_id for s in ans.cited())
         typer.echo(to_bibtex([by_id[pid] for pid in cited if pid in by_id]), nl=False)
         return
     if as_json:
@@ -455,16 +458,47 @@ def ask(
         return
     if ans.notice:
         typer.secho(ans.notice, fg=typer.colors.YELLOW, err=True)
-    typer.echo(ans.answer)
+    _print_markdown(ans.answer)
     if ans.evidence:
-        typer.echo("\nExtractive evidence:\n" + ans.evidence)
-    cited = {n for s in ans.sentences for n in s.citations}
-    if cited:
+        typer.echo("\nExtractive evidence:")
+        _print_markdown(ans.evidence)
+    if ans.cited():
         typer.echo("\nSources:")
-        for s in ans.sources:
-            if s.n in cited:
-                where = f", {ans.cited_pages(s.n)}" if s.page else ""
-                typer.echo(f"[{s.n}] {s.title} ({s.paper_id}{where})")
+    for s in ans.cited():  # the cited sentence tells two passages of one paper apart
+        where = f", {ans.cited_pages(s.n)}" if s.page else ""
+        typer.echo(f"[{s.n}] {s.title} ({s.paper_id}{where})")
+        typer.echo(textwrap.fill(f"“{ans.cited_sentence(s.n)}”", width=min(shutil.get_terminal_size().columns, 100),
+                                 initial_indent="    ", subsequent_indent="     "))
+
+
+def _print_markdown(text: str) -> None:
+    """Answer text as it is, or drawn by rich when it holds a Markdown table (a comparison): the table as a rich
+    table whose cells wrap (long words folded, not cut), the rest as Markdown."""
+    from rag.text import table_cells
+
+    rows = [table_cells(line) for line in text.splitlines()]
+    if not any(rows):
+        typer.echo(text)
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.table import Table
+
+    console = Console(soft_wrap=False)
+    lines = list(zip(text.splitlines(), rows, strict=True))
+    for is_table, group in itertools.groupby(lines, key=lambda pair: pair[1] is not None):
+        block = list(group)
+        if not is_table:
+            console.print(Markdown("\n".join(line for line, _ in block)))
+            continue
+        head, *body = [cells for _, cells in block if cells]
+        table = Table(box=box.SIMPLE_HEAD, show_lines=True, expand=True)
+        for name in head:
+            table.add_column(Markdown(name), overflow="fold")
+        for cells in body:
+            table.add_row(*(Markdown(cell) for cell in cells))
+        console.print(table)
 
 
 def _log_answer(ans: Any) -> None:
@@ -474,7 +508,7 @@ def _log_answer(ans: Any) -> None:
     for s in ans.sources:
         log.info("passage [%d] %s %s (score %.4f)%s", s.n, s.paper_id, s.chunk_id, s.score,
                  f", {s.page_label}" if s.page else "")
-    cited = sorted({n for x in ans.sentences for n in x.citations})
+    cited = [s.n for s in ans.cited()]
     outcome = f"abstained ({ans.notice})" if ans.abstained else f"answered citing {cited or 'nothing'}"
     log.info("%s %s in %.0f ms", ans.answerer, outcome, ans.timings_ms.get("total", 0.0))
 

@@ -156,13 +156,54 @@ class Answer(BaseModel):
     closest_papers: list[str] = Field(default_factory=list)
     paper_ids: list[str] = Field(default_factory=list)
     reading: ReadingSummary | None = None
+    removed_citations: list[int] = Field(
+        default_factory=list, description="Citation numbers the answerer wrote that point at no passage (removed)."
+    )
+
+    def cited(self) -> list[Source]:
+        """The sources the answer's checked sentences cite, in source order."""
+        numbers = {n for s in self.sentences for n in s.citations}
+        return [s for s in self.sources if s.n in numbers]
+
+    def source(self, n: int) -> Source | None:
+        """Source n ([n] in the text), if there is one."""
+        return next((s for s in self.sources if s.n == n), None)
+
     def cited_pages(self, n: int) -> str:
         """Where in source n this answer's sentences cite it: 'p. 7', 'pp. 7–8', or '' (no pages)."""
-        source = next((s for s in self.sources if s.n == n), None)
+        source = self.source(n)
         if source is None:
             return ""
         return source.pages_of([(a, b) for s in self.sentences for m, a, b in s.spans if m == n])
 
-    removed_citations: list[int] = Field(
-        default_factory=list, description="Citation numbers the answerer wrote that point at no passage (removed)."
-    )
+    def cited_spans(self, n: int) -> list[tuple[int, int]]:
+        """Where this answer's evidence sits in source n's text: merged (start, end) spans, each extended to its full
+        stop (a sentence the check could not place counts where the passage quotes it verbatim)."""
+        source = self.source(n)
+        if source is None:
+            return []
+        text = source.text
+        spans = [(a, b) for s in self.sentences for m, a, b in s.spans if m == n]
+        for s in self.sentences:
+            body = s.text.strip().rstrip(". ")
+            pos = text.find(body) if not s.spans and len(body) > 20 else -1
+            if pos >= 0:
+                spans.append((pos, pos + len(body)))
+        spans = [(a, b + 1 if text[b:b + 1] in {".", "!", "?"} else b) for a, b in spans]
+        merged: list[list[int]] = []
+        for a, b in sorted((max(0, a), min(len(text), b)) for a, b in spans if b > a):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return [(a, b) for a, b in merged]
+
+    def cited_sentence(self, n: int, limit: int = 240) -> str:
+        """The sentence of source n this answer relies on (its first cited span, else the passage's opening, cut at
+        limit characters): what a reference list quotes, so two passages of one paper read differently."""
+        source = self.source(n)
+        if source is None:
+            return ""
+        spans = self.cited_spans(n)
+        text = " ".join((source.text[spans[0][0]:spans[0][1]] if spans else source.text).split())
+        return text if spans or len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import typing
@@ -137,3 +138,47 @@ def test_search_honours_top_k_and_verbose_ask_logs(index_dir: Path) -> None:
     proc = run_cli("-v", "ask", "What is 2BP?", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "passage [1] 2bp" in proc.stderr and "extractive answered citing [" in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_sources_quote_the_cited_sentence(index_dir: Path) -> None:
+    """Two passages of one paper are told apart by the sentence each is cited for (issue 27, item 10)."""
+    env = {"RAG_DATA_DIR": str(index_dir)}
+    shown = run_cli("ask", "What is 2BP?", env=env).stdout
+    got = json.loads(run_cli("ask", "What is 2BP?", "--json", env=env).stdout)
+    listing = shown.split("\nSources:\n")[1]
+    entries = re.split(r"\n(?=\[\d+\] )", listing.strip())
+    cited = sorted({n for s in got["sentences"] for n in s["citations"]})
+    assert len(entries) == len(cited) >= 2 and len({s["paper_id"] for s in got["sources"] if s["n"] in cited}) == 1
+    quotes = []
+    for entry, n in zip(entries, cited, strict=True):
+        head, _, quote = entry.partition("\n")
+        source = next(s for s in got["sources"] if s["n"] == n)
+        assert head == f"[{n}] {source['title']} ({source['paper_id']})"
+        quote = " ".join(quote.split()).strip("“”")
+        assert quote and quote in " ".join(source["text"].split())
+        quotes.append(quote)
+    assert len(set(quotes)) == len(quotes)
+
+
+@pytest.mark.slow
+def test_comparison_table_is_drawn_not_raw_markdown(index_dir: Path) -> None:
+    proc = run_cli("ask", "Compare Seesaw and 2BP", env={"RAG_DATA_DIR": str(index_dir), "COLUMNS": "120"})
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.split("\nSources:\n")[0]
+    assert not [line for line in table.splitlines() if line.lstrip().startswith("|")], table
+    assert "---" not in table and "**" not in table
+    header = next(line for line in table.splitlines() if "Paper" in line)
+    assert header.split() == ["Paper", "Problem", "Approach", "Reported", "result"]
+    assert "1.78x" in table and "1.70x" in table and "…" not in table  # cells wrap, words are not cut
+
+
+@pytest.mark.parametrize(("line", "cells"), [
+    ("| a | b |", ["a", "b"]), ("  | **Seesaw** (x) | 1.78x [1] |  ", ["**Seesaw** (x)", "1.78x [1]"]),
+    ("| a \\| b | c |", ["a | b", "c"]), ("|---|:---:|", []), ("| -- | -- |", []),
+    ("plain text", None), ("|", None), ("a | b", None),
+])
+def test_table_cells(line: str, cells: list[str] | None) -> None:
+    from rag.text import table_cells
+
+    assert table_cells(line) == cells
