@@ -6,14 +6,9 @@ Imports stay inside the commands: `paperchat --help` loads typer only, and `ask`
 from __future__ import annotations
 
 import inspect
-import itertools
 import json
 import logging
-import shutil
 import sys
-import textwrap
-import time
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -208,110 +203,25 @@ def _main(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-PROGRESS_BAR_MIN = 256  # passages: below this an ingest takes a few seconds and a bar would only flicker
-PROGRESS_LINE_S = 30.0  # without a terminal, a progress line at least this often (and at every tenth done)
-
-
-def _eta(seconds: float) -> str:
-    """3725 -> '1h02m', 125 -> '2m05s', 42 -> '42s'."""
-    s = int(seconds + 0.5)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-class _ProgressLines:
-    """Ingest progress without a terminal: a line on stderr at every tenth done (or PROGRESS_LINE_S), with the
-    embedding rate and the time left (counted from the first update, so passages a crashed run stored are not
-    part of the rate)."""
-
-    def __init__(self) -> None:
-        self._start: tuple[float, int] | None = None
-        self._step = 0
-        self._said = 0.0
-
-    def __call__(self, done: int, total: int, pid: str) -> None:
-        now = time.monotonic()
-        if self._start is None:
-            self._start, self._said = (now, done), now
-            if total >= PROGRESS_BAR_MIN and 0 < done < total:
-                typer.echo(f"Indexing: {done}/{total} passages already stored, resuming", err=True)
-            return
-        step = done * 10 // max(total, 1)
-        if total < PROGRESS_BAR_MIN or done >= total or (step <= self._step and now - self._said < PROGRESS_LINE_S):
-            return
-        self._step, self._said = step, now
-        t0, d0 = self._start
-        rate = (done - d0) / max(now - t0, 1e-9)
-        left = f"about {_eta((total - done) / rate)} left" if rate > 0 else "time left unknown"
-        typer.echo(f"Indexing: {done}/{total} passages ({done * 100 // total}%), {rate:.1f}/s, {left}", err=True)
-
-
-def _ingest_progress() -> tuple[Callable[[int, int, str], None], Any]:
-    """The ingest progress callback: a rich bar (done/total, rate, time left) on a terminal, lines otherwise;
-    and the bar to stop (None without a terminal)."""
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
-                               TimeRemainingColumn)
-    from rich.text import Text
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        return _ProgressLines(), None
-
-    class RateColumn(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            return Text(f"{task.speed:.1f}/s" if task.speed else "")
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("passages"),
-                   RateColumn(), TimeRemainingColumn(), transient=True, console=console)
-    task = None
-
-    def progress(done: int, total: int, pid: str) -> None:
-        nonlocal task
-        if task is None and total >= PROGRESS_BAR_MIN:
-            bar.start()
-            task = bar.add_task("Indexing", total=total, completed=done)  # passages a crashed run stored: no rate
-        if task is not None:
-            bar.update(task, completed=done, description=f"Indexing {pid}" if pid else "Indexing")
-
-    return progress, bar
-
-
-def _view_progress() -> tuple[Callable[[int, int, str], None], Any]:
-    """The retrieval-view build's progress (once per index generation): a rich bar on a terminal, lines otherwise."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    said: dict[str, int] = {}
-    if not console.is_terminal:
-        def lines(done: int, total: int, what: str) -> None:
-            step = done * 10 // max(total, 1)
-            if total >= PROGRESS_BAR_MIN and said.get(what, -1) < step:
-                said[what] = step
-                typer.echo(f"Preparing search: {what} {done}/{total} ({done * 100 // max(total, 1)}%)", err=True)
-        return lines, None
-    bar = Progress(TextColumn("Preparing search: {task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), transient=True, console=console)
-    tasks: dict[str, Any] = {}
-
-    def progress(done: int, total: int, what: str) -> None:
-        if what not in tasks and total >= PROGRESS_BAR_MIN:
-            bar.start()
-            tasks[what] = bar.add_task(what, total=total)
-        if what in tasks:
-            bar.update(tasks[what], completed=done, total=total)
-        if what == "words":  # the last step: the view is built
-            bar.stop()
-
-    return progress, bar
-
-
 def _pipeline(settings: Settings | None = None) -> Any:
-    """The pipeline the commands answer with: a view build it needs shows its progress."""
+    """The pipeline the commands answer with, its index open: a first run's build and any build of the search view
+    show their progress."""
     from rag.answer import Pipeline
+    from rag.console import Progress
 
-    progress, _ = _view_progress()
-    return Pipeline(settings or _settings(), view_progress=progress)
+    settings = settings or _settings()
+    _open_index(settings)
+    return Pipeline(settings, view_progress=Progress("Preparing search", unit=None, rate=False))
+
+
+def _open_index(settings: Settings) -> None:
+    """Open the index, building it from the bundled corpus on a first run with its progress shown (half a minute on
+    two cores: the pipeline would build it silently)."""
+    from rag.console import Progress
+    from rag.ingest import ensure_index
+
+    with Progress("Indexing") as build, Progress("Preparing search", unit=None, rate=False) as view:
+        ensure_index(settings, progress=build, view_progress=view)
 
 
 @app.command(cls=_Command)
@@ -330,24 +240,17 @@ def ingest(
     with another title is refused unless --replace is given. A file that cannot be read is named with the reason
     and the others are still indexed (the exit status is then 1); with --reset any bad file stops the run first.
     """
+    from rag.console import Progress
     from rag.ingest import ingest_paths
 
     settings = _settings()
-    progress, bar = _ingest_progress()
-    view_progress, view_bar = _view_progress()
+    with Progress("Indexing") as progress, Progress("Preparing search", unit=None, rate=False) as view:
+        def view_step(done: int, total: int, what: str) -> None:
+            progress.close()  # the passages are in: one live display at a time
+            view(done, total, what)
 
-    def view_step(done: int, total: int, what: str) -> None:
-        if bar is not None:
-            bar.stop()  # the passages are in: one live display at a time
-        view_progress(done, total, what)
-
-    try:
         report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress, replace=replace,
                               view_progress=view_step)
-    finally:
-        for b in (bar, view_bar):
-            if b is not None:
-                b.stop()
     for problem in report.skipped:
         typer.secho(f"Skipped: {problem}", err=True, fg=typer.colors.YELLOW)
     for problem in report.notes:
@@ -456,49 +359,9 @@ def ask(
 
         typer.echo(json.dumps(CitedAnswer.of(ans).model_dump(), indent=2, ensure_ascii=False))
         return
-    if ans.notice:
-        typer.secho(ans.notice, fg=typer.colors.YELLOW, err=True)
-    _print_markdown(ans.answer)
-    if ans.evidence:
-        typer.echo("\nExtractive evidence:")
-        _print_markdown(ans.evidence)
-    if ans.cited():
-        typer.echo("\nSources:")
-    for s in ans.cited():  # the cited sentence tells two passages of one paper apart
-        where = f", {ans.cited_pages(s.n)}" if s.page else ""
-        typer.echo(f"[{s.n}] {s.title} ({s.paper_id}{where})")
-        typer.echo(textwrap.fill(f"“{ans.cited_sentence(s.n)}”", width=min(shutil.get_terminal_size().columns, 100),
-                                 initial_indent="    ", subsequent_indent="     "))
+    from rag.console import print_answer
 
-
-def _print_markdown(text: str) -> None:
-    """Answer text as it is, or drawn by rich when it holds a Markdown table (a comparison): the table as a rich
-    table whose cells wrap (long words folded, not cut), the rest as Markdown."""
-    from rag.text import table_cells
-
-    rows = [table_cells(line) for line in text.splitlines()]
-    if not any(rows):
-        typer.echo(text)
-        return
-    from rich import box
-    from rich.console import Console
-    from rich.markdown import Markdown
-    from rich.table import Table
-
-    console = Console(soft_wrap=False)
-    lines = list(zip(text.splitlines(), rows, strict=True))
-    for is_table, group in itertools.groupby(lines, key=lambda pair: pair[1] is not None):
-        block = list(group)
-        if not is_table:
-            console.print(Markdown("\n".join(line for line, _ in block)))
-            continue
-        head, *body = [cells for _, cells in block if cells]
-        table = Table(box=box.SIMPLE_HEAD, show_lines=True, expand=True)
-        for name in head:
-            table.add_column(Markdown(name), overflow="fold")
-        for cells in body:
-            table.add_row(*(Markdown(cell) for cell in cells))
-        console.print(table)
+    print_answer(ans)
 
 
 def _log_answer(ans: Any) -> None:
@@ -523,12 +386,14 @@ def chat(
     share: Annotated[bool, typer.Option("--share", help="Create a public share link.")] = False,
 ) -> None:
     """Start the web chat (builds the index on first run)."""
+    from rag.console import Progress
     from rag.proc import PortInUseError, check_port
 
     settings = _settings(host=("--host", host), port=("--port", port), share=("--share", share or None))
     try:
         check_port(settings.host, settings.port)  # before Gradio is imported (seconds); launch checks again
-        _ui_app().launch(settings, view_progress=_view_progress()[0])
+        _open_index(settings)
+        _ui_app().launch(settings, view_progress=Progress("Preparing search", unit=None, rate=False))
     except PortInUseError as exc:
         _fail(f"port {exc.port} is in use: pass --port or set RAG_PORT")
 
