@@ -85,8 +85,8 @@ class Source(BaseModel):
     score: float
     start: int = 0
     end: int = 0
-    page: int = 0
-    page_end: int = 0
+    page: int | None = Field(default=None, description="The page it starts on (None: not from a PDF's pages).")
+    page_end: int | None = Field(default=None, description="The page it ends on (None: not from a PDF's pages).")
     section: str = ""
     page_breaks: list[int] = Field(default_factory=list, description="Offsets in text where pages page+1 … begin.")
 
@@ -95,23 +95,23 @@ class Source(BaseModel):
         """'p. 7', 'pp. 7–8', or '' for a passage of an abstract."""
         return page_label(self.page, self.page_end)
 
-    def page_at(self, offset: int) -> int:
-        """The page holding the passage's character at offset (0 for a passage of an abstract)."""
-        return self.page + bisect_right(self.page_breaks, offset) if self.page else 0
+    def page_at(self, offset: int) -> int | None:
+        """The page holding the passage's character at offset (None for a passage of an abstract)."""
+        return self.page + bisect_right(self.page_breaks, offset) if self.page else None
 
     def pages_of(self, spans: list[tuple[int, int]]) -> str:
         """The page label of the given (start, end) spans of the passage ('' when it has no pages)."""
         if not self.page or not spans:
             return self.page_label
-        pages = [self.page_at(a) for a, _ in spans] + [self.page_at(max(a, b - 1)) for a, b in spans]
+        pages = [self.page + bisect_right(self.page_breaks, x) for a, b in spans for x in (a, max(a, b - 1))]
         return page_label(min(pages), max(pages))
 
 
-def page_label(page: int, page_end: int = 0) -> str:
+def page_label(page: int | None, page_end: int | None = None) -> str:
     """'p. 7' for one page, 'pp. 7–8' for a range, '' when there is no page."""
     if not page:
         return ""
-    return f"pp. {page}–{page_end}" if page_end > page else f"p. {page}"
+    return f"pp. {page}–{page_end}" if page_end and page_end > page else f"p. {page}"
 
 
 class Sentence(BaseModel):

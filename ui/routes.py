@@ -140,8 +140,8 @@ def create_router(pipeline: Pipeline, settings: Settings) -> APIRouter:
             options = {"history": chat.history, "answerer": chat.answerer, "paper_ids": chat.paper_ids}
             if not chat.stream:
                 answer = await call(pipeline.answer, chat.question, **options)
-                return JSONResponse(oa.completion(answer, chat.model))
-            stream = oa.chunks(pipeline.stream(chat.question, **options), chat.model)
+                return JSONResponse(oa.completion(answer, chat))
+            stream = oa.chunks(pipeline.stream(chat.question, **options), chat)
             return StreamingResponse(_sse(stream, limiter), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
         except oa.OpenAIError as exc:
