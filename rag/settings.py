@@ -8,7 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -80,6 +80,36 @@ class StoreSettings(BaseModel):
         default=1.0, ge=0, description="How often (at most) a running process checks the index for other writers' "
                                        "changes; 0 checks on every question.",
     )
+
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _chroma_url_is_an_address(cls, value: str | None) -> str | None:
+        """A value that cannot be a server's address ('notaurl') is refused as such, not tried as a host."""
+        if value and chroma_address(value) is None:
+            raise ValueError(f"{value!r} is not a Chroma server URL; give it as http://host:port")
+        return value or None
+
+    def chroma_server(self) -> tuple[str, int, bool] | None:
+        """(host, port, https) of the Chroma server at chroma_url; None when the index is embedded."""
+        return chroma_address(self.chroma_url) if self.chroma_url else None
+
+
+def chroma_address(url: str) -> tuple[str, int, bool] | None:
+    """(host, port, https) of a Chroma server URL ('http://host:port', or 'host:port'; the port defaults to Chroma's
+    8000 when a scheme is given), None when it is not one."""
+    from urllib.parse import urlparse
+
+    if not url or any(c.isspace() for c in url):
+        return None
+    parsed = urlparse(url if "//" in url else f"http://{url}")
+    try:
+        port = parsed.port
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or ("//" not in url and port is None):
+        return None
+    return parsed.hostname, port or 8000, parsed.scheme == "https"
 
 
 class RetrievalSettings(BaseModel):
