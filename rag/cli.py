@@ -351,8 +351,12 @@ def ask(
         from rag.bib_export import to_bibtex
 
         by_id = {p.id: p for p in pipeline.papers()}
-        cited = dict.fromkeys(s.paper_id for s in ans.cited())
-        typer.echo(to_bibtex([by_id[pid] for pid in cited if pid in by_id]), nl=False)
+        cited = [by_id[pid] for pid in dict.fromkeys(s.paper_id for s in ans.cited()) if pid in by_id]
+        if ans.notice:  # why nothing (or not everything) is cited: the same notice a plain ask shows
+            typer.secho(ans.notice, fg=typer.colors.YELLOW, err=True)
+        if not cited:
+            _fail("the answer cites no paper, so there is no BibTeX to print.")
+        typer.echo(to_bibtex(cited), nl=False)
         return
     if as_json:
         from rag.serve.service import CitedAnswer
