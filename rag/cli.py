@@ -312,10 +312,12 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the passages retrieval finds for a question."""
+    from rag.answer import validate_question
     from rag.serve.service import PaperService
     from rag.types import page_label
 
     settings = _settings(retrieval=("--retrieval", _value(retrieval)), top_k=("-k", k))
+    validate_question(question, settings)  # a bad question is said before the index is opened (built, on a first run)
     passages = PaperService(_pipeline(settings)).search(question, k=settings.top_k, paper_ids=paper)
     if as_json:
         typer.echo(json.dumps([p.model_dump() for p in passages], indent=2, ensure_ascii=False))
@@ -341,9 +343,11 @@ def ask(
     bibtex: Annotated[bool, typer.Option("--bibtex", help="Print the cited papers as BibTeX instead.")] = False,
 ) -> None:
     """Answer a question with citations."""
+    from rag.answer import validate_question
 
     settings = _settings(retrieval=("--retrieval", _value(retrieval)), top_k=("-k", k),
                          answerer=("--answerer", _value(answerer)))
+    validate_question(question, settings)  # a bad question is said before the index is opened (built, on a first run)
     pipeline = _pipeline(settings)
     ans = pipeline.answer(question, answerer=settings.answerer, paper_ids=paper, k=settings.top_k)
     _log_answer(ans)

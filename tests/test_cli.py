@@ -182,3 +182,9 @@ def test_table_cells(line: str, cells: list[str] | None) -> None:
     from rag.text import table_cells
 
     assert table_cells(line) == cells
+
+
+def test_a_bad_search_query_is_said_before_the_index_is_opened(tmp_path: Path) -> None:
+    proc = run_cli("search", " ", env={"RAG_DATA_DIR": str(tmp_path / "data")})
+    assert proc.returncode == 1 and proc.stderr.splitlines() == ["Error: Please type a question."]
+    assert not (tmp_path / "data").exists()
