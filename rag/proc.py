@@ -1,8 +1,10 @@
-"""Child-process helpers: a free port, waiting for a server's HTTP, stopping a process (terminate, wait, kill)."""
+"""Process helpers: ports (a free one, one to listen on), waiting for a server's HTTP, stopping a process (terminate,
+wait, kill)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import subprocess
@@ -24,6 +26,35 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class PortInUseError(OSError):
+    """Something already listens on the port a server was to listen on."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(errno.EADDRINUSE, f"port {port} is in use", f"{host}:{port}")
+        self.host, self.port = host, port
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port and listening (as uvicorn binds one), or PortInUseError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT does not count
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(host, port) from None
+        raise
+    return sock
+
+
+def check_port(host: str, port: int) -> None:
+    """PortInUseError when a server could not listen on host:port now (checked before a slow start-up)."""
+    listen_socket(host, port).close()
 
 
 def wait_http(url: str, timeout: float = 60.0, *, proc: subprocess.Popen | None = None, status: int | None = None,

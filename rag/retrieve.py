@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import chromadb
 import numpy as np
@@ -351,11 +352,18 @@ def make_retriever(index: Index, settings: Settings, paper_ids: list[str] | None
                            paper_ids=paper_ids, per_paper_cap=settings.per_paper_cap)
 
 
+def page_of(metadata: Mapping[str, object], key: str) -> int | None:
+    """A passage's page (key 'page' or 'page_end') from its metadata: None for a passage that is not from a PDF's pages
+    (stored without one, or as 0 by older indexes)."""
+    value = metadata.get(key)
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def to_sources(docs: list[Document]) -> list[Source]:
     """Numbered sources [1..n] from retrieved documents."""
     return [Source(n=i, paper_id=d.metadata["paper_id"], title=d.metadata["title"], chunk_id=d.metadata["chunk_id"],
                    text=d.page_content, score=float(d.metadata.get("score", 0.0)), start=int(d.metadata.get("start", 0)),
-                   end=int(d.metadata.get("end", 0)), page=int(d.metadata.get("page", 0)),
-                   page_end=int(d.metadata.get("page_end", 0)), section=str(d.metadata.get("section", "")),
+                   end=int(d.metadata.get("end", 0)), page=page_of(d.metadata, "page"),
+                   page_end=page_of(d.metadata, "page_end"), section=str(d.metadata.get("section", "")),
                    page_breaks=json.loads(str(d.metadata.get("page_breaks") or "[]")))
             for i, d in enumerate(docs, start=1)]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -86,6 +87,36 @@ class StoreSettings(BaseModel):
         default=1.0, ge=0, description="How often (at most) a running process checks the index for other writers' "
                                        "changes; 0 checks on every question.",
     )
+
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _chroma_url_is_an_address(cls, value: str | None) -> str | None:
+        """A value that cannot be a server's address ('notaurl') is refused as such, not tried as a host."""
+        if value and chroma_address(value) is None:
+            raise ValueError(f"{value!r} is not a Chroma server URL; give it as http://host:port")
+        return value or None
+
+    def chroma_server(self) -> tuple[str, int, bool] | None:
+        """(host, port, https) of the Chroma server at chroma_url; None when the index is embedded."""
+        return chroma_address(self.chroma_url) if self.chroma_url else None
+
+
+def chroma_address(url: str) -> tuple[str, int, bool] | None:
+    """(host, port, https) of a Chroma server URL ('http://host:port', or 'host:port'; the port defaults to Chroma's
+    8000 when a scheme is given), None when it is not one."""
+    from urllib.parse import urlparse
+
+    if not url or any(c.isspace() for c in url):
+        return None
+    parsed = urlparse(url if "//" in url else f"http://{url}")
+    try:
+        port = parsed.port
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or ("//" not in url and port is None):
+        return None
+    return parsed.hostname, port or 8000, parsed.scheme == "https"
 
 
 class RetrievalSettings(BaseModel):
@@ -250,6 +281,47 @@ def markdown_table() -> str:
             lines.append(f"| `RAG_{name.upper()}` | `{_default_text(field)}` | {meaning} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+# What a value must be, by pydantic error type: the end of a plain sentence such as "RAG_PORT must be a whole number".
+_MUST = {"int_parsing": "must be a whole number", "int_type": "must be a whole number",
+         "int_from_float": "must be a whole number", "float_parsing": "must be a number", "float_type": "must be a number",
+         "bool_parsing": "must be true or false", "bool_type": "must be true or false",
+         "greater_than_equal": "must be at least {ge}", "less_than_equal": "must be at most {le}",
+         "greater_than": "must be more than {gt}", "less_than": "must be less than {lt}",
+         "literal_error": "must be one of {expected}", "enum": "must be one of {expected}"}
+
+
+def plain_error(name: str, err: Mapping[str, Any]) -> str:
+    """One pydantic error as one plain sentence about what the user set: 'RAG_PORT must be a whole number, not
+    'abc'.' (name: the variable or option the value came from)."""
+    must = _MUST.get(str(err.get("type")))
+    if must is None:
+        message = str(err.get("msg", "is not valid")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        return f"{name}: {message.rstrip('.')}."
+    ctx = {k: str(v).replace("'", "") for k, v in (err.get("ctx") or {}).items()}  # one of a, b or c
+    return f"{name} {must.format(**ctx)}, not {err.get('input')!r}."
+
+
+class SettingsError(ValueError):
+    """A setting with a value it cannot take, said in one sentence naming the variable (or the option it came from)."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def load_settings(options: Mapping[str, tuple[str, object]] | None = None) -> Settings:
+    """Settings from the environment and the command line: options maps a field to (option name, value), a value of
+    None leaving the field to the environment. SettingsError names the option or the RAG_ variable at fault."""
+    given = {field: value for field, (_, value) in (options or {}).items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        name = (options or {})[field][0] if field in given else f"RAG_{field.upper()}"
+        raise SettingsError(plain_error(name, err), name) from None
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
-from urllib.parse import urlparse
 
 import chromadb
 import httpx
@@ -143,14 +142,14 @@ WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, sqlite3.Error, chromad
 def open_client(settings: Settings) -> ClientAPI:
     """An embedded PersistentClient under data_dir, or an HttpClient when chroma_url is set."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if settings.chroma_url:
-        url = urlparse(settings.chroma_url if "//" in settings.chroma_url else f"http://{settings.chroma_url}")
+    server = settings.chroma_server()
+    if server is not None:
+        host, port, https = server
         try:
-            client = chromadb.HttpClient(host=url.hostname or "localhost", port=url.port or 8000,
-                                         ssl=url.scheme == "https", settings=chroma_settings)
+            client = chromadb.HttpClient(host=host, port=port, ssl=https, settings=chroma_settings)
             client.heartbeat()
         except Exception as exc:  # chromadb raises several types for an unreachable server
-            raise StoreError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from None
+            raise StoreError(_server_failure(settings.chroma_url or "", server, exc)) from None
         return client
     path = Path(settings.data_dir) / "chroma"
     try:
@@ -166,6 +165,22 @@ def open_client(settings: Settings) -> ClientAPI:
         if _os_errno(exc) is not None or any(s in str(exc).lower() for s in _DISK_FULL + _READ_ONLY):
             raise storage_error(exc, str(path), "open") from None
         raise StoreError(f"cannot open the index at {path}: {exc}. Move it aside and run 'paperchat ingest'.") from None
+
+
+def _server_failure(url: str, server: tuple[str, int, bool], exc: Exception) -> str:
+    """Why the Chroma server at url cannot be used, in one sentence: not reachable, or reachable but not a Chroma
+    server (an ordinary web server's error page is summed up by its status, not quoted)."""
+    host, port, https = server
+    heartbeat = f"{'https' if https else 'http'}://{host}:{port}/api/v2/heartbeat"
+    try:
+        reply = httpx.get(heartbeat, timeout=5.0)
+    except httpx.HTTPError:
+        return f"cannot reach the Chroma server at {url}: nothing answers there. Start it (chroma run) or fix RAG_CHROMA_URL."
+    if reply.status_code != 200 or "heartbeat" not in reply.text:
+        return (f"the server at {url} is not a Chroma server: it answered HTTP {reply.status_code} to "
+                f"/api/v2/heartbeat. Point RAG_CHROMA_URL at the address `chroma run` prints.")
+    detail = " ".join(str(exc).split())
+    return f"cannot use the Chroma server at {url}: {detail[:200]}{'…' if len(detail) > 200 else ''}"
 
 
 def _writable(path: Path) -> bool:

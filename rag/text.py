@@ -84,6 +84,19 @@ def strip_citations(text: str) -> str:
     return _CITATION_MARK.sub("", text)
 
 
+_TABLE_RULE_CELL = re.compile(r"^\s*:?-{2,}:?\s*$")
+
+
+def table_cells(line: str) -> list[str] | None:
+    """A Markdown table row's cells ('| a | b |' -> ['a', 'b']; an escaped \\| stays in its cell), [] for the rule
+    under the header, None for a line that is not a table row."""
+    stripped = line.strip()
+    if len(stripped) < 2 or not (stripped.startswith("|") and stripped.endswith("|")):
+        return None
+    cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", stripped[1:-1])]
+    return [] if all(_TABLE_RULE_CELL.match(c) for c in cells) else cells
+
+
 def words(text: str) -> list[str]:
     """Lower-cased word tokens (keeps 1.78, s2-attention, 10k)."""
     return _WORD.findall(text.lower())

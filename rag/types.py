@@ -87,8 +87,8 @@ class Source(BaseModel):
     score: float
     start: int = 0
     end: int = 0
-    page: int = 0
-    page_end: int = 0
+    page: int | None = Field(default=None, description="The page it starts on (None: not from a PDF's pages).")
+    page_end: int | None = Field(default=None, description="The page it ends on (None: not from a PDF's pages).")
     section: str = ""
     page_breaks: list[int] = Field(default_factory=list, description="Offsets in text where pages page+1 … begin.")
 
@@ -97,23 +97,23 @@ class Source(BaseModel):
         """'p. 7', 'pp. 7–8', or '' for a passage of an abstract."""
         return page_label(self.page, self.page_end)
 
-    def page_at(self, offset: int) -> int:
-        """The page holding the passage's character at offset (0 for a passage of an abstract)."""
-        return self.page + bisect_right(self.page_breaks, offset) if self.page else 0
+    def page_at(self, offset: int) -> int | None:
+        """The page holding the passage's character at offset (None for a passage of an abstract)."""
+        return self.page + bisect_right(self.page_breaks, offset) if self.page else None
 
     def pages_of(self, spans: list[tuple[int, int]]) -> str:
         """The page label of the given (start, end) spans of the passage ('' when it has no pages)."""
         if not self.page or not spans:
             return self.page_label
-        pages = [self.page_at(a) for a, _ in spans] + [self.page_at(max(a, b - 1)) for a, b in spans]
+        pages = [self.page + bisect_right(self.page_breaks, x) for a, b in spans for x in (a, max(a, b - 1))]
         return page_label(min(pages), max(pages))
 
 
-def page_label(page: int, page_end: int = 0) -> str:
+def page_label(page: int | None, page_end: int | None = None) -> str:
     """'p. 7' for one page, 'pp. 7–8' for a range, '' when there is no page."""
     if not page:
         return ""
-    return f"pp. {page}–{page_end}" if page_end > page else f"p. {page}"
+    return f"pp. {page}–{page_end}" if page_end and page_end > page else f"p. {page}"
 
 
 class Sentence(BaseModel):
@@ -158,13 +158,54 @@ class Answer(BaseModel):
     closest_papers: list[str] = Field(default_factory=list)
     paper_ids: list[str] = Field(default_factory=list)
     reading: ReadingSummary | None = None
+    removed_citations: list[int] = Field(
+        default_factory=list, description="Citation numbers the answerer wrote that point at no passage (removed)."
+    )
+
+    def cited(self) -> list[Source]:
+        """The sources the answer's checked sentences cite, in source order."""
+        numbers = {n for s in self.sentences for n in s.citations}
+        return [s for s in self.sources if s.n in numbers]
+
+    def source(self, n: int) -> Source | None:
+        """Source n ([n] in the text), if there is one."""
+        return next((s for s in self.sources if s.n == n), None)
+
     def cited_pages(self, n: int) -> str:
         """Where in source n this answer's sentences cite it: 'p. 7', 'pp. 7–8', or '' (no pages)."""
-        source = next((s for s in self.sources if s.n == n), None)
+        source = self.source(n)
         if source is None:
             return ""
         return source.pages_of([(a, b) for s in self.sentences for m, a, b in s.spans if m == n])
 
-    removed_citations: list[int] = Field(
-        default_factory=list, description="Citation numbers the answerer wrote that point at no passage (removed)."
-    )
+    def cited_spans(self, n: int) -> list[tuple[int, int]]:
+        """Where this answer's evidence sits in source n's text: merged (start, end) spans, each extended to its full
+        stop (a sentence the check could not place counts where the passage quotes it verbatim)."""
+        source = self.source(n)
+        if source is None:
+            return []
+        text = source.text
+        spans = [(a, b) for s in self.sentences for m, a, b in s.spans if m == n]
+        for s in self.sentences:
+            body = s.text.strip().rstrip(". ")
+            pos = text.find(body) if not s.spans and len(body) > 20 else -1
+            if pos >= 0:
+                spans.append((pos, pos + len(body)))
+        spans = [(a, b + 1 if text[b:b + 1] in {".", "!", "?"} else b) for a, b in spans]
+        merged: list[list[int]] = []
+        for a, b in sorted((max(0, a), min(len(text), b)) for a, b in spans if b > a):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return [(a, b) for a, b in merged]
+
+    def cited_sentence(self, n: int, limit: int = 240) -> str:
+        """The sentence of source n this answer relies on (its first cited span, else the passage's opening, cut at
+        limit characters): what a reference list quotes, so two passages of one paper read differently."""
+        source = self.source(n)
+        if source is None:
+            return ""
+        spans = self.cited_spans(n)
+        text = " ".join((source.text[spans[0][0]:spans[0][1]] if spans else source.text).split())
+        return text if spans or len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"

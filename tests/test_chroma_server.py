@@ -207,3 +207,60 @@ def test_app_instances_sharing_a_view_folder_build_each_generation_once(chroma_s
         ans = pipe.answer("How much does Quokka reduce attention latency?")
         assert not ans.abstained and "quokka" in {s.paper_id for s in ans.sources}
     assert sum("built the retrieval view" in r.getMessage() for r in caplog.records) == after
+
+
+# -- a wrong RAG_CHROMA_URL (issue 27, item 13) --------------------------------------------------------------------
+@pytest.mark.parametrize(("url", "address"), [
+    ("http://127.0.0.1:8000", ("127.0.0.1", 8000, False)), ("https://chroma.example.org", ("chroma.example.org", 8000, True)),
+    ("127.0.0.1:9000", ("127.0.0.1", 9000, False)), ("http://[::1]:8001", ("::1", 8001, False)),
+    ("notaurl", None), ("localhost", None), ("ftp://x:1", None), ("http://", None), ("http://a b:80", None),
+    ("http://x:abc", None), ("http://x:99999", None),
+])
+def test_chroma_address(url: str, address: tuple | None) -> None:
+    from rag.settings import chroma_address
+
+    assert chroma_address(url) == address
+
+
+def test_a_malformed_chroma_url_is_said_to_be_malformed(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "rag", "papers"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RAG_CHROMA_URL": "notaurl", "RAG_DATA_DIR": str(tmp_path)}, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "Error: RAG_CHROMA_URL: 'notaurl' is not a Chroma server URL; give it as http://host:port."]
+
+
+def test_a_web_server_that_is_not_chroma_is_named_by_its_status(tmp_path: Path) -> None:
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{web.server_address[1]}"
+        with pytest.raises(StoreError) as info:
+            Pipeline(Settings(chroma_url=url, data_dir=tmp_path)).papers()
+    finally:
+        web.shutdown()
+    message = str(info.value)
+    assert message == (f"the server at {url} is not a Chroma server: it answered HTTP 404 to /api/v2/heartbeat. "
+                       "Point RAG_CHROMA_URL at the address `chroma run` prints.")
+    with pytest.raises(StoreError, match="nothing answers there"):
+        Pipeline(Settings(chroma_url=f"http://127.0.0.1:{free_port()}", data_dir=tmp_path)).papers()
+
+
+def test_the_local_extra_hint_works_from_a_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a wheel there is no checkout to `pip install -e .` in: every hint names the package."""
+    import importlib.util
+
+    from rag.llm import LLMError, local
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    for attempt in (local.default_gguf, lambda: local.LocalServer(Path("m.gguf")).start()):
+        with pytest.raises(LLMError) as info:
+            attempt()
+        assert "pip install 'paperchat[local]'" in str(info.value) and "-e" not in str(info.value)

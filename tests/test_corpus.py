@@ -14,12 +14,27 @@ SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_5a2a3546f9
 ABSTRACT = "We propose Zorblax, a system that shards models across many devices. " * 3
 
 
+# The seed page's chrome: two lines of the site's banner, and its "Subscribe" button glued to the first title.
+CHROME = "Get trending papers in your email inbox once a day!\nGet trending papers in your email inbox!\nSubscribe"
+
+
+def rebuilt_seed() -> str:
+    """The seed page rebuilt from the committed corpus: its chrome, then a title line and an abstract line per paper
+    (byte for byte the real page, checked below where ../shared is; so the parser's quirks are tested anywhere)."""
+    return CHROME + "".join(f"{p.title}\n{p.abstract}\n" for p in load_corpus(CORPUS_PATH))
+
+
 @pytest.fixture(scope="module")
-def seed_papers():
+def seed_papers(tmp_path_factory: pytest.TempPathFactory):
     """The seed page parsed by the real parser (the committed corpus must match it)."""
-    if not SEED.exists():
-        pytest.skip(f"seed page not found at {SEED}")
-    return read_papers([SEED])
+    page = tmp_path_factory.mktemp("seed") / SEED.name
+    page.write_text(rebuilt_seed(), encoding="utf-8")
+    return read_papers([page])
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="../shared/seed is not here (the rebuilt page stands in)")
+def test_the_rebuilt_seed_is_the_real_one():
+    assert rebuilt_seed() == SEED.read_text(encoding="utf-8")
 
 
 def test_seed_has_21_papers_and_skips_chrome(seed_papers):

@@ -352,12 +352,14 @@ def test_read_only_data_directory(tmp_path: Path) -> None:
 
 
 def test_cli_progress_bar_runs(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's rich bar (shown past PROGRESS_BAR_MIN passages) starts, advances and stops cleanly."""
+    """The CLI's rich bar (shown at once from SHOW_AT_ONCE passages) starts, advances and stops cleanly."""
     from typer.testing import CliRunner
 
     import rag.cli
+    import rag.console
 
-    monkeypatch.setattr(rag.cli, "PROGRESS_BAR_MIN", 1)
+    monkeypatch.setattr(rag.console, "SHOW_AT_ONCE", 1)
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich: a terminal
     monkeypatch.setenv("RAG_DATA_DIR", str(settings.data_dir))
     result = CliRunner().invoke(rag.cli.app, ["ingest", str(write_jsonl(tmp_path / "two.jsonl", rows("2bp", "nesa")))])
     assert result.exit_code == 0, result.output

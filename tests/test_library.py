@@ -242,23 +242,29 @@ def test_a_folder_of_pdfs_and_exports_names_each_bad_file_and_keeps_the_rest(tmp
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not REAL_PDF.exists(), reason="../shared/testdata is not here")
-def test_real_paper_fact_from_the_body_cites_the_right_page(tmp_path: Path, settings: Settings) -> None:
+@pytest.mark.parametrize(("pdf", "title", "pages", "author"), [
+    pytest.param(DATA / "pdf" / "review.pdf", "A Short Perspective on Explaining Molecular Property Predictions", 6,
+                 "Ada B. Lovelace", id="fixture"),
+    pytest.param(REAL_PDF, "A Perspective on Explanations of Molecular Prediction Models", 41, "Geemi P. Wellawatte",
+                 id="real", marks=pytest.mark.skipif(not REAL_PDF.exists(),
+                                                     reason="../shared/testdata is not here (the fixture stands in)")),
+])
+def test_a_review_fact_from_the_body_cites_the_right_page(tmp_path: Path, settings: Settings, pdf: Path, title: str,
+                                                          pages: int, author: str) -> None:
     import pypdfium2
 
     env = {"RAG_DATA_DIR": str(settings.data_dir)}
-    done = run_cli("ingest", REAL_PDF, env=env)
+    done = run_cli("ingest", pdf, env=env)
     assert done.returncode == 0, done.stderr
     paper = json.loads(run_cli("papers", "--json", env=env).stdout)[0]
-    assert paper["title"] == "A Perspective on Explanations of Molecular Prediction Models"
-    assert paper["pages"] == 41 and paper["authors"][0] == "Geemi P. Wellawatte"
+    assert paper["title"] == title and paper["pages"] == pages and paper["authors"][0] == author
     got = json.loads(run_cli("ask", "Which database was used to train the RNN model for solubility prediction?",
                              "--json", env=env).stdout)
     assert not got["abstained"] and "AqSolDB" in got["answer"]
     first = got["sentences"][0]
     source = next(s for s in got["sources"] if s["n"] == first["citations"][0])
     assert source["page"] and "AqSolDB" in source["text"]
-    doc = pypdfium2.PdfDocument(str(REAL_PDF))
+    doc = pypdfium2.PdfDocument(str(pdf))
     try:  # the page it cites holds the sentence when that page is read on its own
         page_text = doc[source["page"] - 1].get_textpage().get_text_range()
     finally:

@@ -225,3 +225,91 @@ def test_login_and_keys(pipeline: Pipeline) -> None:
             assert browser.get("/v1/models").status_code == 401  # the login does not replace a key
             assert browser.get("/api/docs").status_code == 200
         assert httpx.get(url + "/api/docs").status_code == 401
+
+
+# -- issue 27, item 12: references quote the cited sentence, usage, LangChain, page null ------------------------
+REFERENCE = re.compile(r"^- \[(\d+)\] \*(.+?)\* \(`([^`]+)`(?:, (pp?\. [\d–]+))?\): “(.+)”$")
+
+
+def reference_lines(text: str) -> dict[int, str]:
+    """The quote of each line of the References list, by number."""
+    lines = text.split("**References**", 1)[1].strip().splitlines()
+    found = {int(m[1]): m[5] for m in map(REFERENCE.match, lines) if m}
+    assert len(found) == len(lines), lines
+    return found
+
+
+def test_references_quote_the_cited_sentence(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="paperchat", messages=[
+        {"role": "user", "content": "By how much does Seesaw beat vLLM?"}])
+    text, extra = reply.choices[0].message.content or "", paperchat(reply)
+    quotes = reference_lines(text)
+    by_n = {s["n"]: s for s in extra["sources"]}
+    figure = next(s for s in extra["sentences"] if "1.78x" in s["text"])
+    for n in figure["citations"]:  # the source the 1.78x claim cites is quoted for it, not for its first words
+        assert "1.78x" in quotes[n], quotes[n]
+        assert not quotes[n].startswith("To mitigate re-sharding overhead")
+    for n, quote in quotes.items():
+        assert quote in " ".join(by_n[n]["text"].split()) and len(quote) < len(by_n[n]["text"])
+
+
+def test_usage_counts_tokens(client: openai.OpenAI) -> None:
+    from rag.text import count_tokens
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2BP?"}]
+    reply = client.chat.completions.create(model="paperchat", messages=messages)
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == count_tokens("Be brief.") + count_tokens("What is 2BP?")
+    assert reply.usage.completion_tokens == count_tokens(reply.choices[0].message.content or "")
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    chunks = list(client.chat.completions.create(model="paperchat", messages=messages, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage == reply.usage  # OpenAI's usage chunk, last
+    assert chunks[-2].choices[0].finish_reason == "stop" and paperchat(chunks[-2])["sources"]
+    plain = list(client.chat.completions.create(model="paperchat", messages=messages, stream=True))
+    assert plain[-1].choices[0].finish_reason == "stop" and plain[-1].usage is None  # not asked for: not sent
+
+
+def test_non_pdf_passages_have_no_page(client: openai.OpenAI, rest: httpx.Client) -> None:
+    extra = paperchat(client.chat.completions.create(model="paperchat", messages=[
+        {"role": "user", "content": "What is 2BP?"}]))
+    assert extra["sources"] and all(s["page"] is None and s["page_end"] is None for s in extra["sources"])
+    hits = rest.post("/api/search", json={"query": "2-stage backpropagation", "k": 3}).json()
+    assert all(h["page"] is None and h["page_end"] is None for h in hits)
+    answer = rest.post("/api/ask", json={"question": "What is 2BP?"}).json()
+    assert all(s["page"] is None for s in answer["sources"])
+
+
+def test_langchain_chat_openai_gets_text_usage_and_paperchat_the_sources(base: str, client: openai.OpenAI) -> None:
+    """ChatOpenAI keeps OpenAI's own fields only (the references are in the text, the usage in usage_metadata);
+    rag.langchain.ChatPaperchat adds the `paperchat` field to response_metadata, invoked and streamed."""
+    from langchain_openai import ChatOpenAI
+
+    from rag.langchain import ChatPaperchat
+
+    question = "By how much does Seesaw beat vLLM?"
+    sdk = paperchat(client.chat.completions.create(model="paperchat", messages=[{"role": "user", "content": question}]))
+    plain = ChatOpenAI(model="paperchat", base_url=f"{base}/v1", api_key=KEY, max_retries=0).invoke(question)
+    assert "**References**" in plain.content and "1.78x" in plain.content
+    assert plain.usage_metadata and plain.usage_metadata["output_tokens"] > 0
+    assert "paperchat" not in plain.response_metadata  # dropped by ChatOpenAI, as langchain-openai documents
+    chat = ChatPaperchat(base_url=f"{base}/v1", api_key=KEY, max_retries=0)
+    got = chat.invoke(question)
+    assert got.content == plain.content and got.response_metadata["paperchat"]["sources"] == sdk["sources"]
+    streamed = None
+    for part in chat.stream(question):
+        streamed = part if streamed is None else streamed + part
+    assert streamed is not None and streamed.content == got.content
+    assert streamed.response_metadata["paperchat"]["sources"] == sdk["sources"]
+    assert streamed.usage_metadata and streamed.usage_metadata["output_tokens"] == got.usage_metadata["output_tokens"]
+
+
+def test_readme_langchain_example_runs(base: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import ROOT
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+    [code] = [b for b in blocks if "ChatPaperchat(" in b and "ChatOpenAI(" in b]
+    namespace: dict = {}
+    code = code.replace("http://127.0.0.1:7860", base).replace('"KEY"', repr(KEY))
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert "1.78x" in capsys.readouterr().out and namespace["sources"][0]["paper_id"] == "seesaw"

@@ -1,4 +1,5 @@
-"""rag.pdf: PDF papers read into Paper records, on generated fixtures and (when ../shared is there) a real paper."""
+"""rag.pdf: PDF papers read into Paper records, on generated fixtures and (when ../shared is there, as an extra)
+the real paper the review fixture is modelled on."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import shutil
 import threading
 import time
 import zlib
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +25,7 @@ from rag.types import Paper
 DATA = Path(__file__).parent / "data" / "pdf"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "pdf"
 REAL = SHARED / "molecular-explanations-perspective.pdf"
-needs_real = pytest.mark.skipif(not REAL.is_file(), reason="../shared/testdata is not here")
+needs_real = pytest.mark.skipif(not REAL.is_file(), reason="../shared/testdata is not here (the fixture stands in)")
 
 ABSTRACT = (
     "We describe a small generated paper that checks how a PDF reader orders text. It has a title, an author line, "
@@ -30,28 +33,10 @@ ABSTRACT = (
     "footer. A reader that mixes the columns, keeps the header or reads the references as body text fails its tests."
 )
 
-REAL_ABSTRACT = (
-    "Chemists can be skeptical in using deep learning (DL) in decision making, due to the lack of interpretability in "
-    "“black-box” models. Explainable artificial intelligence (XAI) is a branch of AI which addresses this drawback by "
-    "providing tools to interpret DL models and their predictions. We review the principles of XAI in the domain of "
-    "chemistry and emerging methods for creating and evaluating explanations. Then we focus on methods developed by "
-    "our group and their applications in predicting solubility, blood-brain barrier permeability, and the scent of "
-    "molecules. We show that XAI methods like chemical counterfactuals and descriptor explanations can explain DL "
-    "predictions while giving insight into structure-property relationships. Finally, we discuss how a two-step "
-    "process of developing a black-box model and explaining predictions can uncover structure-property relationships."
-)
-
-
 @cache
 def paper(name: str, references: bool = False) -> Paper:
     """A fixture read once per test session."""
     return read_pdf(DATA / name, references=references)
-
-
-@cache
-def real(references: bool = False) -> Paper:
-    """The real paper read once per test session."""
-    return read_pdf(REAL, references=references)
 
 
 def test_two_column_front_matter() -> None:
@@ -329,114 +314,178 @@ def test_clean(raw: str, cleaned: str) -> None:
     assert clean(raw) == cleaned
 
 
-@needs_real
-def test_real_paper_front_matter() -> None:
-    p = real()
-    assert p.title == "A Perspective on Explanations of Molecular Prediction Models"
-    assert p.authors == ["Geemi P. Wellawatte", "Heta A. Gandhi", "Aditi Seshadri", "Andrew D. White"]
-    assert p.pages == 41 and p.kind == "pdf" and p.source == REAL.name
-    assert p.abstract == REAL_ABSTRACT
-    assert p.year == 2023  # page 1 states none; the PDF was made on 2023-02-01
+# -- a review paper, read end to end: the generated review.pdf everywhere, the real 41-page paper of
+# ../shared/testdata as an extra when it is there (the fixture is set the way that paper is: see make_fixtures.py)
+@dataclass(frozen=True)
+class Review:
+    """A review paper and what reading it must give."""
+
+    path: Path
+    title: str
+    authors: list[str]
+    pages: int
+    abstract: str
+    first_headings: list[str]
+    headings: set[str]
+    first_reference: str
+    last_reference: tuple[str, int]  # its text and page
+    page_sentences: list[str]  # each found on the page PDFium finds it on, read alone
+    across: tuple[str, tuple[int, int], str, str]  # a sentence over a page break, its pages, a fragment of each page
+    prose: list[str]  # phrases the body must hold as clean prose
+    superscripts: list[tuple[str, int]]  # sentences whose superscript citations are dropped, and their pages
+    captions: list[tuple[str, str, str, tuple[int, int]]]  # a paragraph interrupted by a figure, continued after it
 
 
-@needs_real
-def test_real_paper_card_says_what_it_does() -> None:
-    assert summary_sentence(real()) == ("We review the principles of XAI in the domain of chemistry and emerging "
-                                        "methods for creating and evaluating explanations.")
+REVIEW = Review(
+    path=DATA / "review.pdf", title="A Short Perspective on Explaining Molecular Property Predictions",
+    authors=["Ada B. Lovelace", "Alan M. Turing", "Grace B. Hopper", "Rosalind E. Franklin"], pages=6,
+    abstract=(
+        "Chemists can be wary of deep learning models in decision making because “black-box” models do not say why "
+        "they predict what they predict. Explainable artificial intelligence offers tools that interpret such models "
+        "and their predictions. We review the principles of explanation in chemistry and the methods for creating and "
+        "evaluating explanations, then show counterfactuals and descriptor explanations at work on solubility."),
+    first_headings=["Introduction", "Theory", "Self-explaining models"],
+    headings={"Applications", "Solubility prediction", "Discussion", "Conclusion and outlook"},
+    first_reference="(1) Choudhary, K.; DeCost, B.;", last_reference=("(3) Stumpfe, D.; Bajorath, J.", 6),
+    page_sentences=["Gradient based explanations have been widely used to interpret chemistry predictions.",
+                    "The scent-structure relationship is not very well understood,",
+                    "Choosing among the plethora of XAI methods described here is still an open question.",
+                    "Accuracy and interpretability are two attractive characteristics of DL models."],
+    across=("Ribeiro et al. proposed a surrogate model method that aims to provide sparse/succinct explanations that "
+            "have high fidelity to the original model.", (2, 3), "Ribeiro et al.35 proposed",
+            "have high fidelity to the original model."),
+    prose=["how substructures are contributing to the prediction"],
+    superscripts=[
+        ("In our previous works, we implemented and trained an RNN model in Keras to predict solubilities (log "
+         "molarity) of small molecules. The AqSolDB curated database was used to train the RNN model.", 3),
+        ("Arrieta et al. distinguish that interpretability is a passive characteristic of a model", 2),
+        ("mathematics and philosophy. According to Woodward and Hitchcock, a counterfactual is an example", 3),
+        ("Class activation maps (CAM), gradCAM, smoothGrad, and integrated gradients are examples of this method.", 2),
+        ("by Rao et al. They compared", 3),  # "al.⁷⁰." keeps one period
+        # a superscript that is the sentence's own reference number; the caption, moved after the paragraph the
+        # figure page interrupts, counts on the page where that paragraph ends
+        ("Republished from Ref. 9 with permission", 5)],
+    captions=[("how substructures are contributing to the prediction.", "For example, we see that adding acidic",
+               "Figure 2: Descriptor explanations", (3, 5))],
+)
+REAL_REVIEW = replace(  # the headings, the first reference and the sentences the fixture copies stay as they are
+    REVIEW, path=REAL, title="A Perspective on Explanations of Molecular Prediction Models",
+    authors=["Geemi P. Wellawatte", "Heta A. Gandhi", "Aditi Seshadri", "Andrew D. White"], pages=41,
+    abstract=(
+        "Chemists can be skeptical in using deep learning (DL) in decision making, due to the lack of interpretability "
+        "in “black-box” models. Explainable artificial intelligence (XAI) is a branch of AI which addresses this "
+        "drawback by providing tools to interpret DL models and their predictions. We review the principles of XAI in "
+        "the domain of chemistry and emerging methods for creating and evaluating explanations. Then we focus on "
+        "methods developed by our group and their applications in predicting solubility, blood-brain barrier "
+        "permeability, and the scent of molecules. We show that XAI methods like chemical counterfactuals and "
+        "descriptor explanations can explain DL predictions while giving insight into structure-property "
+        "relationships. Finally, we discuss how a two-step process of developing a black-box model and explaining "
+        "predictions can uncover structure-property relationships."),
+    last_reference=("(149) Stumpfe, D.; Bajorath, J.", 41),
+    across=(REVIEW.across[0], (5, 6), "Ribeiro et al. 35 proposed",
+            "fidelity to the original model."),  # its superscript citation (35) dropped
+    prose=["solubility from structure for example"],
+    superscripts=[(REVIEW.superscripts[0][0], 16), (REVIEW.superscripts[1][0], 3), (REVIEW.superscripts[2][0], 11),
+                  (REVIEW.superscripts[3][0], 7), (REVIEW.superscripts[4][0], 8), (REVIEW.superscripts[5][0], 16)],
+    captions=[  # page 16 ends "…the pre-", page 17 is a figure and its caption, page 18 goes on "diction. …"
+        ("how substructures are contributing to the prediction.", "For example, we see that adding acidic",
+         "Figure 2: Descriptor explanations", (16, 18)),
+        ("often associated with", "the ‘fruity’ scent. There are some exceptions", "Figure 4: Descriptor explanations",
+         (18, 20))],
+)
+REVIEWS = [pytest.param(REVIEW, id="fixture"), pytest.param(REAL_REVIEW, id="real", marks=needs_real)]
 
 
-@needs_real
-def test_real_paper_sections_and_references() -> None:
-    body = real().body
+def each(field: str) -> list[Any]:
+    """(review, item) parameters for every item of a list field of every review (the real one's marked)."""
+    return [pytest.param(r.values[0], item, id=f"{r.id}-{i}", marks=r.marks)
+            for r in REVIEWS for i, item in enumerate(getattr(r.values[0], field))]
+
+
+@cache
+def read(path: Path, references: bool = False) -> Paper:
+    """A review read once per test session."""
+    return read_pdf(path, references=references)
+
+
+@pytest.mark.parametrize("review", REVIEWS)
+def test_review_front_matter(review: Review) -> None:
+    p = read(review.path)
+    assert (p.title, p.authors, p.pages, p.kind, p.source) == (review.title, review.authors, review.pages, "pdf",
+                                                               review.path.name)
+    assert p.abstract == review.abstract
+
+
+@pytest.mark.parametrize("review", REVIEWS)
+def test_review_sections_and_references(review: Review) -> None:
+    body = read(review.path).body
     headings = [h for _, h in body.sections]
-    assert headings[:3] == ["Introduction", "Theory", "Self-explaining models"]
-    assert {"Applications", "Solubility prediction", "Discussion", "Conclusion and outlook"} <= set(headings)
-    assert "Choudhary, K.; DeCost" not in body.text and "References" not in headings
-    full = real(references=True).body
-    assert full.sections[-1][1] == "References" and "(1) Choudhary, K.; DeCost, B.;" in full.text
-    assert full.page_at(full.text.find("(149) Stumpfe, D.; Bajorath, J.")) == 41
+    assert headings[:3] == review.first_headings and review.headings <= set(headings)
+    assert review.first_reference not in body.text and "References" not in headings
+    full = read(review.path, references=True).body
+    assert full.sections[-1][1] == "References" and review.first_reference in full.text
+    last, page = review.last_reference
+    assert full.page_at(full.text.find(last)) == page
 
 
-def _page_alone(fragment: str) -> list[int]:
+def _page_alone(path: Path, fragment: str) -> list[int]:
     """The pages whose own text (PDFium, that page only) holds fragment."""
     import pypdfium2 as pdfium
 
-    doc = pdfium.PdfDocument(REAL)
+    doc = pdfium.PdfDocument(path)
     try:
         return [i + 1 for i in range(len(doc)) if fragment in " ".join(doc[i].get_textpage().get_text_range().split())]
     finally:
         doc.close()
 
 
-@needs_real
-@pytest.mark.parametrize("sentence", [
-    "Gradient based explanations have been widely used to interpret chemistry predictions.",
-    "The scent-structure relationship is not very well understood,",
-    "Choosing among the plethora of XAI methods described here is still an open question.",
-    "Accuracy and interpretability are two attractive characteristics of DL models.",
-])
-def test_real_paper_page_of_sentence(sentence: str) -> None:
-    body = real().body
+@pytest.mark.parametrize(("review", "sentence"), each("page_sentences"))
+def test_review_page_of_sentence(review: Review, sentence: str) -> None:
+    body = read(review.path).body
     at = body.text.find(sentence)
     assert at >= 0
-    assert [body.page_at(at)] == _page_alone(sentence)
+    assert [body.page_at(at)] == _page_alone(review.path, sentence)
 
 
-@needs_real
-def test_real_paper_sentence_across_a_page_break() -> None:
-    body = real().body
-    sentence = ("Ribeiro et al. proposed a surrogate model method that aims to provide sparse/succinct explanations "
-                "that have high fidelity to the original model.")  # its superscript citation (35) dropped
+@pytest.mark.parametrize("review", REVIEWS)
+def test_review_sentence_across_a_page_break(review: Review) -> None:
+    body = read(review.path).body
+    sentence, (first, second), on_first, on_second = review.across
     at = body.text.find(sentence)
     assert at >= 0
-    assert (body.page_at(at), body.page_at(at + len(sentence) - 1)) == (5, 6)
-    assert _page_alone("Ribeiro et al. 35 proposed") == [5] and _page_alone("fidelity to the original model.") == [6]
+    assert (body.page_at(at), body.page_at(at + len(sentence) - 1)) == (first, second)
+    assert _page_alone(review.path, on_first) == [first] and _page_alone(review.path, on_second) == [second]
 
 
-@needs_real
-def test_real_paper_body_is_clean_prose() -> None:
-    text = real().body.text
-    assert "solubility from structure for example" in text and "\ufffe" not in text and "\x02" not in text
+@pytest.mark.parametrize("review", REVIEWS)
+def test_review_body_is_clean_prose(review: Review) -> None:
+    text = read(review.path).body.text
+    assert all(phrase in text for phrase in review.prose) and "\ufffe" not in text and "\x02" not in text
     assert "ex- planation" not in text and "explanation are debated" in text  # "ex-" + "planation" joined
     assert "black-box model interpretability" in text  # "black-" + "box": a compound keeps its hyphen
     assert not [p for p in text.split("\n\n") if p.strip().isdigit()]  # page numbers dropped
     assert text.count("\n\n\n") == 0
 
 
-@needs_real
-@pytest.mark.parametrize(("sentence", "page"), [
-    ("In our previous works, we implemented and trained an RNN model in Keras to predict solubilities (log molarity) "
-     "of small molecules. The AqSolDB curated database was used to train the RNN model.", 16),
-    ("Arrieta et al. distinguish that interpretability is a passive characteristic of a model", 3),
-    ("mathematics and philosophy. According to Woodward and Hitchcock, a counterfactual is an example", 11),
-    ("Class activation maps (CAM), gradCAM, smoothGrad, and integrated gradients are examples of this method.", 7),
-    ("by Rao et al. They compared", 8),  # "al.⁷⁰." keeps one period
-    ("Republished from Ref. 9 with permission", 16),  # a superscript that is the sentence's own reference number
-])
-def test_real_paper_superscript_citations_dropped(sentence: str, page: int) -> None:
-    body = real().body
+@pytest.mark.parametrize(("review", "case"), each("superscripts"))
+def test_review_superscript_citations_dropped(review: Review, case: tuple[str, int]) -> None:
+    sentence, page = case
+    body = read(review.path).body
     at = body.text.find(sentence)
     assert at >= 0
     assert body.page_at(at) == page
 
 
-@needs_real
-def test_real_paper_no_marker_artefacts() -> None:
-    text = real().body.text
+@pytest.mark.parametrize("review", REVIEWS)
+def test_review_no_marker_artefacts(review: Review) -> None:
+    text = read(review.path).body.text
     assert not [x for x in ("  ", " ,", " .", ",,", "al..", "127 The", "database 137") if x in text]
 
 
-@needs_real
-@pytest.mark.parametrize(("before", "after", "caption", "pages"), [
-    # page 16 ends "…contributing to the pre-", page 17 is a figure and its caption, page 18 goes on "diction. …"
-    ("how substructures are contributing to the prediction.", "For example, we see that adding acidic",
-     "Figure 2: Descriptor explanations", (16, 18)),
-    ("often associated with", "the ‘fruity’ scent. There are some exceptions", "Figure 4: Descriptor explanations",
-     (18, 20)),
-])
-def test_real_paper_paragraph_continues_across_a_caption(before: str, after: str, caption: str,
-                                                         pages: tuple[int, int]) -> None:
-    body = real().body
+@pytest.mark.parametrize(("review", "case"), each("captions"))
+def test_review_paragraph_continues_across_a_caption(review: Review, case: tuple[str, str, str, tuple[int, int]]) -> None:
+    before, after, caption, pages = case
+    body = read(review.path).body
     at = body.text.find(f"{before} {after}")
     assert at >= 0
     paragraph_end = body.text.find("\n\n", at)
@@ -528,3 +577,13 @@ def test_a_pdf_that_takes_too_long_is_given_up() -> None:
         read_pdf(DATA / "two-column.pdf", settings=Settings(pdf_timeout=0.001))
     assert caught.value.reason == "took longer than 0.001 s to read; not read"
     assert read_pdf(DATA / "two-column.pdf").pages == 3
+
+
+@needs_real
+def test_real_paper_year_and_card() -> None:
+    """The real paper's year comes from the PDF (page 1 states none; the file was made on 2023-02-01), and its card
+    says what the paper does (its review sentence), not its background."""
+    p = read(REAL)
+    assert p.year == 2023
+    assert summary_sentence(p) == ("We review the principles of XAI in the domain of chemistry and emerging "
+                                   "methods for creating and evaluating explanations.")

@@ -31,6 +31,8 @@ def _other_value(name: str) -> tuple[str, Any]:
         return str(default * 2), default * 2
     if kind is Path:
         return "/tmp/elsewhere", Path("/tmp/elsewhere")
+    if name == "chroma_url":  # checked to be an address
+        return "http://chroma.example:8000", "http://chroma.example:8000"
     return "x-" + str(default or ""), "x-" + str(default or "")
 
 

@@ -377,3 +377,28 @@ def test_source_card_shows_authors_year_page_and_a_doi_link() -> None:
     assert 'href="https://doi.org/10.1021/acs.jctc.1c00042%22%3E%3Cscript%3E"' in html and "<script>" not in html
     bare = sources.card(src, answer, 0, {"graphmoe": Paper(id="graphmoe", title="GraphMoE", abstract="x")}, cited=True)
     assert "doi.org" not in bare and "p. 5" in bare
+
+
+def test_a_passage_without_pages_shows_none_anywhere() -> None:
+    """Issue 27, item 12: a non-PDF passage has page None (JSON null), and no consumer prints a page for it."""
+    from rag.console import print_answer
+    from rag.serve.openai_compat import references
+    from rag.types import Answer, Sentence, Source
+    from ui import render, sources
+
+    pdf = Source(n=1, paper_id="p", title="A PDF", chunk_id="p:1", text="It routes nodes. It is fast.", score=0.1,
+                 page=4, page_end=5, page_breaks=[17])
+    abstract = Source(n=2, paper_id="a", title="An Abstract", chunk_id="a:1", text="It scales well. It is new.",
+                      score=0.1)
+    answer = Answer(question="q", standalone_question="q", answer="It is fast. [1] It scales well. [2]",
+                    abstained=False, answerer="extractive", sources=[pdf, abstract],
+                    sentences=[Sentence(text="It is fast.", citations=[1], supported=True, spans=[(1, 17, 28)]),
+                               Sentence(text="It scales well.", citations=[2], supported=True, spans=[(2, 0, 15)])])
+    assert abstract.model_dump(mode="json")["page"] is None and abstract.page_label == ""
+    assert "p. 5" in sources.card(pdf, answer, 0, {}, cited=True)
+    assert "p. " not in sources.card(abstract, answer, 0, {}, cited=True).replace("pc-", "")
+    export = render.export_markdown(answer)
+    assert "[1] A PDF, pp. 4–5\n" in export and "[2] An Abstract\n" in export
+    refs = references(answer)
+    assert "(`p`, p. 5): “It is fast.”" in refs and "(`a`): “It scales well.”" in refs
+    print_answer(answer)  # no page for [2], and no error on None

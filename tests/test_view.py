@@ -226,15 +226,16 @@ def test_a_missing_view_is_built_once_with_its_progress_reported(indexed: Settin
 
 
 def test_the_cli_reports_a_view_build_in_lines_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.cli import _view_progress
+    from rag.console import Progress
 
-    progress, bar = _view_progress()
-    assert bar is None  # pytest's capture is not a terminal
+    progress = Progress("Preparing search", unit=None, rate=False)
+    assert not progress.console.is_terminal  # pytest's capture is not a terminal
     for done in range(0, 1001, 50):
         progress(done, 1000, "passages")
-    progress(40, 40, "words")  # too small to be worth a line
+    progress(40, 40, "words")  # done as soon as it starts: nothing to show
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 11 and err[-1] == "Preparing search: passages 1000/1000 (100%)"
+    assert len(err) == 11 and err[0] == "Preparing search: 50/1000 passages (5%)"
+    assert err[-1] == "Preparing search: 1000/1000 passages (100%)"
 
 
 def test_opening_reads_the_hot_files_ahead_and_warms_the_stages_without_asking_the_llm(

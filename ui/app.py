@@ -13,6 +13,7 @@ import gradio as gr
 
 from rag.answer import Pipeline
 from rag.collection import ExampleCache, paper_card
+from rag.proc import PortInUseError, check_port
 from rag.serve.auth import key_login
 from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
@@ -245,17 +246,23 @@ def _warm_examples(pipeline: Pipeline) -> None:
 
 def launch(settings: Settings | None = None, view_progress: Any = None) -> None:
     """Build the pipeline, warm it (index and models), and serve the chat until interrupted (view_progress: told how
-    a build of the retrieval view goes, when one is needed)."""
+    a build of the retrieval view goes, when one is needed); PortInUseError when the port is taken."""
     settings = settings or Settings()
     t0 = time.perf_counter()
+    check_port(settings.host, settings.port)  # a taken port is said before the index is opened, not after
     pipeline = Pipeline(settings, view_progress=view_progress)
     papers = pipeline.papers()  # builds the index on first run
     if papers:
         extractive_answer(pipeline)(f"What is {render.label(papers[0])}?")  # loads the embedder and retrievers
     demo = build_app(pipeline, settings)
     threading.Thread(target=_warm_examples, args=(pipeline,), daemon=True, name="paperchat-warm").start()
-    demo.launch(server_name=settings.host, server_port=settings.port, auth=parse_auth(settings.auth),
-                prevent_thread_lock=True, allowed_paths=[], quiet=True)
+    try:
+        demo.launch(server_name=settings.host, server_port=settings.port, auth=parse_auth(settings.auth),
+                    prevent_thread_lock=True, allowed_paths=[], quiet=True)
+    except OSError as exc:  # Gradio says "Cannot find empty port …" and names its own GRADIO_SERVER_PORT
+        if "empty port" in str(exc):
+            raise PortInUseError(settings.host, settings.port) from None
+        raise
     log.info("paperchat ready in %.1f s (%d papers) at %s", time.perf_counter() - t0, len(papers), demo.local_url)
     print(f"paperchat: {len(papers)} papers, ready in {time.perf_counter() - t0:.1f} s at {demo.local_url}", flush=True)
     demo.block_thread()

@@ -155,7 +155,7 @@ def export_markdown(answer: Answer) -> str:
         for n in cited:
             s = by_n[n]
             quote = " ".join(s.text.split())
-            page = (f", pp. {s.page}–{s.page_end}" if s.page_end > s.page else f", p. {s.page}") if s.page > 0 else ""
+            page = f", {s.page_label}" if s.page else ""  # the quote is the whole passage
             lines += [f"[{n}] {s.title}{page}", "", f"> {quote}", ""]
     lines.append(f"*Answered by paperchat ({answer.answerer}).*")
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.collection import Result, comparable, reported_results
-from rag.text import strip_citations
+from rag.text import strip_citations, table_cells
 from rag.types import Answer, Paper
 
 from .render import anchor, esc, label
@@ -81,8 +81,7 @@ def caption_html(found: list[Result], turn: int) -> str:
 
 def write_csv(answer: Answer, found: list[Result]) -> Path:
     """The comparison table (citations stripped) with the split figures, as a CSV file."""
-    rows = [ln.strip().strip("|").split("|") for ln in answer.answer.splitlines()
-            if ln.startswith("|") and not set(ln.replace("|", "").strip()) <= {"-", " ", ":"}]
+    rows = [cells for line in answer.answer.splitlines() if (cells := table_cells(line))]
     head, body = (rows[0], rows[1:]) if rows else ([], [])
     by_name = {r.name: r for r in found}
     out = io.StringIO()

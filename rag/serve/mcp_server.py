@@ -141,12 +141,17 @@ def create_server(pipeline: Pipeline) -> MCPServer:
 
 
 def serve_http(server: MCPServer, settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Serve over streamable HTTP at http://HOST:PORT/mcp until interrupted (RAG_API_KEYS: a bearer key needed)."""
+    """Serve over streamable HTTP at http://HOST:PORT/mcp until interrupted (RAG_API_KEYS: a bearer key needed);
+    PortInUseError, before anything is announced, when the port is taken."""
     import uvicorn
+
+    from rag.proc import listen_socket
 
     host, port = host or settings.host, settings.mcp_port if port is None else port
     app = require_key(server.streamable_http_app(streamable_http_path="/mcp", host=host), api_keys(settings))
-    log.warning("paperchat MCP server at http://%s:%d/mcp", host, port)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            forwarded_allow_ips=settings.trusted_proxies)  # not uvicorn's default of 127.0.0.1
-    anyio.run(uvicorn.Server(config).serve)
+    sock = listen_socket(host, port)  # PortInUseError before the address is announced
+    log.warning("paperchat MCP server at http://%s:%d/mcp", host, sock.getsockname()[1])
+    with sock:
+        config = uvicorn.Config(app, log_level="warning",
+                                forwarded_allow_ips=settings.trusted_proxies)  # not uvicorn's default of 127.0.0.1
+        anyio.run(uvicorn.Server(config).serve, [sock])

@@ -21,11 +21,11 @@ from rag.citations import StreamedCitations
 from rag.llm.chat import NO_LLM, llm_configured
 from rag.serve.service import CitedAnswer, invalid
 from rag.settings import Settings
+from rag.text import count_tokens
 from rag.types import Answer
 
 MODEL = "paperchat"
 EXTRA = "paperchat"  # the response's extra field: CitedAnswer (sources, sentences, abstained, grounded, notice)
-REFERENCE_CHARS = 160
 
 
 def model_ids(settings: Settings) -> list[str]:
@@ -71,6 +71,13 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
+class StreamOptions(BaseModel):
+    """Options of a streamed reply."""
+
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = Field(default=False, description="Send the token counts in a last chunk without choices.")
+
+
 class ChatRequest(BaseModel):
     """The fields of a chat-completions request paperchat reads (others, such as temperature, are accepted and
     ignored: the answer is drawn from the papers)."""
@@ -80,6 +87,7 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, description="The last one is the question (role user); the "
                                                                   "user and assistant messages before it, the history.")
     stream: bool = False
+    stream_options: StreamOptions | None = None
     paper_ids: list[str] | None = Field(default=None, description="paperchat extension: only these papers.")
 
 
@@ -92,6 +100,8 @@ class ChatCall(BaseModel):
     answerer: str | None = None
     paper_ids: list[str] | None = None
     stream: bool = False
+    include_usage: bool = False
+    prompt_tokens: int = Field(0, description="Tokens (cl100k) of the messages' text, for the reply's usage.")
 
 
 def parse_request(body: object, settings: Settings) -> ChatCall:
@@ -117,18 +127,15 @@ def parse_request(body: object, settings: Settings) -> ChatCall:
     history = [Turn(role=m.role, content=m.text()) for m in earlier if m.role in ("user", "assistant")]
     _, _, answerer = request.model.partition(":")
     return ChatCall(model=request.model, question=question, history=history, answerer=answerer or None,
-                    paper_ids=request.paper_ids, stream=request.stream)
+                    paper_ids=request.paper_ids, stream=request.stream,
+                    include_usage=bool(request.stream_options and request.stream_options.include_usage),
+                    prompt_tokens=sum(count_tokens(m.text()) for m in request.messages))
 
 
 def references(answer: Answer) -> str:
-    """The cited sources as a Markdown list (empty when nothing is cited)."""
-    cited = {n for s in answer.sentences for n in s.citations}
-    lines = []
-    for s in answer.sources:
-        if s.n in cited:
-            text = " ".join(s.text.split())
-            snippet = text if len(text) <= REFERENCE_CHARS else text[:REFERENCE_CHARS].rsplit(" ", 1)[0] + " …"
-            lines.append(f"- [{s.n}] *{s.title}* (`{s.paper_id}`): “{snippet}”")
+    """The cited sources as a Markdown list, each quoting the sentence it is cited for (empty when nothing is)."""
+    lines = [f"- [{s.n}] *{s.title}* (`{s.paper_id}`{f', {answer.cited_pages(s.n)}' if s.page else ''}): "
+             f"“{answer.cited_sentence(s.n)}”" for s in answer.cited()]
     return "\n\n**References**\n\n" + "\n".join(lines) if lines else ""
 
 
@@ -152,23 +159,34 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def completion(answer: Answer, model: str, cid: str | None = None) -> dict[str, Any]:
+def usage(prompt_tokens: int, reply: str) -> dict[str, int]:
+    """The usage object: tokens (cl100k, what tiktoken counts for OpenAI's models) of the messages and the reply."""
+    completion_tokens = count_tokens(reply)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def completion(answer: Answer, call: ChatCall, cid: str | None = None) -> dict[str, Any]:
     """The chat.completion object for an answer."""
-    return {"id": cid or completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content(answer)},
-                         "finish_reason": "stop", "logprobs": None}],
-            EXTRA: extra(answer)}
+    text = content(answer)
+    return {"id": cid or completion_id(), "object": "chat.completion", "created": int(time.time()),
+            "model": call.model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                              "finish_reason": "stop", "logprobs": None}],
+            "usage": usage(call.prompt_tokens, text), EXTRA: extra(answer)}
 
 
-def chunks(events: Iterator[tuple[str, Any]], model: str, cid: str | None = None) -> Iterator[dict[str, Any]]:
+def chunks(events: Iterator[tuple[str, Any]], call: ChatCall, cid: str | None = None) -> Iterator[dict[str, Any]]:
     """chat.completion.chunk objects from Pipeline.stream() events: the role, the text as it is written (a notice in
     place of a discarded LLM draft: a stream cannot take text back, so citations to passages that do not exist are
     dropped as it goes), then the notice and references, and a last chunk with finish_reason "stop" and the
-    `paperchat` field (its `answer` is the verified text)."""
+    `paperchat` field (its `answer` is the verified text); with stream_options.include_usage, then a chunk without
+    choices carrying the usage (as OpenAI sends it)."""
     cid, created = cid or completion_id(), int(time.time())
+    sent: list[str] = []
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> dict[str, Any]:
-        return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+        sent.append(delta.get("content") or "")
+        return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": call.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **more}
 
     yield chunk({"role": "assistant", "content": ""})
@@ -187,3 +205,6 @@ def chunks(events: Iterator[tuple[str, Any]], model: str, cid: str | None = None
             if tail:
                 yield chunk({"content": tail})
             yield chunk({}, "stop", **{EXTRA: extra(value)})
+    if call.include_usage:
+        yield {"id": cid, "object": "chat.completion.chunk", "created": created, "model": call.model, "choices": [],
+               "usage": usage(call.prompt_tokens, "".join(sent))}

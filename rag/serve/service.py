@@ -56,8 +56,9 @@ class Passage(BaseModel):
     chunk_id: str = Field(description="The passage's id in the index.")
     text: str
     score: float = Field(description="Reciprocal-rank-fusion score (dense + BM25); higher is better.")
-    page: int = Field(0, description="The page it starts on, for a passage of a PDF's body (0: from an abstract).")
-    page_end: int = Field(0, description="The page it ends on (0: from an abstract).")
+    page: int | None = Field(None, description="The page it starts on, for a passage of a PDF's body (None: not from "
+                                               "a PDF's pages, e.g. an abstract).")
+    page_end: int | None = Field(None, description="The page it ends on (None: not from a PDF's pages).")
     section: str = Field("", description="The section heading it sits under, where one was found.")
 
 
@@ -131,7 +132,7 @@ class PaperService:
     def search(self, query: str, k: int = 6, paper_ids: Sequence[str] | None = None,
                retrieval: str | None = None) -> list[Passage]:
         """The passages retrieval finds for a query (hybrid dense + BM25 unless retrieval='dense')."""
-        from rag.retrieve import make_retriever
+        from rag.retrieve import make_retriever, page_of
 
         query = validate_question(query, self.pipeline.settings)
         if not 1 <= k <= MAX_K:
@@ -143,7 +144,7 @@ class PaperService:
                               k=k).search(query)
         return [Passage(rank=d.metadata["rank"], paper_id=d.metadata["paper_id"], title=d.metadata["title"],
                         chunk_id=d.metadata["chunk_id"], text=d.page_content, score=d.metadata["score"],
-                        page=int(d.metadata.get("page", 0)), page_end=int(d.metadata.get("page_end", 0)),
+                        page=page_of(d.metadata, "page"), page_end=page_of(d.metadata, "page_end"),
                         section=str(d.metadata.get("section", ""))) for d in docs]
 
     def ask(self, question: str, paper_ids: Sequence[str] | None = None, history: Sequence[object] | None = None,

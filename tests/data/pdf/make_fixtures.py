@@ -17,7 +17,6 @@ import numpy as np  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.textpath import text_to_path  # noqa: E402
-from pypdf import PdfReader, PdfWriter  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +148,120 @@ def column_paper(path: Path) -> None:
             plt.close(fig)
 
 
+# Fixture 5: a review set the way the real paper in ../shared/testdata is (one column, symbols after the authors'
+# names, an "Abstract" heading, unnumbered section headings, superscript citations everywhere, a figure page that
+# interrupts a paragraph mid-word, a sentence running across a page break, numbered "(n)" references), so the
+# behaviours its tests check are tested in any checkout. Each page: (kind, text) items, drawn top down.
+REVIEW_TITLE = ["A Short Perspective on Explaining", "Molecular Property Predictions"]
+REVIEW_AUTHORS = "Ada B. Lovelace,^{†} Alan M. Turing,^{‡} Grace B. Hopper,^{‡} and Rosalind E. Franklin^{∗,‡}"
+REVIEW_AFFILIATIONS = ["†Department of Chemistry, Example University, Springfield 12345, USA",
+                       "‡Department of Chemical Engineering, Example University, Springfield 12345, USA",
+                       "E-mail: franklin@example.edu"]
+REVIEW_ABSTRACT = (
+    "Chemists can be wary of deep learning models in decision making because “black-box” models do not say why they "
+    "predict what they predict. Explainable artificial intelligence offers tools that interpret such models and "
+    "their predictions. We review the principles of explanation in chemistry and the methods for creating and "
+    "evaluating explanations, then show counterfactuals and descriptor explanations at work on solubility."
+)
+REVIEW_PAGES: list[list[tuple[str, str]]] = [
+    [("heading", "Introduction"),
+     ("para", "Deep learning models predict molecular properties well, yet few of them explain a prediction in "
+              "terms a chemist can check.^{1,2} An explanation is useful when it points at a structure a chemist "
+              "could change. Accuracy and interpretability are two attractive characteristics of DL models.^{3}")],
+    [("para", "Arrieta et al.^{14} distinguish that interpretability is a passive characteristic of a model, while "
+              "explainability is an active one that a method adds after training. Several reviews have argued "
+              "about what makes an explanation good for science.^{4–6}"),
+     ("heading", "Theory"),
+     ("para", "Gradient based explanations have been widely used to interpret chemistry predictions.^{15} Class "
+              "activation maps (CAM), gradCAM, smoothGrad,,^{65} and integrated gradients are examples of this "
+              "method. The definition of an ex-|planation are debated among practitioners of black-|box model "
+              "interpretability, and no single explanation suits every question."),
+     ("subheading", "Self-explaining models"),
+     ("para", "A self-explaining model is built so that its parameters carry meaning on their own. Ribeiro "
+              "et al.^{35} proposed a surrogate model method that aims to provide sparse/succinct explanations "
+              "that")],
+    [("flush", "have high fidelity to the original model. Such surrogates are fitted around one prediction and are "
+               "read instead of the model itself.^{36}"),
+     ("para", "Counterfactuals come from mathematics and philosophy.^{91–94} According to Woodward and "
+              "Hitchcock^{92}, a counterfactual is an example that changes the outcome with the smallest change "
+              "to the input, as studied by Rao et al.^{70}. They compared several search strategies."),
+     ("heading", "Applications"),
+     ("subheading", "Solubility prediction"),
+     ("para", "In our previous works,^{9,10} we implemented and trained an RNN model in Keras to predict "
+              "solubilities (log molarity) of small molecules. The AqSolDB curated database^{137} was used to "
+              "train the RNN model. Descriptor explanations then show how substructures are contributing to the "
+              "pre-")],
+    [("figure", "Figure 2: Descriptor explanations of the solubility model. Republished from Ref.^{9} with "
+                "permission.")],
+    [("flush", "diction. For example, we see that adding acidic groups raises the predicted solubility of most "
+               "molecules.^{127} The scent-structure relationship is not very well understood, so the same "
+               "analysis is harder for scent."),
+     ("heading", "Discussion"),
+     ("para", "Choosing among the plethora of XAI methods described here is still an open question. Each method "
+              "answers a different question about a model, and a chemist should ask which question matters."),
+     ("heading", "Conclusion and outlook"),
+     ("para", "Explanations make deep learning models easier to trust and to learn from. A two-step process of "
+              "fitting a black-box model and explaining its predictions can uncover structure-property "
+              "relationships.")],
+    [("heading", "References"),
+     ("ref", "(1) Choudhary, K.; DeCost, B.; Chen, C. Recent advances in deep learning for materials. npj "
+             "Computational Materials 2022, 8, 1-26."),
+     ("ref", "(2) Keith, J. A.; Vassilev-Galindo, V. Combining machine learning and computational chemistry. "
+             "Chemical Reviews 2021, 121, 9816-9872."),
+     ("ref", "(3) Stumpfe, D.; Bajorath, J. Exploring activity cliffs in medicinal chemistry. Journal of Medicinal "
+             "Chemistry 2012, 55, 2932-2942.")],
+]
+
+
+def review_paper(path: Path) -> None:
+    """Fixture 5: REVIEW_PAGES as a six-page, one-column PDF with a running header and page numbers."""
+    width, left, size, pitch = 92, LEFT_X, 10.0, 14.0
+    with PdfPages(path, metadata={"CreationDate": None, "Creator": "make_fixtures.py"}) as pdf:
+        for number, items in enumerate(REVIEW_PAGES, 1):
+            fig = plt.figure(figsize=(WIDTH / 72, HEIGHT / 72))
+            fig.text(LEFT_X / WIDTH, 760 / HEIGHT, "Short Perspective Preprint", fontsize=8)
+            y = 720.0
+            if number == 1:
+                for line in REVIEW_TITLE:
+                    fig.text(0.5, y / HEIGHT, line, fontsize=18, ha="center")
+                    y -= 24
+                y -= 6
+                superscripts(fig, 120, y, REVIEW_AUTHORS, 11)
+                y -= 22
+                for line in REVIEW_AFFILIATIONS:
+                    fig.text(left / WIDTH, y / HEIGHT, line, fontsize=9)
+                    y -= 12
+                y -= 16
+                fig.text(0.5, y / HEIGHT, "Abstract", fontsize=12, ha="center")
+                y -= 20
+                for line in wrap(REVIEW_ABSTRACT, width):
+                    fig.text(left / WIDTH, y / HEIGHT, line, fontsize=size)
+                    y -= pitch
+                y -= 16
+            for kind, text in items:
+                if kind in ("heading", "subheading"):
+                    y -= 10
+                    fig.text(left / WIDTH, y / HEIGHT, text, fontsize=13 if kind == "heading" else 11.5)
+                    y -= 20
+                elif kind == "figure":
+                    fig.figimage(np.random.default_rng(1).integers(0, 255, (24, 40)), xo=260, yo=440, cmap="gray",
+                                 resize=False)
+                    y = 390.0
+                    for line in wrap(text, 100):
+                        superscripts(fig, left, y, line, 9)
+                        y -= 12
+                else:
+                    indent = 0.0 if kind in ("flush", "ref") else 14.0
+                    for i, line in enumerate(wrap(text, width)):
+                        superscripts(fig, left + (indent if i == 0 else (12.0 if kind == "ref" else 0.0)), y,
+                                     line, size)
+                        y -= pitch
+                    y -= 4
+            fig.text(0.5, 40 / HEIGHT, str(number), fontsize=9, ha="center")
+            pdf.savefig(fig)
+            plt.close(fig)
+
+
 def single_column(path: Path) -> None:
     """A one-page note: its title only in the metadata's Title (page 1 has no larger font), no Abstract heading."""
     text = (
@@ -187,6 +300,8 @@ def short_text(path: Path) -> None:
 
 def encrypted(source: Path, path: Path) -> None:
     """Fixture 3: fixture 1 encrypted with a user password (random salts: the bytes differ on every run)."""
+    from pypdf import PdfReader, PdfWriter  # only this fixture needs it
+
     writer = PdfWriter(clone_from=PdfReader(source))
     writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-256")
     buffer = io.BytesIO()
@@ -199,6 +314,7 @@ def main(out: Path) -> None:
     plt.rcParams.update({"pdf.fonttype": 42, "pdf.compression": 9})
     out.mkdir(parents=True, exist_ok=True)
     column_paper(out / "two-column.pdf")
+    review_paper(out / "review.pdf")
     single_column(out / "single-column.pdf")
     image_only(out / "image-only.pdf")
     short_text(out / "short-text.pdf")
