@@ -488,7 +488,7 @@ def eval_(
     qs = [q for q in load_questions(questions or QUESTIONS_PATH) if split is None or q.split == split.value][:limit]
     if not qs:
         raise typer.BadParameter(f"no questions{f' in split {split.value!r}' if split else ''}.")
-    pipe = _pipeline(_settings(reader_budget=reader_budget))
+    pipe = _pipeline(_settings(reader_budget=("--reader-budget", reader_budget)))
     reads = [r == ReaderChoice.on for r in reader or []] or [None]
     if True in reads:
         pipe.reader(True)  # the reading model must be there: one line if it is not

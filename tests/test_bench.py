@@ -18,7 +18,8 @@ CORE = ["query_embedding", "ingest_total", "ingest_embed_rate", "ingest_store_ra
         f"store_build@{bench.SMOKE_SIZE}", f"peak_rss@{bench.SMOKE_SIZE}", f"scale_load@{bench.SMOKE_SIZE}",
         f"scale_first@{bench.SMOKE_SIZE}", f"scale_answer@{bench.SMOKE_SIZE}"]
 SKIPPABLE = {"first_run", "launch_ready", "ui_first_1", "ui_first_4", "local_load", "local_prompt_tokens",
-             "local_ttft", "local_first_words"}
+             "local_ttft", "local_first_words", "reading_warm", "reading_first_text", "reading_time",
+             "reading_overhead", "reading_tokens", "reading_answer", "writer_answer", "writer_words"}
 
 
 def _numbers(arm: dict) -> list[float]:
