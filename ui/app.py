@@ -131,13 +131,14 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                                         elem_id="pc-csv")
                         sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
                 with gr.Tab("Papers", id="papers"):
-                    papers_list = gr.HTML(collection_view.collection_html(papers, with_abstract=True),
-                                          js_on_load=None, elem_id="pc-papers")
+                    # Adding papers first: below 21 cards it was off a laptop's screen.
                     with gr.Accordion("Add papers", open=False, elem_id="pc-add"):
                         upload = gr.File(file_count="multiple", file_types=UPLOAD_TYPES, elem_id="pc-upload",
-                                         label="PDF, BibTeX (.bib), RIS, JSONL or Markdown files")
+                                         label="PDF, BibTeX (.bib), RIS, JSONL or Markdown files", height=140)
                         add_btn = gr.Button("Add to the library", variant="primary", elem_id="pc-add-btn")
                         added = gr.HTML("", elem_id="pc-added", js_on_load=None)
+                    papers_list = gr.HTML(collection_view.collection_html(papers, with_abstract=True),
+                                          js_on_load=None, elem_id="pc-papers")
                 with gr.Tab("Compare", id="compare"):
                     gr.Markdown("Choose two or more papers: the answer is a table (problem, approach, "
                                 "reported result), every cell cited, with a chart when their figures compare. "
@@ -205,7 +206,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         demo.load(handlers.page_load, [store], [*view, bib_btn, *pickers], **quiet)
         # Adding papers writes the index: one upload at a time, in its own pool so the chat keeps answering.
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
-                      **private).then(handlers.refresh_papers, None, pickers, **quiet)
+                      show_progress_on=[added], **private).then(handlers.refresh_papers, None, pickers, **quiet)
         evaluation.wire(eval_parts, chatbot, turns, tabs, demo.load)
         gr.api(api.ask, api_name="ask", **answering)
         gr.api(api.papers, api_name="papers")

@@ -138,6 +138,13 @@ table.pc-results td, table.pc-results th { min-width: 0 !important; padding: 3px
 #pc-chart-box { gap: 4px; }
 #pc-chart-box:not(:has(.pc-chart-cap)) { display: none !important; }
 .pc-chart-cap { font-size: 0.82rem; color: var(--body-text-color-subdued); }
+/* what an upload gave: a line per paper added, or per file that could not be */
+.pc-upload-result { font-size: 0.9rem; }
+.pc-upload-result p { margin: 4px 0; }
+.pc-upload-result ul { margin: 2px 0 0 1.1em; padding: 0; }
+.pc-upload-result li { margin: 2px 0; }
+.pc-upload-failed, .pc-upload-error { color: #b91c1c; }
+.pc-upload-skip, .pc-upload-same { color: var(--body-text-color-subdued); }
 /* warnings never cover the header's buttons */
 .toast-wrap { top: auto !important; bottom: 12px !important; }
 /* sources drawer under each answer: narrow screens only */
