@@ -136,7 +136,7 @@ def test_compare_tab_export_and_new_chat(page: Any, chat_url: str, tmp_path: Pat
     page.get_by_label("Seesaw: High-throughput LLM Inference via Model Re-sharding").check()
     page.get_by_label("2BP: 2-Stage Backpropagation").check()
     page.click("#pc-compare")
-    table = page.locator("#pc-chat table:not(.pc-results)").last  # (issue 13: the split results table follows it)
+    table = page.locator("#pc-chat table").last
     table.wait_for(state="visible")
     body = table.inner_text()
     assert "Seesaw" in body and "2BP" in body and "Reported result" in body

@@ -206,10 +206,10 @@ def test_comparison_chart_only_when_figures_compare(browser: Any, url: str) -> N
     page.get_by_role("checkbox", name="Seesaw: High-throughput LLM Inference via Model Re-sharding").check()
     page.get_by_role("checkbox", name="2BP: 2-Stage Backpropagation").check()
     page.click("#pc-compare")
-    page.locator("#pc-chat table.pc-results").wait_for(state="visible")
-    results = page.locator("#pc-chat table.pc-results").inner_text()
+    page.locator("#pc-chat table").wait_for(state="visible")
+    results = page.locator("#pc-chat table").inner_text()
     assert "vLLM" in results and "1.78x" in results and "1.70x" in results
-    page.locator("#pc-chart img").first.wait_for(state="visible")
+    page.locator("#pc-chart-cap .pc-chart").wait_for(state="visible")
     assert "Seesaw" in page.locator("#pc-chart-cap").inner_text()
     assert page.locator("#pc-csv").is_visible()
     shot(page, "v2-compare-chart")
@@ -225,7 +225,7 @@ def test_comparison_chart_only_when_figures_compare(browser: Any, url: str) -> N
     page.click("#pc-compare")
     page.locator("#pc-chat table").first.wait_for(state="visible")
     page.get_by_text("No chart: fewer than two").wait_for(state="visible")
-    assert not page.locator("#pc-chart").is_visible()
+    assert not page.locator("#pc-chart-cap .pc-chart").count()
 
 
 def test_phone_layout(browser: Any, url: str) -> None:
@@ -240,12 +240,12 @@ def test_phone_layout(browser: Any, url: str) -> None:
     assert page.evaluate("([w]) => document.querySelector('#pc-chat table').getBoundingClientRect().right <= w + 1",
                          [390])
     assert table.locator("td[data-label]").count() > 0
-    results = page.locator("#pc-chat table.pc-results")  # the split figures stack too, not cut off at the edge
-    results.scroll_into_view_if_needed()
-    assert results.locator("td[data-label]").count() > 0
-    assert page.evaluate("() => { const t = document.querySelector('#pc-chat table.pc-results');"
+    assert page.evaluate("() => { const t = document.querySelector('#pc-chat table');"
                          " return t.getBoundingClientRect().right <= 391 && t.scrollWidth <= t.clientWidth + 1; }")
-    assert "1.78x" in results.inner_text() and "vLLM" in results.inner_text()
+    assert "1.78x" in table.inner_text() and "vLLM" in table.inner_text()
+    chart = page.locator("#pc-chat .pc-chart-inline .pc-chart")  # the chart under the table, not far below
+    chart.scroll_into_view_if_needed()
+    assert "1.78x" in chart.inner_text()
     shot(page, "v2-phone-results")
     chip = page.locator(CITE).first
     chip.tap()
@@ -273,10 +273,10 @@ def test_laptop_comparison_keeps_the_question_box_on_screen(browser: Any, url: s
     assert in_viewport(page, "#pc-question textarea")
     shot(page, "v2-answer-1280")
     ask(page, "Compare Seesaw and 2BP")
-    page.locator("#pc-chart img").first.wait_for(state="visible")
-    page.wait_for_timeout(600)  # the answer's scroll into view settles
+    page.locator("#pc-chart-cap .pc-chart").wait_for(state="visible")
+    page.wait_for_function("() => !window.__pcFollow().following")  # the follow of the new turn has settled
     assert in_viewport(page, "#pc-question textarea"), "the chart pushed the question box off the screen"
-    assert in_viewport(page, "#pc-chart img") and in_viewport(page, "#pc-csv")
+    assert in_viewport(page, "#pc-chart-cap .pc-chart") and in_viewport(page, "#pc-csv")
     assert "Seesaw" in page.locator("#pc-chart-cap").inner_text()
     assert page.get_by_role("tab", name="Sources").get_attribute("aria-selected") == "true"
     shot(page, "v2-compare-1280")

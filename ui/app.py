@@ -104,8 +104,9 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         with gr.Row(equal_height=False, elem_id="pc-body"):
             with gr.Column(scale=7, min_width=440, elem_id="pc-main"):
                 landing = gr.HTML(collection_view.landing_html(papers), js_on_load=None, elem_id="pc-landing")
+                # autoscroll off: the page script follows a new turn to its question, not to the answer's end
                 chatbot = gr.Chatbot(elem_id="pc-chat", show_label=False, height="calc(100vh - 320px)",
-                                     min_height=380, buttons=["copy", "copy_all"],
+                                     autoscroll=False, min_height=380, buttons=["copy", "copy_all"],
                                      feedback_options=evaluate.FEEDBACK_OPTIONS,
                                      examples=[{"text": q} for q in examples] or None, layout="panel",
                                      placeholder="**Ask a question about the papers**"
@@ -125,8 +126,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                     # question box off a laptop screen.
                     with gr.Column(elem_id="pc-sources-col"):
                         with gr.Column(elem_id="pc-chart-box"):
-                            chart_cap = gr.HTML("", js_on_load=None, elem_id="pc-chart-cap")
-                            chart = gr.Plot(visible=False, show_label=False, elem_id="pc-chart")
+                            chart = gr.HTML("", js_on_load=None, elem_id="pc-chart-cap")
                             csv_btn = gr.DownloadButton("Comparison table (.csv)", visible=False, size="sm",
                                                         elem_id="pc-csv")
                         sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
@@ -168,8 +168,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
 
         outs = [chatbot, turns, sources, question, export_btn, suggest, status]
         ask = [question, chatbot, turns, answerer, k, scope]
-        view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart_cap, chart, csv_btn]
-        saved = [store, conv, past, chart_cap, chart, csv_btn, tabs]
+        view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart, csv_btn]
+        saved = [store, conv, past, chart, csv_btn, tabs]
         private: dict[str, Any] = {"api_visibility": "private"}
         # Every answering event and the /ask API share one pool of RAG_CONCURRENCY slots (per event, 4 slow answers
         # on Enter kept a question on another event waiting, while the Ask button had 4 free slots of its own).

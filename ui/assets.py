@@ -25,9 +25,9 @@ CSS = """
 #pc-header .pc-sub { color: var(--body-text-color-subdued); font-size: 0.95rem; }
 #pc-chat .message-wrap, #pc-chat .message { font-size: 1rem; line-height: 1.6; }
 #pc-chat table { font-size: 0.88rem; line-height: 1.45; }
-#pc-chat td, #pc-chat th { vertical-align: top; min-width: 9rem; word-break: normal; overflow-wrap: normal;
-  hyphens: auto; }
-#pc-chat td:first-child { min-width: 7rem; }
+#pc-chat td, #pc-chat th { vertical-align: top; min-width: 6rem; word-break: normal; overflow-wrap: normal;
+  hyphens: auto; padding: 6px 8px; }
+#pc-chat td:first-child, #pc-chat th:first-child { min-width: 4.5rem; }
 #pc-chat .message-content { overflow-x: auto; }
 #pc-compare-pick { max-height: calc(100vh - 380px); overflow-y: auto !important; }
 #pc-chat a[href^="#src-"], span.pc-cite {
@@ -59,7 +59,6 @@ CSS = """
 #pc-sources-col { max-height: calc(100vh - 190px); flex-wrap: nowrap; gap: 6px; }
 #pc-sources { flex: 1 1 auto; min-height: 120px; overflow-y: auto !important; padding-right: 4px; }
 #pc-chart-box { flex: none; }
-#pc-chart img { max-height: 34vh; object-fit: contain; }
 .pc-src-for { font-size: 0.85rem; color: var(--body-text-color-subdued); margin: 2px 0 8px 0; }
 .pc-src {
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px;
@@ -130,14 +129,31 @@ mark.pc-hl { background: #fde68a; color: inherit; padding: 1px 0; border-radius:
   margin-bottom: 3px; }
 #pc-pop mark { background: #fde68a; color: inherit; }
 #pc-pop a { display: inline-block; margin-top: 4px; color: var(--color-accent); font-size: 0.8rem; cursor: pointer; }
+#pc-newpill { position: fixed; z-index: 900; transform: translateX(-50%); padding: 6px 14px; border-radius: 999px;
+  border: none; background: var(--color-accent); color: white; font-weight: 600; font-size: 0.88rem; cursor: pointer;
+  box-shadow: 0 4px 14px rgba(0,0,0,0.22); }
+#pc-newpill[hidden] { display: none; }
 .pc-chip-flash { outline: 2px solid var(--color-accent); border-radius: 4px; }
-/* a comparison's split results and chart */
-table.pc-results { font-size: 0.84rem; margin-top: 6px; }
-table.pc-results td, table.pc-results th { min-width: 0 !important; padding: 3px 8px; }
+/* a comparison's chart: bars drawn by the browser (meter), labelled in text, readable at any width */
 .pc-cite-link { font-weight: 600; text-decoration: none !important; color: var(--color-accent) !important; }
 #pc-chart-box { gap: 4px; }
 #pc-chart-box:not(:has(.pc-chart-cap)) { display: none !important; }
 .pc-chart-cap { font-size: 0.82rem; color: var(--body-text-color-subdued); }
+.pc-chart { display: flex; flex-direction: column; gap: 6px; margin: 2px 0 4px 0; color: var(--body-text-color); }
+.pc-sr { position: absolute !important; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+  white-space: nowrap; margin: 0; }
+.pc-chart-title { font-size: 0.8rem; font-weight: 600; color: var(--body-text-color-subdued); }
+.pc-bar-row { display: grid; grid-template-columns: minmax(5rem, 8.5rem) minmax(0, 1fr); gap: 8px; align-items: center;
+  font-size: 0.88rem; line-height: 1.3; }
+.pc-bar-name { overflow-wrap: anywhere; }
+.pc-bar-track { display: flex; flex-direction: column; gap: 1px; min-width: 0; }
+meter.pc-bar { width: 100%; height: 14px; }
+meter.pc-bar::-webkit-meter-bar { background: var(--neutral-100); border: none; border-radius: 3px; height: 14px; }
+meter.pc-bar::-webkit-meter-optimum-value { background: #4f46e5; border-radius: 3px; }
+meter.pc-bar::-moz-meter-bar { background: #4f46e5; }
+.pc-bar-val { font-size: 0.82rem; overflow-wrap: anywhere; }
+.pc-chart-note { font-size: 0.78rem; color: var(--body-text-color-subdued); }
+.pc-chart-inline { display: none; margin-top: 10px; }
 /* what an upload gave: a line per paper added, or per file that could not be */
 .pc-upload-result { font-size: 0.9rem; }
 .pc-upload-result p { margin: 4px 0; }
@@ -173,8 +189,12 @@ table.pc-results td, table.pc-results th { min-width: 0 !important; padding: 3px
     box-sizing: border-box; overflow-wrap: anywhere; }
   #pc-chat td[data-label]::before { content: attr(data-label); display: block; font-size: 0.72rem;
     text-transform: uppercase; letter-spacing: 0.04em; color: var(--body-text-color-subdued); }
-  /* the split results are short: the column's name on the same line */
-  #pc-chat table.pc-results td[data-label]::before { display: inline-block; width: 5.8rem; }
+  /* a stacked row opens with its paper's name as its heading; cells with nothing to say are left out */
+  #pc-chat td:first-child[data-label]::before, #pc-chat td[data-empty] { display: none; }
+  #pc-chat td:first-child { font-size: 1.02rem; padding-bottom: 4px !important; }
+  /* a comparison's chart under its table (the side panel is far below) */
+  .pc-chart-inline { display: block; }
+  #pc-chart-cap { display: none; }
 }
 """
 

@@ -26,11 +26,13 @@ RENDER_GROWTH = 1.25  # …or once it has grown by a quarter since the last rend
 
 
 def message(answer: Answer, turn: int, papers: dict[str, Paper]) -> str:
-    """The finished chat bubble: the answer, the split results of a comparison, and the hidden pieces the page
-    script reads (popover sentences, reference list) plus the sources drawer shown on narrow screens."""
+    """The finished chat bubble: the answer, and the hidden pieces the page script reads (popover sentences, reference
+    list) plus what narrow screens show under it (a comparison's chart, the sources drawer): the side panel that
+    holds them on a wide screen sits far below there."""
     extra = ""
     if results.is_comparison(answer):
-        extra = "\n\n" + results.table_html(results.results(answer, papers), turn)
+        chart = results.chart_html(results.results(answer, papers), turn, say_none=False).replace("\n", " ")
+        extra = f'\n\n<div class="pc-chart-inline">{chart}</div>' if chart else ""
     parts = [render.final_message(answer, turn, papers) + extra, sources.tips(answer, turn),
              sources.references(answer), sources.drawer(answer, turn, papers)]
     return "\n\n".join(p.replace("\n\n", "\n") if i else p for i, p in enumerate(parts) if p)
@@ -147,17 +149,16 @@ class ChatHandlers:
 
     # -- what follows an answer: saved in the browser, the comparison's chart and CSV -------------------------------
     def extras(self, answer: Answer | None, turn: int) -> tuple:
-        """(chart caption, chart, CSV button) for an answer: shown for a comparison whose papers give figures."""
+        """(chart, CSV button) for an answer: shown for a comparison (the chart when its papers' figures compare)."""
         if not results.is_comparison(answer):
-            return "", gr.Plot(value=None, visible=False), gr.DownloadButton(value=None, visible=False)
+            return "", gr.DownloadButton(value=None, visible=False)
         assert answer is not None
-        found = results.results(answer, self.by_id())
-        fig = results.chart(found)
-        return (results.caption_html(found, turn), gr.Plot(value=fig, visible=fig is not None),
-                gr.DownloadButton(value=str(results.write_csv(answer, found)), visible=True))
+        papers = self.by_id()
+        return (results.chart_html(results.results(answer, papers), turn),
+                gr.DownloadButton(value=str(results.write_csv(answer, papers)), visible=True))
 
     def after_answer(self, turns: list[Answer], store: dict | None, conv: str) -> tuple:
-        """Save the conversation in the browser; (store, conv, past list, chart caption, chart, CSV, side tabs).
+        """Save the conversation in the browser; (store, conv, past list, chart, CSV, side tabs).
         A comparison opens the Sources tab, where its chart is."""
         conv = conv or conversations.new_id()
         store = conversations.save(store, conv, list(turns or []))
@@ -168,7 +169,7 @@ class ChatHandlers:
 
     def view(self, turns: list[Answer], store: dict | None, conv: str, status: str = "") -> tuple:
         """Everything that shows one conversation: (chat, turns, sources, export, status, store, conv, past list,
-        chart caption, chart, CSV)."""
+        chart, CSV)."""
         papers = self.by_id()
         last = turns[-1] if turns else None
         export = (gr.DownloadButton(value=str(write_export(last)), interactive=True) if last else
@@ -184,7 +185,7 @@ class ChatHandlers:
         if conv is None:
             skip = gr.skip()
             past = gr.Radio(choices=conversations.choices(store), value=None) if conversations.load(store) else skip
-            return (*(skip,) * 7, past, skip, skip, skip)
+            return (*(skip,) * 7, past, skip, skip)
         return self.view(list(conv.turns), store, conv.id)
 
     def page_load(self, store: dict | None) -> tuple:
@@ -199,7 +200,7 @@ class ChatHandlers:
         """Reopen a past conversation (its answers become the memory of the next question)."""
         found = conversations.find(store, conv_id or "")
         if found is None or found.id == conv:
-            return (gr.skip(),) * 11
+            return (gr.skip(),) * 10
         store = {**(store or {}), "active": found.id}
         return self.view(list(found.turns), store, found.id)
 
@@ -216,14 +217,14 @@ class ChatHandlers:
         """History's delete: the chosen past conversation is removed from the browser; deleting the open one also
         empties the screen and the memory (like the trash button)."""
         if not conv_id or conversations.find(store, conv_id) is None:
-            return (*(gr.skip(),) * 4, "Choose a conversation in the list to delete it.", *(gr.skip(),) * 6)
+            return (*(gr.skip(),) * 4, "Choose a conversation in the list to delete it.", *(gr.skip(),) * 5)
         store = conversations.delete(store, conv_id)
         if conv_id == conv:
             return self.view([], store, conversations.new_id())
         kept = conversations.find(store, conv)
         store = {**store, "active": conv if kept else ""}
         return (*(gr.skip(),) * 4, "", store, gr.skip(),
-                gr.Radio(choices=conversations.choices(store), value=conv if kept else None), *(gr.skip(),) * 3)
+                gr.Radio(choices=conversations.choices(store), value=conv if kept else None), *(gr.skip(),) * 2)
 
     # -- the collection's card actions ------------------------------------------------------------------------------
     def paper_action(self, command: str, scope: list[str] | None, pick: list[str] | None) -> tuple:
