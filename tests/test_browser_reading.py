@@ -1,6 +1,6 @@
 """The web chat's third pass (issue 27) in Chromium, each at 1280×800 and 390×844: a new turn is followed (a reader
 who scrolled away gets a pill; a reload shows the last turn), a comparison is one table of short cells with a readable
-chart and a CSV that names papers and quotes sentences.
+chart and a CSV that names papers and quotes sentences, and the collection fits the first screen.
 
 Under load every wait is for a condition (the answer finished, the browser saved), never a fixed sleep alone."""
 
@@ -188,3 +188,30 @@ def test_a_comparison_is_one_table_of_short_cells_a_readable_chart_and_a_csv(bro
     assert "“Our evaluation demonstrates that Seesaw achieves a throughput increase of up to 1.78x" in \
         table[0]["cited sentences"]
     assert "source" not in table[0] and not any(v.strip().isdigit() for r in table for v in r.values())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_collection_fits_the_first_screen_and_a_card_asks_a_sensible_question(browser: Any, url: str,
+                                                                                  size: dict) -> None:
+    page = new_page(browser, **size)
+    load(page, url)
+    assert page.evaluate("scrollY") == 0
+    seen = page.evaluate("""() => { const box = document.querySelector('#pc-landing .pc-cards').getBoundingClientRect();
+        return Array.from(document.querySelectorAll('#pc-landing .pc-card')).filter((c) => {
+            const r = c.getBoundingClientRect();
+            return r.top < Math.min(innerHeight, box.bottom) - 60 && r.left < Math.min(innerWidth, box.right) - 60
+                && r.bottom > box.top && r.right > box.left; }).length; }""")
+    question = page.locator("#pc-question textarea").bounding_box()
+    assert question["y"] + question["height"] <= page.viewport_size["height"], question  # on the first screen
+    phone = page.viewport_size["width"] < 700
+    assert seen >= (1 if phone else 3), seen  # a laptop shows more than 2 of 21 cards (a phone swipes through them)
+    shot(page, f"v3-landing-{page.viewport_size['width']}")
+    card = page.locator('#pc-landing .pc-card[data-id="ml-supply-chain"]')
+    card.scroll_into_view_if_needed()
+    card.locator('.pc-act[data-act="ask"]').click()
+    page.wait_for_function("""() => { const b = document.querySelectorAll('#pc-chat [data-testid="bot"]');
+        return b.length && b[b.length - 1].querySelector('.pc-tips, .pc-abstain'); }""", timeout=WAIT)
+    asked = page.locator("#pc-chat [data-testid='user']").last.inner_text()
+    assert asked.startswith("What is the paper “The ML Supply Chain in the Era of Software 2.0"), asked
+    assert page.locator("#pc-chat [data-testid='bot'] .pc-abstain").count() == 0  # answered
+    page.wait_for_function(QUESTION_AT_TOP, timeout=WAIT)

@@ -93,7 +93,21 @@ mark.pc-hl { background: #fde68a; color: inherit; padding: 1px 0; border-radius:
   border: 1px solid var(--border-color-primary); border-radius: 6px; background: var(--input-background-fill);
   color: var(--body-text-color); font-size: 0.92rem; }
 .pc-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 10px; }
-#pc-landing .pc-cards { max-height: max(220px, calc(100vh - 560px)); overflow-y: auto; padding-right: 4px; }
+/* the landing: as many cards as the screen holds above compact example questions and the question box */
+#pc-landing .pc-cards { max-height: max(240px, calc(100vh - 470px)); overflow-y: auto; padding-right: 4px;
+  grid-template-columns: repeat(auto-fill, minmax(205px, 1fr)); gap: 8px; }
+#pc-landing .pc-card { padding: 8px 9px; }
+#pc-landing .pc-card-title { display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical;
+  overflow: hidden; }
+#pc-landing .pc-card-sum { -webkit-line-clamp: 2; }
+#pc-landing .pc-acts { flex-wrap: wrap; gap: 3px; }
+#pc-landing .pc-act { flex: none; }
+#pc-landing .pc-act { padding: 1px 5px !important; min-width: 0; font-size: 0.74rem; line-height: 1.5;
+  white-space: nowrap; }
+#pc-landing .pc-filter { margin-bottom: 6px; }
+#pc-chat .examples { display: flex !important; flex-wrap: wrap; gap: 6px; padding: 0 !important; }
+#pc-chat .examples button.example { flex: 0 1 auto; width: auto; min-height: 0; padding: 6px 12px;
+  border-radius: 999px; }
 #pc-papers .pc-cards { grid-template-columns: 1fr; max-height: calc(100vh - 260px); overflow-y: auto; }
 .pc-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 9px 11px;
   background: var(--background-fill-primary); display: flex; flex-direction: column; gap: 4px; }
@@ -179,7 +193,13 @@ meter.pc-bar::-moz-meter-bar { background: #4f46e5; }
   #pc-side { position: static; }
   #pc-main { min-width: 0 !important; }
   #pc-chat { height: auto !important; max-height: none !important; min-height: 300px !important; }
-  #pc-landing .pc-cards { max-height: 46vh; grid-template-columns: 1fr; }
+  /* the cards in one row that scrolls sideways, so the question box is on the first screen */
+  #pc-landing .pc-cards { display: flex; overflow-x: auto; overflow-y: hidden; max-height: none;
+    scroll-snap-type: x mandatory; padding: 0 0 6px 0; }
+  #pc-landing .pc-card { flex: 0 0 80%; scroll-snap-align: start; }
+  #pc-landing .pc-card-sum { -webkit-line-clamp: 2; }
+  #pc-tools button[disabled] { display: none; }
+  .pc-land-intro .pc-land-more { display: none; }
   /* tables (the comparison and its split results) stack: one card per row, each cell under its column's name */
   #pc-chat table, #pc-chat table tbody, #pc-chat table tr, #pc-chat table td { display: block; width: 100%; }
   #pc-chat table thead { display: none; }

@@ -56,7 +56,7 @@ def header_html(papers: list[Paper]) -> str:
 
 def landing_html(papers: list[Paper]) -> str:
     """The first view: what the collection holds, searchable, each paper one click from a question."""
-    intro = ('<div class="pc-land-intro"><b>What these papers hold.</b> Each card quotes the sentence of the '
-             "abstract that says what the paper does and, where the abstract reports one, its headline figure. "
-             "<b>Ask</b> about a paper, add it to a <b>comparison</b>, or search <b>only this paper</b>.</div>")
+    intro = ('<div class="pc-land-intro"><b>What these papers hold.</b> <span class="pc-land-more">Each card quotes '
+             "what the paper does and its headline figure, from its abstract. </span><b>Ask</b> about a paper, "
+             "add it to a <b>comparison</b>, or search <b>only this paper</b>.</div>")
     return collection_html(papers, intro=intro)

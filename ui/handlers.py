@@ -74,7 +74,7 @@ class ChatHandlers:
     def suggestions(self, answer: Answer) -> Any:
         """Clickable questions about the nearest papers after an abstention (hidden otherwise)."""
         papers = self.by_id()
-        samples = [[f"What is {render.label(papers[p])}?"] for p in answer.closest_papers if p in papers]
+        samples = [[render.ask_about(papers[p])] for p in answer.closest_papers if p in papers]
         return gr.Dataset(samples=samples or [["What is 2BP?"]], visible=bool(answer.abstained and samples))
 
     def respond(self, question: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
@@ -259,7 +259,7 @@ class ChatHandlers:
         if cmd.get("act") != "ask" or cmd.get("id") not in papers:
             yield (gr.skip(),) * 7
             return
-        question = f"What is {render.label(papers[cmd['id']])}?"
+        question = render.ask_about(papers[cmd["id"]])
         yield from self.respond(question, chat, turns, answerer, k, scope)
 
     # -- clicking a message, papers ingested since start-up ----------------------------------------------------------

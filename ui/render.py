@@ -166,6 +166,13 @@ def label(paper: Paper) -> str:
     return next((a for a in paper.aliases if len(a.split()) <= 3), paper.title)
 
 
+def ask_about(paper: Paper) -> str:
+    """What a paper's Ask asks: 'What is Seesaw?'; of a paper known only by its title, what the paper is about (not
+    'What is A Perspective on Explanations of Molecular Prediction Models?')."""
+    name = label(paper)
+    return f"What is {name}?" if name != paper.title else f"What is the paper “{paper.title}” about?"
+
+
 def choice(paper: Paper) -> str:
     """How a paper is listed in pickers: its short name, then its title unless the title starts with it."""
     name = label(paper)
