@@ -175,6 +175,11 @@ meter.pc-bar::-moz-meter-bar { background: #4f46e5; }
 .pc-upload-result li { margin: 2px 0; }
 .pc-upload-failed, .pc-upload-error { color: #b91c1c; }
 .pc-upload-skip, .pc-upload-same { color: var(--body-text-color-subdued); }
+/* the Evaluate tab: what each metric measures, an answer as read */
+.pc-eval-what { font-size: 0.78rem; color: var(--body-text-color-subdued); font-weight: normal; line-height: 1.3; }
+.pc-eval-how { font-size: 0.85rem; color: var(--body-text-color-subdued); }
+.pc-eval-answer { font-size: 0.9rem; }
+.pc-eval-scroll { overflow-x: auto; max-width: 100%; }
 /* warnings never cover the header's buttons */
 .toast-wrap { top: auto !important; bottom: 12px !important; }
 /* sources drawer under each answer: narrow screens only */

@@ -307,7 +307,9 @@ class EvaluateTab:
         fields = [q_text, q_history, q_papers, q_facts, q_abstain, q_category, draft_id, form_msg]
         upload.change(self.check_upload, [upload], [checked, qset], **private)
         # One slot of the chat's answering pool while it runs (the chat keeps the others); EvalRunner lets one run.
-        run_btn.click(self.run, [qset, upload, answerers, modes, limit], [status, *shown], **answering, **private)
+        # the progress on the status line only: on every output it printed its line twice over the faded report
+        run_btn.click(self.run, [qset, upload, answerers, modes, limit], [status, *shown], show_progress_on=[status],
+                      **answering, **private)
         picked.change(self.detail, [picked], [detail], **private)
         cmp_btn.click(self.show_comparison, [run_a, run_b], [compared], **private)
         draft_btn.click(self.propose, None, [drafts, counts, form_msg], **private)
