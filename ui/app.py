@@ -21,6 +21,7 @@ from .assets import CSS, THEME
 from .guard import GuardConfig, guarded_app
 from .handlers import ChatHandlers
 from .library import UPLOAD_TYPES, LibraryHandlers, uploads_dir, use_gradio_cache
+from .login import LoginRedirect, login_router
 from .routes import create_router
 from .script import JS
 
@@ -45,9 +46,15 @@ class ChatApp(gr.Blocks):
                     "run_history": False, "footer_links": ["api"]}  # no Gradio "Settings": the app has its own Settings tab
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
-        # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
-        kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
-                                              self.routers))
+        # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack. With a
+        # login, paperchat's own login page replaces Gradio's (which named no app and cleared both fields).
+        auth = bool(kwargs.get("auth"))
+        app = guarded_app(dataclasses.replace(self.guard, auth_required=auth),
+                          (*self.routers, login_router()) if auth else self.routers)
+        if auth:
+            app.add_middleware(LoginRedirect)
+            kwargs.setdefault("auth_message", "paperchat: log in to ask about the papers.")
+        kwargs.setdefault("_app", app)
         return super().launch(**kwargs)
 
 

@@ -21,6 +21,9 @@ CSS = """
   flex-wrap: nowrap; gap: 8px; }
 #pc-header { padding: 4px 2px 0 2px; }
 #pc-top .prose, #pc-sources .prose { max-width: none !important; }
+#pc-header { position: relative; }
+#pc-logout { position: absolute; top: 6px; right: 0; font-size: 0.85rem; color: var(--color-accent) !important; }
+#pc-logout[hidden] { display: none; }
 #pc-header h1 { font-size: 1.45rem; font-weight: 600; margin: 0; letter-spacing: -0.01em; }
 #pc-header .pc-sub { color: var(--body-text-color-subdued); font-size: 0.95rem; }
 #pc-chat .message-wrap, #pc-chat .message { font-size: 1rem; line-height: 1.6; }

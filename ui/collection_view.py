@@ -50,8 +50,9 @@ def collection_html(papers: list[Paper], with_abstract: bool = False, intro: str
 def header_html(papers: list[Paper]) -> str:
     """The page header: what the app is and how many papers it holds."""
     count = f"{len(papers)} research paper{'s' if len(papers) != 1 else ''}"
+    # the page script shows "Log out" when a login is in use (Gradio's /logout ends the session)
     return (f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {count}. Every claim '
-            "is cited to the passage it comes from.</div></div>")
+            'is cited to the passage it comes from.</div><a id="pc-logout" href="logout" hidden>Log out</a></div>')
 
 
 def landing_html(papers: list[Paper]) -> str:

@@ -17,6 +17,9 @@ JS = r"""
     window.scrollTo(0, 0);
   });
 
+  // With a login, the header offers "Log out" (Gradio's config names the user only then).
+  when('#pc-logout', (a) => { if (window.gradio_config && window.gradio_config.username) a.hidden = false; });
+
   const setText = (sel, value) => {
     const el = $(sel + ' textarea') || $(sel + ' input');
     if (!el) return null;
