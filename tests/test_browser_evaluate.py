@@ -51,8 +51,9 @@ def shot(page: Any, name: str, full: bool = False) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
 
 
-def open_evaluate(page: Any, url: str) -> None:
-    page.goto(url)
+def open_evaluate(page: Any, url: str, reload: bool = True) -> None:
+    if reload:
+        page.goto(url)
     page.wait_for_selector("#pc-question textarea")
     tab = page.get_by_role("tab", name="Evaluate")
     if not tab.is_visible():  # the side column is narrow: Gradio puts the last tabs behind "More tabs"
@@ -173,13 +174,17 @@ def test_thumbs_down_then_add_to_test_set_then_paperchat_eval(page: Any, url: st
     page.locator("#pc-chat .extra-feedback-option", has_text="Add to test set").last.click()
     page.wait_for_function(
         "() => document.querySelector('#pc-eval-qtext textarea')?.value.includes('Seesaw')", timeout=30_000)
+    assert page.locator("#pc-qform").is_visible()  # a dialog over the chat
     assert "seesaw" in page.inner_text("#pc-eval-papers")
     facts = page.input_value("#pc-eval-facts textarea")
     assert "1.78x" in facts or "1.78" in facts
-    assert "👎 1" in page.inner_text("#pc-eval-feedback")
-    shot(page, "eval-add-form", full=True)
+    shot(page, "eval-add-form")
     page.click("#pc-eval-save")
     page.wait_for_function("() => document.querySelector('#pc-eval-saved')?.innerText.includes('Saved as lib-001')")
+    page.click("#pc-qform-close")
+    open_evaluate(page, url, reload=False)
+    page.locator("#pc-eval-form").get_by_text("This library's test questions").click()
+    page.wait_for_function("() => document.querySelector('#pc-eval-feedback')?.innerText.includes('👎 1')")
     saved = library_questions(data_dir)
     assert [q.id for q in saved] == ["lib-001"] and saved[0].gold_papers == ["seesaw"] and saved[0].facts
 

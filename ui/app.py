@@ -159,6 +159,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                     elem_id="pc-history")
                     forget_btn = gr.Button("Delete the chosen conversation", size="sm", variant="stop",
                                            elem_id="pc-history-delete")
+                    undo_btn = gr.Button("Undo", size="sm", visible=False, elem_id="pc-history-undo")
+                    removed = gr.State(None)  # the conversation just deleted, until Undo or the next delete
                 with gr.Tab("Settings", id="settings"):
                     answerer = gr.Radio(["extractive", "openai", "local"], value=settings.answerer,
                                         label="Answerer", elem_id="pc-answerer")
@@ -207,14 +209,18 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         chatbot.clear(handlers.clear, [store, conv], view, **private).then(**hide_suggest, **private).then(
             **refs, **private)
         past.input(handlers.open_conversation, [past, store, conv], view, **private).then(**refs, **private)
-        forget_btn.click(handlers.delete_conversation, [past, store, conv], view, **private).then(**refs, **private)
+        forget_btn.click(handlers.delete_conversation, [past, store, conv], [*view, removed, undo_btn],
+                         **private).then(**refs, **private)
+        undo_btn.click(handlers.undo_delete, [removed, store, conv], [*view, removed, undo_btn], **private).then(
+            **refs, **private)
+        answerer.input(handlers.llm.forget, None, None, **private)  # chosen again: an LLM that failed is tried again
         quiet: dict[str, Any] = {"show_progress": "hidden", **private}
         pickers = [scope, pick, head, landing, papers_list]
         demo.load(handlers.page_load, [store], [*view, bib_btn, *pickers], **quiet)
         # Adding papers writes the index: one upload at a time, in its own pool so the chat keeps answering.
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
                       show_progress_on=[added], **private).then(handlers.refresh_papers, None, pickers, **quiet)
-        evaluation.wire(eval_parts, chatbot, turns, tabs, demo.load)
+        evaluation.wire(eval_parts, chatbot, turns, store, conv, demo.load)
         gr.api(api.ask, api_name="ask", **answering)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)

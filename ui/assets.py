@@ -183,6 +183,16 @@ meter.pc-bar::-moz-meter-bar { background: #4f46e5; }
 .pc-eval-how { font-size: 0.85rem; color: var(--body-text-color-subdued); }
 .pc-eval-answer { font-size: 0.9rem; }
 .pc-eval-scroll { overflow-x: auto; max-width: 100%; }
+/* the "Add to test set" dialog: over the chat, where the user is, the page dimmed behind it */
+#pc-qform { position: fixed !important; z-index: 1100; top: 4vh; left: 50%; transform: translateX(-50%);
+  width: min(620px, 94vw) !important; max-height: 92vh; overflow-y: auto; padding: 16px 18px !important;
+  background: var(--background-fill-primary); border: 1px solid var(--border-color-primary); border-radius: 12px;
+  box-shadow: 0 0 0 100vmax rgba(15, 23, 42, 0.45), 0 12px 40px rgba(0, 0, 0, 0.3); }
+#pc-qform > * { flex-shrink: 0; }
+.pc-qform-head { font-size: 1.1rem; font-weight: 600; }
+.pc-qform-turns { margin: 0 0 0 1.2em; padding: 0; font-size: 0.88rem; line-height: 1.45; }
+.pc-qform-turns li { margin: 2px 0; }
+.pc-qform-none { font-size: 0.88rem; color: var(--body-text-color-subdued); }
 /* warnings never cover the header's buttons */
 .toast-wrap { top: auto !important; bottom: 12px !important; }
 /* sources drawer under each answer: narrow screens only */

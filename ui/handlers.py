@@ -17,6 +17,7 @@ from rag.types import Answer, Paper
 
 from . import collection_view, conversations, render, results, sources
 from .api import GENERIC_ERROR, write_export, write_references
+from .fallback import LLMMemory
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ChatHandlers:
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
         self.pipeline, self.settings = pipeline, settings
         self.shown: tuple[str, ...] = ()  # the paper ids the page was built with (refresh only when they change)
+        self.llm = LLMMemory()
 
     def by_id(self) -> dict[str, Paper]:
         """Papers keyed by id."""
@@ -98,14 +100,15 @@ class ChatHandlers:
 
         yield bubble(PENDING), turns, skip, "", skip, gr.Dataset(visible=False), ""
         ids = compare_ids or scope or None
+        use, remembered = self.llm.route(answerer or self.settings.answerer)  # an LLM that just failed is not waited for again
         try:
             head, text, answer = "", "", None
             shown, shown_at = 0, 0.0  # length and time of the last render of a growing answer
-            for kind, value in self.pipeline.stream(question, history=self.history(turns), answerer=answerer or None,
+            for kind, value in self.pipeline.stream(question, history=self.history(turns), answerer=use,
                                                     paper_ids=ids, k=int(k) if k else None,
                                                     compare=bool(compare_ids), preliminary=True):
                 if kind == "standalone":
-                    head = render.caption(value, question)
+                    head = render.caption(value, question) + render.notice(remembered)
                 elif kind == "sources":
                     yield bubble(head + PENDING), turns, skip, skip, skip, skip, skip
                 elif kind == "reset":
@@ -130,6 +133,9 @@ class ChatHandlers:
             yield chat, turns, skip, question, skip, skip, GENERIC_ERROR
             return
         papers = self.by_id()
+        self.llm.learn(use, answer)
+        answer = answer.model_copy(update={"notice": " ".join(x for x in (
+            remembered, answer.notice, render.limited(answer, scope if not compare_ids else None, papers)) if x)})
         turns.append(answer)
         export = gr.DownloadButton(value=str(write_export(answer)), interactive=True)
         yield (bubble(message(answer, turn, papers)), turns, sources.sources_html(answer, turn, papers),
@@ -174,7 +180,9 @@ class ChatHandlers:
         last = turns[-1] if turns else None
         export = (gr.DownloadButton(value=str(write_export(last)), interactive=True) if last else
                   gr.DownloadButton(value=None, interactive=False))
-        return (conversation_view(turns, papers), turns, sources.sources_html(last, len(turns) - 1, papers), export,
+        chat = gr.Chatbot(value=conversation_view(turns, papers),
+                          feedback_value=conversations.feedback(store, conv, len(turns)))
+        return (chat, turns, sources.sources_html(last, len(turns) - 1, papers), export,
                 status, store, conv, gr.Radio(choices=conversations.choices(store), value=conv if turns else None),
                 *self.extras(last, len(turns) - 1))
 
@@ -214,17 +222,30 @@ class ChatHandlers:
         return self.view([], conversations.delete(store, conv), conversations.new_id())
 
     def delete_conversation(self, conv_id: str | None, store: dict | None, conv: str) -> tuple:
-        """History's delete: the chosen past conversation is removed from the browser; deleting the open one also
-        empties the screen and the memory (like the trash button)."""
-        if not conv_id or conversations.find(store, conv_id) is None:
-            return (*(gr.skip(),) * 4, "Choose a conversation in the list to delete it.", *(gr.skip(),) * 5)
-        store = conversations.delete(store, conv_id)
-        if conv_id == conv:
-            return self.view([], store, conversations.new_id())
+        """History's delete: the chosen past conversation is removed from the browser, with an Undo; deleting the
+        open one also empties the screen and the memory (like the trash button). (*view, removed, undo button)."""
+        found = conversations.find(store, conv_id or "")
+        if found is None:
+            skip = gr.skip()
+            return (*(skip,) * 4, "Choose a conversation in the list to delete it.", *(skip,) * 5, skip, skip)
+        undo = gr.Button(value=f"Undo: bring back “{found.title[:60]}”", visible=True)
+        store = conversations.delete(store, found.id)
+        if found.id == conv:
+            return (*self.view([], store, conversations.new_id()), found.model_dump(mode="json"), undo)
         kept = conversations.find(store, conv)
         store = {**store, "active": conv if kept else ""}
         return (*(gr.skip(),) * 4, "", store, gr.skip(),
-                gr.Radio(choices=conversations.choices(store), value=conv if kept else None), *(gr.skip(),) * 2)
+                gr.Radio(choices=conversations.choices(store), value=conv if kept else None), *(gr.skip(),) * 2,
+                found.model_dump(mode="json"), undo)
+
+    def undo_delete(self, removed: dict | None, store: dict | None, conv: str) -> tuple:
+        """Bring back the conversation History just deleted, open (*view, removed, undo button)."""
+        hidden = gr.Button(visible=False)
+        if not removed:
+            return (*(gr.skip(),) * 10, None, hidden)
+        back = conversations.Conversation.model_validate(removed)
+        store = conversations.restore(store, back)
+        return (*self.view(list(back.turns), store, back.id), None, hidden)
 
     # -- the collection's card actions ------------------------------------------------------------------------------
     def paper_action(self, command: str, scope: list[str] | None, pick: list[str] | None) -> tuple:

@@ -104,6 +104,16 @@ def notice(text: str) -> str:
     return f'<div class="pc-notice">{esc(text)}</div>\n\n' if text else ""
 
 
+def limited(answer: Answer, scope: list[str] | None, papers: dict[str, Paper]) -> str:
+    """After a decline, that the search was limited to the papers the user chose, and how to widen it ('' else)."""
+    named = [label(papers[p]) for p in scope or [] if p in papers]
+    if not answer.abstained or not named:
+        return ""
+    which = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return (f"The search was limited to {which}: clear the paper filter below the question to search all "
+            f"{len(papers)} papers.")
+
+
 def abstention(answer: Answer, papers: dict[str, Paper]) -> str:
     """An abstention, styled as one, with the nearest papers listed."""
     closest = "".join(f"<li>{esc(papers[p].title)}</li>" for p in answer.closest_papers if p in papers)
