@@ -15,39 +15,19 @@ from pydantic import BaseModel, Field
 
 from rag.answer.analyse import short_name
 from rag.answer.evidence import BACKGROUND
+from rag.figures import Figure, figure_of
 from rag.text import sentences
 from rag.types import Answer, Paper
 
+__all__ = ["ExampleCache", "Figure", "PaperCard", "Result", "candidate_questions", "comparable", "figure_of",
+           "headline_figure", "paper_card", "reported_results", "summary_sentence"]
+
 log = logging.getLogger(__name__)
 
-# A figure a paper reports: "1.78x", "6.4times", "30%", "1.19x-2.50x" (the upper end of a range is the headline).
-_VALUE = re.compile(r"(?<![\w.])(?:(?P<low>\d+(?:\.\d+)?)\s*(?:x|×|%)?\s*[-–]\s*)?(?P<num>\d+(?:\.\d+)?)\s*"
-                    r"(?P<unit>x|×|%|times|-fold)(?![\w])", re.IGNORECASE)
-_QUALIFIER = re.compile(r"\b(up to|by up to|as much as|on average|at least|nearly|over|about|around)\s*$", re.IGNORECASE)
-_BASELINE = re.compile(r"\b(?:compared (?:over|to|with)|relative to|versus|vs\.?|over|than|against)\s+"
-                       r"(?P<base>(?:the\s+)?[^,;.()]{2,60}?)(?=\s*(?:[,;.()]|\bwhen\b|\bon\b|\bwhile\b|\bacross\b|"
-                       r"\band (?:achieves|consistently|demonstrates)\b|$))", re.IGNORECASE)
-_METRICS = ("time to first token", "training throughput", "throughput", "speedup", "speed-up", "latency", "accuracy",
-            "memory", "tokens per solution", "fewer tokens", "training time", "communication", "cost", "energy",
-            "perplexity", "MFU", "bandwidth", "efficiency")
-_GAINS = re.compile(r"\b(speed-?ups?|faster|increase|improve\w*|higher|reduc\w*|fewer|lower|gains?|outperform\w*|"
-                    r"better|achiev\w*)\b", re.IGNORECASE)
 _DOES = re.compile(r"\b(we (?:propose|present|introduce|develop|design|build|describe|study|analy[sz]e|investigate|"
                    r"conduct|explore|evaluate|review|survey)|this (?:paper|work|study|review|article) (?:introduces|"
                    r"presents|proposes|describes|studies|analy[sz]es|investigates|explores|reviews|surveys)|introduces|"
                    r"presents|proposes)", re.IGNORECASE)
-
-
-class Figure(BaseModel):
-    """One reported result, split into its parts where the sentence gives them."""
-
-    value: str = Field(description="As written: '1.78x', '30%', '1.19x-2.50x'.")
-    number: float = Field(description="The headline number (the upper end of a range), for charts.")
-    unit: str = Field(description="'x' (a factor) or '%'.")
-    metric: str = ""
-    baseline: str = ""
-    qualifier: str = Field(default="", description="'up to', 'on average' …")
-    sentence: str = Field(description="The sentence of the abstract it comes from.")
 
 
 class PaperCard(BaseModel):
@@ -69,35 +49,6 @@ class Result(BaseModel):
     name: str
     n: int
     figure: Figure
-
-
-def _metric(sentence: str, start: int, end: int) -> str:
-    """The measured quantity nearest the figure ('throughput', 'time to first token')."""
-    low = sentence.lower()
-    # nearest, a longer name winning over the one it contains ('training throughput' over 'throughput')
-    found = [(min(abs(i + len(m) - start), abs(i - end)), -len(m), m) for m in _METRICS
-             for i in [low.find(m.lower())] if i >= 0]
-    if not found:
-        return ""
-    metric = min(found)[2]
-    return "speedup" if metric == "speed-up" else metric
-
-
-def figure_of(sentence: str) -> Figure | None:
-    """The reported figure of a sentence (a factor or a percentage beside a word of gain), split into parts."""
-    for m in _VALUE.finditer(sentence):
-        around = sentence[max(0, m.start() - 60): m.end() + 60]
-        if not _GAINS.search(around):
-            continue
-        unit = "%" if m.group("unit") == "%" else "x"
-        value = re.sub(r"\s*(times|-fold|×|X)$", "x", m.group(0).strip(), flags=re.IGNORECASE)
-        qual = _QUALIFIER.search(sentence[:m.start()])
-        base = _BASELINE.search(sentence, m.end())
-        baseline = base.group("base").strip() if base else ""
-        baseline = "" if baseline[:1].isdigit() else re.sub(r"^the\s+", "", baseline, flags=re.IGNORECASE)
-        return Figure(value=value, number=float(m.group("num")), unit=unit, metric=_metric(sentence, *m.span()),
-                      baseline=baseline, qualifier=qual.group(1).lower() if qual else "", sentence=sentence.strip())
-    return None
 
 
 def headline_figure(paper: Paper) -> Figure | None:

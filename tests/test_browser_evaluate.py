@@ -51,8 +51,9 @@ def shot(page: Any, name: str, full: bool = False) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
 
 
-def open_evaluate(page: Any, url: str) -> None:
-    page.goto(url)
+def open_evaluate(page: Any, url: str, reload: bool = True) -> None:
+    if reload:
+        page.goto(url)
     page.wait_for_selector("#pc-question textarea")
     tab = page.get_by_role("tab", name="Evaluate")
     if not tab.is_visible():  # the side column is narrow: Gradio puts the last tabs behind "More tabs"
@@ -83,7 +84,12 @@ def test_upload_with_an_error_names_the_line(page: Any, url: str, tmp_path: Path
     page.wait_for_function("() => document.querySelector('#pc-eval-status')?.innerText.includes('line 3')")
 
 
-def test_a_run_shows_progress_then_the_report_and_two_runs_compare(page: Any, url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}],
+                         ids=["1280x800", "390x844"])
+def test_a_run_shows_progress_then_the_report_and_two_runs_compare(browser: Any, url: str, tmp_path: Path,
+                                                                    viewport: dict) -> None:
+    page = browser.new_context(viewport=viewport).new_page()
+    page.set_default_timeout(60_000)
     good = tmp_path / "small.jsonl"
     good.write_text("\n".join(bundled(6)) + "\n")
     open_evaluate(page, url)
@@ -91,26 +97,47 @@ def test_a_run_shows_progress_then_the_report_and_two_runs_compare(page: Any, ur
     page.wait_for_selector("#pc-eval-check .pc-eval-ok")
     assert "6 questions, valid" in page.inner_text("#pc-eval-check")
     page.locator("#pc-eval-modes label", has_text="dense").click()  # hybrid and dense: two runs
+    # the progress line is drawn once, on the status line (it was printed twice over the faded old report)
+    page.evaluate("""() => { window.__overReport = 0; window.__onStatus = 0;
+        const box = document.querySelector('#pc-eval-report'), status = document.querySelector('#pc-eval-status');
+        new MutationObserver(() => {
+            if (/\\d+\\/\\d+ answers|starting/.test(box.innerText)) window.__overReport += 1;
+            if (/\\d+\\/\\d+ answers/.test(status.innerText)) window.__onStatus += 1;
+        }).observe(document.body, {childList: true, subtree: true, characterData: true}); }""")
     page.click("#pc-eval-run")
     # the progress bar while it runs: Gradio's tracker with our "answers" count
     page.wait_for_function("() => /\\d+\\/12 answers/.test(document.body.innerText)", timeout=60_000)
-    shot(page, "eval-progress")
+    shot(page, f"eval-progress-{viewport['width']}")
     page.wait_for_function("() => document.querySelector('#pc-eval-status')?.innerText.includes('Done')",
                            timeout=300_000)
+    assert page.evaluate("window.__overReport") == 0 and page.evaluate("window.__onStatus") > 0
     report = page.locator("#pc-eval-report")
     assert "6 questions from small.jsonl, 2 run(s)" in report.inner_text()
     assert report.locator("img").count() == 2
     headers = report.locator("table").first.locator("th").all_inner_texts()
     assert headers == ["metric", "extractive/hybrid", "extractive/dense"]
     assert "[" in report.locator("td", has_text="accuracy").first.locator("xpath=..").inner_text()  # an interval
-    shot(page, "eval-report", full=True)
+    # each metric says what it measures
+    hit1 = report.locator("td", has_text="hit@1").first.inner_text()
+    assert "answerable questions with a gold paper in the top 1 papers" in hit1, hit1
+    assert "lower is better" in report.locator("td", has_text="false_abstain_rate").first.inner_text()
+    # the metric chart's labels are drawn at a readable size: the picture is not shrunk much below its own size
+    scale = page.evaluate("""() => { const imgs = document.querySelectorAll('#pc-eval-report img');
+        const img = imgs[imgs.length - 1]; return img.getBoundingClientRect().width / img.naturalWidth; }""")
+    assert scale >= 0.5, scale
+    assert "metrics per run as bars" in report.locator("img").last.get_attribute("alt")
+    assert page.evaluate("""() => Array.from(document.querySelectorAll('#pc-eval-report .pc-eval-scroll'))
+        .every((b) => b.getBoundingClientRect().right <= innerWidth + 1)""")  # wide tables scroll, not cut off
+    shot(page, f"eval-report-{viewport['width']}", full=True)
 
-    # drill-down: a question's answer, facts and passages
+    # drill-down: a question's answer, facts and passages, as read (no Markdown, no regexes)
     page.click("#pc-eval-q input")
     page.locator("ul[role='listbox'] li").first.click()
     page.wait_for_selector("#pc-eval-detail .pc-eval-question")
     detail = page.inner_text("#pc-eval-detail")
     assert "Question:" in detail and "Key facts" in detail and "Retrieved papers" in detail
+    assert "**" not in detail and "\\s" not in detail and "|---" not in detail and "(?:" not in detail, detail
+    assert "found:" in detail or "missing:" in detail
 
     # side by side: run A and run B preset to the two runs of this evaluation
     page.locator("#pc-eval-cmp-box").get_by_text("Compare two runs").click()
@@ -119,12 +146,13 @@ def test_a_run_shows_progress_then_the_report_and_two_runs_compare(page: Any, ur
     compared = page.inner_text("#pc-eval-compared")
     assert "extractive/hybrid" in compared and "extractive/dense" in compared and "B − A" in compared
     assert "fixed" in compared and "6 questions in both" in compared
-    shot(page, "eval-compare", full=True)
+    shot(page, f"eval-compare-{viewport['width']}", full=True)
     downloads = [page.locator(f"#pc-eval-dl-{k}") for k in ("html", "md", "jsonl")]
     assert all(d.is_enabled() for d in downloads)
     with page.expect_download() as dl:
         downloads[1].click()
     assert "## " in Path(dl.value.path()).read_text()
+    page.context.close()
 
 
 def test_thumbs_down_then_add_to_test_set_then_paperchat_eval(page: Any, url: str, data_dir: Path,
@@ -146,13 +174,17 @@ def test_thumbs_down_then_add_to_test_set_then_paperchat_eval(page: Any, url: st
     page.locator("#pc-chat .extra-feedback-option", has_text="Add to test set").last.click()
     page.wait_for_function(
         "() => document.querySelector('#pc-eval-qtext textarea')?.value.includes('Seesaw')", timeout=30_000)
+    assert page.locator("#pc-qform").is_visible()  # a dialog over the chat
     assert "seesaw" in page.inner_text("#pc-eval-papers")
     facts = page.input_value("#pc-eval-facts textarea")
     assert "1.78x" in facts or "1.78" in facts
-    assert "👎 1" in page.inner_text("#pc-eval-feedback")
-    shot(page, "eval-add-form", full=True)
+    shot(page, "eval-add-form")
     page.click("#pc-eval-save")
     page.wait_for_function("() => document.querySelector('#pc-eval-saved')?.innerText.includes('Saved as lib-001')")
+    page.click("#pc-qform-close")
+    open_evaluate(page, url, reload=False)
+    page.locator("#pc-eval-form").get_by_text("This library's test questions").click()
+    page.wait_for_function("() => document.querySelector('#pc-eval-feedback')?.innerText.includes('👎 1')")
     saved = library_questions(data_dir)
     assert [q.id for q in saved] == ["lib-001"] and saved[0].gold_papers == ["seesaw"] and saved[0].facts
 

@@ -75,12 +75,11 @@ def test_foreign_page_cannot_frame_the_app(page: Any, pipeline: Pipeline, tmp_pa
 def test_app_logs_in_and_answers_under_its_csp(page: Any, pipeline: Pipeline) -> None:
     with serve(pipeline, auth="alice:s3cret") as url:
         page.goto(url)
-        page.get_by_label("username").fill("alice")
-        page.get_by_label("password").fill("wrong")
+        page.get_by_label("User name").fill("alice")
+        page.get_by_label("Password").fill("wrong")
         page.keyboard.press("Enter")
-        page.get_by_text("Incorrect credentials").wait_for(state="visible")
-        page.get_by_label("username").fill("alice")  # the login form clears itself after a failure
-        page.get_by_label("password").fill("s3cret")
+        page.get_by_text("Wrong user name or password").wait_for(state="visible")
+        page.get_by_label("Password").fill("s3cret")  # the user name stays after a failure
         page.keyboard.press("Enter")
         page.wait_for_selector("#pc-question textarea")
         page.fill("#pc-question textarea", SEESAW_Q)

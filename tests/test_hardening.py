@@ -128,8 +128,11 @@ def test_every_route_needs_the_login(auth_url: str, method: str, path: str, body
 
 
 def test_login_page_still_public(auth_url: str) -> None:
-    page = httpx.get(auth_url + "/", timeout=10)
-    assert page.status_code == 200 and "<html" in page.text.lower()
+    page = httpx.get(auth_url + "/", timeout=10)  # the chat's page without a session: sent to paperchat's login
+    assert page.status_code == 303 and page.headers["location"] == "login"
+    assert page.headers["content-security-policy"]  # the guard's headers on the redirect too
+    login = httpx.get(auth_url + "/", timeout=10, follow_redirects=True)
+    assert login.status_code == 200 and "<title>Log in · paperchat</title>" in login.text
 
 
 def test_wrong_passwords_back_off_and_the_right_one_still_works(auth_url: str) -> None:

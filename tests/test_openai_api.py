@@ -150,7 +150,11 @@ def test_keys_are_required(base: str) -> None:
         response = httpx.get(base + path)
         assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
     assert httpx.get(base + "/api/papers", headers={"authorization": "Bearer other-key"}).status_code == 200
-    assert httpx.get(base + "/").status_code == 200  # the chat itself has no login here
+    # Keys without RAG_AUTH: the chat's page asks for a key too (issue 25, row 9), on paperchat's own login page.
+    page = httpx.get(base + "/")
+    assert page.status_code == 303 and page.headers["location"] == "login"
+    login = httpx.get(base + "/login")
+    assert login.status_code == 200 and "API key" in login.text and "<title>Log in · paperchat</title>" in login.text
 
 
 def test_bodies_past_the_limit_and_broken_json(base: str) -> None:

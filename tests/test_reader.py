@@ -105,6 +105,23 @@ def test_reader_thresholds_are_part_of_the_fitted_parameters() -> None:
     assert all(fields[f].description for f in ("read_yes", "read_no", "read_keep", "read_list"))
 
 
+def test_a_model_file_without_llama_cpp_leaves_the_rules_to_decide(tmp_path: Path, monkeypatch) -> None:
+    """A wheel installed without the local extra, on a machine where another install put the model in the cache: 'auto'
+    reads nothing (the rules decide), 'on' says in one sentence what to install."""
+    import importlib.util
+
+    from rag.llm import LLMError
+    from rag.llm.reader import make_reader
+
+    (tmp_path / "m.gguf").write_bytes(b"GGUF" + bytes(60))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    base = {"data_dir": tmp_path / "data", "reader_model": str(tmp_path / "m.gguf")}
+    assert make_reader(Settings(**base, reader="auto")) is None
+    with pytest.raises(LLMError, match=r"^The reading model needs llama-cpp-python: pip install"):
+        make_reader(Settings(**base, reader="on"))
+
+
 # --- the real reading model -------------------------------------------------------------------------------------
 
 needs_model = pytest.mark.skipif(not HAS_MODEL, reason="the local extra (the reading model) is not installed")

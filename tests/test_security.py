@@ -104,7 +104,7 @@ def test_an_uploaded_reference_file_cannot_read_a_pdf_elsewhere_on_the_server(tm
 
     pipeline = Pipeline(settings)
     html, _ = LibraryHandlers(pipeline, settings).add([Upload()], progress=lambda *a, **k: None)
-    assert "1 added" in html and "secret.pdf" in html and str(secret.parent) not in html
+    assert "1 paper added" in html and "secret.pdf" in html and str(secret.parent) not in html
     from rag.retrieve import make_retriever
 
     docs = make_retriever(pipeline.index, settings).search("Reading two columns without interleaving their lines", k=20)
@@ -479,7 +479,7 @@ def test_replies_never_show_the_server_path(tmp_path: Path) -> None:
         stream_text = "\n".join(events)
         assert "paperchat-answer.md" in stream_text and secret not in stream_text, stream_text[-2000:]
         html = add_papers(url, [handle_file(str(paper))])  # a script uploads and adds through Gradio's API as before
-    assert "1 added" in html and secret not in html, html
+    assert "1 paper added" in html and secret not in html, html
 
 
 @pytest.mark.slow

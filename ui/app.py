@@ -26,6 +26,7 @@ from .clients import forwarded_for_from
 from .guard import GuardConfig, guarded_app
 from .handlers import ChatHandlers
 from .library import UPLOAD_TYPES, LibraryHandlers, uploads_dir, use_gradio_cache
+from .login import KEY_HINT, LOGIN_HINT, LoginRedirect, login_router
 from .routes import create_router
 from .script import JS
 
@@ -50,13 +51,19 @@ class ChatApp(gr.Blocks):
                     "run_history": False, "footer_links": ["api"]}  # no Gradio "Settings": the app has its own Settings tab
         for key, value in defaults.items():
             kwargs.setdefault(key, value)
+        hint = LOGIN_HINT
         if not kwargs.get("auth") and self.guard.api_keys:  # keys and no login: the page asks for a key
             kwargs["auth"] = key_login(self.guard.api_keys)
-            kwargs.setdefault("auth_message", "Log in with any user name and an API key (RAG_API_KEYS) as the "
-                                              "password.")
-        # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack.
-        kwargs.setdefault("_app", guarded_app(dataclasses.replace(self.guard, auth_required=bool(kwargs.get("auth"))),
-                                              self.routers))
+            hint = KEY_HINT
+        # Gradio's launch() takes the FastAPI app to serve as `_app`: ours wraps its whole middleware stack. With a
+        # login, paperchat's own login page replaces Gradio's (which named no app and cleared both fields).
+        auth = bool(kwargs.get("auth"))
+        app = guarded_app(dataclasses.replace(self.guard, auth_required=auth),
+                          (*self.routers, login_router(hint)) if auth else self.routers)
+        if auth:
+            app.add_middleware(LoginRedirect)
+            kwargs.setdefault("auth_message", f"paperchat: {hint}")
+        kwargs.setdefault("_app", app)
         with forwarded_for_from(self.guard.trusted_proxies):  # uvicorn's server, made inside launch(), reads it
             return super().launch(**kwargs)
 
@@ -126,8 +133,9 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         with gr.Row(equal_height=False, elem_id="pc-body"):
             with gr.Column(scale=7, min_width=440, elem_id="pc-main"):
                 landing = gr.HTML(collection_view.landing_html(papers), js_on_load=None, elem_id="pc-landing")
+                # autoscroll off: the page script follows a new turn to its question, not to the answer's end
                 chatbot = gr.Chatbot(elem_id="pc-chat", show_label=False, height="calc(100vh - 320px)",
-                                     min_height=380, buttons=["copy", "copy_all"],
+                                     autoscroll=False, min_height=380, buttons=["copy", "copy_all"],
                                      feedback_options=evaluate.FEEDBACK_OPTIONS,
                                      examples=[{"text": q} for q in examples] or None, layout="panel",
                                      placeholder="**Ask a question about the papers**"
@@ -147,19 +155,19 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                     # question box off a laptop screen.
                     with gr.Column(elem_id="pc-sources-col"):
                         with gr.Column(elem_id="pc-chart-box"):
-                            chart_cap = gr.HTML("", js_on_load=None, elem_id="pc-chart-cap")
-                            chart = gr.Plot(visible=False, show_label=False, elem_id="pc-chart")
+                            chart = gr.HTML("", js_on_load=None, elem_id="pc-chart-cap")
                             csv_btn = gr.DownloadButton("Comparison table (.csv)", visible=False, size="sm",
                                                         elem_id="pc-csv")
                         sources = gr.HTML(render.sources_html(None, 0, {}), elem_id="pc-sources", js_on_load=None)
                 with gr.Tab("Papers", id="papers"):
-                    papers_list = gr.HTML(collection_view.collection_html(papers, with_abstract=True),
-                                          js_on_load=None, elem_id="pc-papers")
+                    # Adding papers first: below 21 cards it was off a laptop's screen.
                     with gr.Accordion("Add papers", open=False, elem_id="pc-add"):
                         upload = gr.File(file_count="multiple", file_types=UPLOAD_TYPES, elem_id="pc-upload",
-                                         label="PDF, BibTeX (.bib), RIS, JSONL or Markdown files")
+                                         label="PDF, BibTeX (.bib), RIS, JSONL or Markdown files", height=140)
                         add_btn = gr.Button("Add to the library", variant="primary", elem_id="pc-add-btn")
                         added = gr.HTML("", elem_id="pc-added", js_on_load=None)
+                    papers_list = gr.HTML(collection_view.collection_html(papers, with_abstract=True),
+                                          js_on_load=None, elem_id="pc-papers")
                 with gr.Tab("Compare", id="compare"):
                     gr.Markdown("Choose two or more papers: the answer is a table (problem, approach, "
                                 "reported result), every cell cited, with a chart when their figures compare. "
@@ -173,6 +181,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
                                     elem_id="pc-history")
                     forget_btn = gr.Button("Delete the chosen conversation", size="sm", variant="stop",
                                            elem_id="pc-history-delete")
+                    undo_btn = gr.Button("Undo", size="sm", visible=False, elem_id="pc-history-undo")
+                    removed = gr.State(None)  # the conversation just deleted, until Undo or the next delete
                 with gr.Tab("Settings", id="settings"):
                     answerer = gr.Radio(["extractive", "openai", "local"], value=settings.answerer,
                                         label="Answerer", elem_id="pc-answerer")
@@ -188,8 +198,8 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
 
         outs = [chatbot, turns, sources, question, export_btn, suggest, status]
         ask = [question, chatbot, turns, answerer, k, scope]
-        view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart_cap, chart, csv_btn]
-        saved = [store, conv, past, chart_cap, chart, csv_btn, tabs]
+        view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart, csv_btn]
+        saved = [store, conv, past, chart, csv_btn, tabs]
         private: dict[str, Any] = {"api_visibility": "private"}
         answers = answering(settings)  # every answering event and the /ask API: one group
 
@@ -218,14 +228,18 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         chatbot.clear(handlers.clear, [store, conv], view, **private).then(**hide_suggest, **private).then(
             **refs, **private)
         past.input(handlers.open_conversation, [past, store, conv], view, **private).then(**refs, **private)
-        forget_btn.click(handlers.delete_conversation, [past, store, conv], view, **private).then(**refs, **private)
+        forget_btn.click(handlers.delete_conversation, [past, store, conv], [*view, removed, undo_btn],
+                         **private).then(**refs, **private)
+        undo_btn.click(handlers.undo_delete, [removed, store, conv], [*view, removed, undo_btn], **private).then(
+            **refs, **private)
+        answerer.input(handlers.llm.forget, None, None, **private)  # chosen again: an LLM that failed is tried again
         quiet: dict[str, Any] = {"show_progress": "hidden", **private}
         pickers = [scope, pick, head, landing, papers_list]
         demo.load(handlers.page_load, [store], [*view, bib_btn, *pickers], **quiet)
         # Adding papers writes the index: one upload at a time, in its own pool so the chat keeps answering.
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
-                      **private).then(handlers.refresh_papers, None, pickers, **quiet)
-        evaluation.wire(eval_parts, chatbot, turns, tabs, demo.load)
+                      show_progress_on=[added], **private).then(handlers.refresh_papers, None, pickers, **quiet)
+        evaluation.wire(eval_parts, chatbot, turns, store, conv, demo.load)
         gr.api(api.ask, api_name="ask", **answers)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)

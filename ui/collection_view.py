@@ -50,13 +50,14 @@ def collection_html(papers: list[Paper], with_abstract: bool = False, intro: str
 def header_html(papers: list[Paper]) -> str:
     """The page header: what the app is and how many papers it holds."""
     count = f"{len(papers)} research paper{'s' if len(papers) != 1 else ''}"
+    # the page script shows "Log out" when a login is in use (Gradio's /logout ends the session)
     return (f'<div id="pc-header"><h1>paperchat</h1><div class="pc-sub">Ask about {count}. Every claim '
-            "is cited to the passage it comes from.</div></div>")
+            'is cited to the passage it comes from.</div><a id="pc-logout" href="logout" hidden>Log out</a></div>')
 
 
 def landing_html(papers: list[Paper]) -> str:
     """The first view: what the collection holds, searchable, each paper one click from a question."""
-    intro = ('<div class="pc-land-intro"><b>What these papers hold.</b> Each card quotes the sentence of the '
-             "abstract that says what the paper does and, where the abstract reports one, its headline figure. "
-             "<b>Ask</b> about a paper, add it to a <b>comparison</b>, or search <b>only this paper</b>.</div>")
+    intro = ('<div class="pc-land-intro"><b>What these papers hold.</b> <span class="pc-land-more">Each card quotes '
+             "what the paper does and its headline figure, from its abstract. </span><b>Ask</b> about a paper, "
+             "add it to a <b>comparison</b>, or search <b>only this paper</b>.</div>")
     return collection_html(papers, intro=intro)

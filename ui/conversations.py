@@ -28,6 +28,7 @@ class Conversation(BaseModel):
     title: str
     updated: float = Field(description="Unix time of the last answer.")
     turns: list[Answer] = Field(default_factory=list)
+    feedback: list[str | None] = Field(default_factory=list, description="Per turn, the 👍/👎/flag chosen (or None).")
 
 
 def new_id() -> str:
@@ -54,17 +55,45 @@ def dump(convs: list[Conversation], active: str) -> dict[str, Any]:
 
 
 def save(store: dict | None, conv_id: str, turns: list[Answer]) -> dict[str, Any]:
-    """The store with this conversation's turns saved (a conversation without turns is not kept)."""
-    convs = [c for c in load(store) if c.id != conv_id]
+    """The store with this conversation's turns saved, their feedback kept (a conversation without turns is not
+    kept)."""
+    convs = load(store)
+    prior = next((c for c in convs if c.id == conv_id), None)
+    convs = [c for c in convs if c.id != conv_id]
     if turns:
         title = " ".join(turns[0].question.split())[:80]
-        convs.append(Conversation(id=conv_id, title=title, updated=time.time(), turns=turns[-MAX_TURNS:]))
+        feedback = (prior.feedback if prior else [])[: len(turns)]
+        kept = turns[-MAX_TURNS:]
+        convs.append(Conversation(id=conv_id, title=title, updated=time.time(), turns=kept,
+                                  feedback=feedback[len(turns) - len(kept):]))
     return dump(convs, conv_id if turns else "")
+
+
+def rate(store: dict | None, conv_id: str, turn: int, value: str | None) -> dict[str, Any]:
+    """The store with the feedback on one turn of a conversation (None: taken back)."""
+    convs = load(store)
+    found = next((c for c in convs if c.id == conv_id), None)
+    if found is None or not 0 <= turn < len(found.turns):
+        return store if isinstance(store, dict) else dict(EMPTY)
+    found.feedback = (found.feedback + [None] * len(found.turns))[: len(found.turns)]
+    found.feedback[turn] = value
+    return dump(convs, (store or {}).get("active", "") if isinstance(store, dict) else "")
+
+
+def feedback(store: dict | None, conv_id: str, turns: int) -> list[str | None]:
+    """The feedback of each turn of a conversation, as the chat shows it."""
+    found = find(store, conv_id)
+    return ((found.feedback if found else []) + [None] * turns)[:turns]
 
 
 def delete(store: dict | None, conv_id: str) -> dict[str, Any]:
     """The store without this conversation."""
     return dump([c for c in load(store) if c.id != conv_id], "")
+
+
+def restore(store: dict | None, conv: Conversation) -> dict[str, Any]:
+    """The store with a deleted conversation back, as the open one."""
+    return dump([*(c for c in load(store) if c.id != conv.id), conv], conv.id)
 
 
 def find(store: dict | None, conv_id: str) -> Conversation | None:

@@ -1,11 +1,10 @@
 """The Evaluate tab: run a question set (bundled, the library's own, or an uploaded JSONL) through the chat's chain
 with a progress bar, read the report inline, drill into a question, compare two runs, download the report; and the
-chat's 👍/👎 and "Add to test set", which fills the form that saves a question to the library's own set.
+chat's 👍/👎 and "Add to test set", which opens the dialog (ui.testset) that saves a question to the library's own set.
 Everything that is not UI lives in rag.eval; this module only lays out and wires."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -18,13 +17,14 @@ from rag.answer import Pipeline
 from rag.eval import library
 from rag.eval.compare import compare_runs
 from rag.eval.drafts import draft_question_set
-from rag.eval.facts import cited_papers, format_facts, guess_category, parse_facts, suggest_facts
-from rag.eval.questions import CATEGORIES, Question, QuestionSetCheck, check_question_set, load_questions
+from rag.eval.facts import cited_papers
+from rag.eval.questions import Question, QuestionSetCheck, check_question_set, load_questions
 from rag.eval.session import EvalBusy, EvalRunner, Evaluation, list_evaluations
 from rag.settings import QUESTIONS_PATH, Settings
 from rag.types import Answer
 
-from . import eval_view
+from . import conversations, eval_view
+from .testset import TestSetForm
 from .api import GENERIC_ERROR, _export_dir
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Parts:
     """The tab's components that the chat's events fill."""
 
     form: Any
-    fields: list[Any]  # question, history, papers, facts, abstain, category, draft id, form message
+    drafts: Any
     feedback: Any
     shown: list[Any]  # report, question picker, detail, run A, run B, downloads ×3
     export: Any
@@ -53,6 +53,7 @@ class EvaluateTab:
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
         self.pipeline, self.settings, self.data_dir = pipeline, settings, Path(settings.data_dir)
         self.runner = _RUNNERS.setdefault(str(self.data_dir.resolve()), EvalRunner(self.data_dir))
+        self.form = TestSetForm(self.data_dir)
 
     # -- the question set ------------------------------------------------------------------------------------------
     def check_upload(self, path: str | None) -> tuple[str, Any]:
@@ -180,44 +181,9 @@ class EvaluateTab:
                    "never evaluated until accepted.")
         return gr.Dropdown(choices=self.draft_choices(), value=None), self.counts(), message
 
-    def open_draft(self, draft_id: str | None) -> tuple:
-        """A draft in the form (question, history, papers, facts, abstain, category, draft id, message)."""
-        draft = next((q for q in library.drafts(self.data_dir) if q.id == draft_id), None)
-        if draft is None:
-            return (gr.skip(),) * 8
-        return (draft.question, json.dumps(draft.history), draft.gold_papers, format_facts(draft.facts),
-                draft.expect_abstain, draft.category, draft.id, "Draft loaded: check it, then save to accept it.")
-
-    def from_answer(self, answer: Answer, history: list[dict[str, str]]) -> tuple:
-        """The form prefilled from a chat answer."""
-        papers = cited_papers(answer) or list(dict.fromkeys(s.paper_id for s in answer.sources))[:2]
-        facts = "\n".join(suggest_facts(answer))
-        category = guess_category(answer.question, papers, history, answer.abstained)
-        return (answer.question, json.dumps(history, ensure_ascii=False), papers, facts, answer.abstained, category,
-                "", "Check the papers and key facts (one per line, alternatives separated by ' | '), then save.")
-
-    def save(self, text: str, history: str, papers: list[str] | None, facts: str, abstain: bool, category: str,
-             draft_id: str) -> tuple:
-        """Save the form as a question of the library's set; (message, counts, drafts picker, draft id)."""
-        try:
-            turns = json.loads(history or "[]")
-            if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
-                raise ValueError("history must be a JSON list of {role, content} messages")
-            parsed = parse_facts(facts or "")
-            if not abstain and not parsed:
-                raise ValueError("give at least one key fact, or tick 'should abstain'")
-            question = Question(id="", question=(text or "").strip(), category=category or "factoid",
-                                gold_papers=[] if abstain else list(papers or []), facts=[] if abstain else parsed,
-                                history=turns, expect_abstain=bool(abstain))
-            if not question.question:
-                raise ValueError("the question is empty")
-        except ValueError as exc:
-            return f"⚠️ Not saved: {str(exc).splitlines()[0]}", gr.skip(), gr.skip(), gr.skip()
-        saved = library.add_question(self.data_dir, question, draft_id=draft_id or None)
-        path = library.library_questions_path(self.data_dir)
-        message = (f"✅ Saved as {saved.id} in `{path}`: run it here with “{SETS['library']}”, or with "
-                   "`paperchat eval --library`.")
-        return message, self.counts(), gr.Dropdown(choices=self.draft_choices(), value=None), ""
+    def after_save(self) -> tuple:
+        """After the dialog saved a question: (counts, drafts picker, export)."""
+        return self.counts(), gr.Dropdown(choices=self.draft_choices(), value=None), self.export()
 
     def export(self) -> Any:
         """The library's question file as a download."""
@@ -229,25 +195,27 @@ class EvaluateTab:
         return gr.DownloadButton(value=str(target), interactive=True)
 
     # -- the chat's feedback --------------------------------------------------------------------------------------
-    def feedback(self, turns: list[Answer], evt: gr.LikeData) -> tuple:
-        """👍/👎 recorded; 'Add to test set' opens the form prefilled. (tabs, form, fields ×8, counts)."""
+    def feedback(self, turns: list[Answer], store: dict | None, conv: str, evt: gr.LikeData) -> tuple:
+        """👍/👎 recorded, and kept with the conversation in the browser so a reload shows them; 'Add to test set'
+        opens the dialog prefilled. (store, dialog, its fields ×10, counts)."""
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         turn = int(index or 0) // 2
-        skip = (gr.skip(),) * 11
+        skip = (gr.skip(),) * 13
         if not turns or turn >= len(turns):
             return skip
         answer = turns[turn]
-        history = [m for t in turns[:turn] for m in ({"role": "user", "content": t.question},
-                                                     {"role": "assistant", "content": t.answer})]
+        chosen = {True: "Like", False: "Dislike"}[evt.liked] if isinstance(evt.liked, bool) else evt.liked or None
+        store = conversations.rate(store, conv, turn, chosen)
         if evt.liked == ADD:
-            return (gr.Tabs(selected="evaluate"), gr.Accordion(open=True), *self.from_answer(answer, history),
-                    self.counts())
+            history = [m for t in turns[:turn] for m in ({"role": "user", "content": t.question},
+                                                         {"role": "assistant", "content": t.answer})]
+            return (store, *self.form.from_answer(answer, history), self.counts())
         if evt.liked in (True, False):
             library.record_feedback(self.data_dir, library.Feedback(
                 rating="up" if evt.liked else "down", question=answer.question, answer=answer.answer,
                 answerer=answer.answerer, cited_papers=cited_papers(answer)))
-            return (*skip[:10], self.counts())
-        return skip
+            return (store, *skip[:11], self.counts())
+        return (store, *skip[:12])
 
     # -- layout -------------------------------------------------------------------------------------------------
     def build(self, answering: dict[str, Any]) -> Parts:
@@ -284,43 +252,36 @@ class EvaluateTab:
             compared = gr.HTML("", elem_id="pc-eval-compared", js_on_load=None)
         with gr.Accordion("This library's test questions", open=False, elem_id="pc-eval-form") as form:
             counts = gr.HTML("", elem_id="pc-eval-feedback", js_on_load=None)
+            gr.Markdown("Add a question from the chat with its flag menu, *Add to test set*, or propose drafts from "
+                        "the abstracts and accept them one by one.")
             with gr.Row():
                 draft_btn = gr.Button("Propose draft questions from the abstracts", size="sm", elem_id="pc-eval-draft")
                 export_btn = gr.DownloadButton("Export questions.jsonl", value=None, size="sm",
                                                elem_id="pc-eval-export")
             drafts = gr.Dropdown(self.draft_choices(), value=None, label="Drafts waiting to be accepted",
                                  elem_id="pc-eval-drafts")
-            q_text = gr.Textbox(label="Question", elem_id="pc-eval-qtext")
-            q_history = gr.Textbox("[]", label="History before it (JSON messages)", lines=2,
-                                   elem_id="pc-eval-history")
-            q_papers = gr.Dropdown(ids, multiselect=True, label="Papers it should cite", elem_id="pc-eval-papers")
-            q_facts = gr.Textbox(label="Key facts (one per line; alternatives separated by ' | ')", lines=3,
-                                 elem_id="pc-eval-facts")
-            with gr.Row():
-                q_abstain = gr.Checkbox(label="Should abstain (the papers do not say)", elem_id="pc-eval-abstain")
-                q_category = gr.Dropdown(list(CATEGORIES), value="factoid", label="Category",
-                                         elem_id="pc-eval-category")
-            draft_id = gr.State("")
-            save_btn = gr.Button("Save to this library's test set", variant="primary", elem_id="pc-eval-save")
-            form_msg = gr.Markdown("", elem_id="pc-eval-saved")
+            drafted = gr.Markdown("", elem_id="pc-eval-drafted")
         shown = [report, picked, detail, run_a, run_b, *files]
-        fields = [q_text, q_history, q_papers, q_facts, q_abstain, q_category, draft_id, form_msg]
         upload.change(self.check_upload, [upload], [checked, qset], **private)
         # One slot of the chat's answering pool while it runs (the chat keeps the others); EvalRunner lets one run.
-        run_btn.click(self.run, [qset, upload, answerers, modes, limit], [status, *shown], **answering, **private)
+        # the progress on the status line only: on every output it printed its line twice over the faded report
+        run_btn.click(self.run, [qset, upload, answerers, modes, limit], [status, *shown], show_progress_on=[status],
+                      **answering, **private)
         picked.change(self.detail, [picked], [detail], **private)
         cmp_btn.click(self.show_comparison, [run_a, run_b], [compared], **private)
-        draft_btn.click(self.propose, None, [drafts, counts, form_msg], **private)
-        drafts.input(self.open_draft, [drafts], fields, **private)
-        save_btn.click(self.save, [q_text, q_history, q_papers, q_facts, q_abstain, q_category, draft_id],
-                       [form_msg, counts, drafts, draft_id], **private).then(self.export, None, export_btn, **private)
+        draft_btn.click(self.propose, None, [drafts, counts, drafted], **private)
         form.expand(self.counts, None, counts, show_progress="hidden", **private)
-        return Parts(form=form, fields=fields, feedback=counts, shown=shown, export=export_btn)
+        return Parts(form=form, drafts=drafts, feedback=counts, shown=shown, export=export_btn)
 
-    def wire(self, parts: Parts, chatbot: Any, turns: Any, tabs: Any, load: Any) -> None:
-        """The chat's 👍/👎/'Add to test set' into this tab; its counts and downloads on page load."""
-        chatbot.like(self.feedback, [turns], [tabs, parts.form, *parts.fields, parts.feedback],
-                     api_visibility="private")
+    def wire(self, parts: Parts, chatbot: Any, turns: Any, store: Any, conv: Any, load: Any) -> None:
+        """The chat's 👍/👎 (kept with the conversation) and 'Add to test set', and the drafts, into the test-set
+        dialog; this tab's counts and downloads on page load."""
+        private: dict[str, Any] = {"api_visibility": "private"}
+        dialog = self.form.build([p.id for p in self.pipeline.papers()])
+        chatbot.like(self.feedback, [turns, store, conv], [store, dialog.box, *dialog.fields, parts.feedback],
+                     **private)
+        parts.drafts.input(self.form.open_draft, [parts.drafts], [dialog.box, *dialog.fields], **private)
+        self.form.save_event.then(self.after_save, None, [parts.feedback, parts.drafts, parts.export], **private)
         quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
         # One page-load event for the tab (each is a queue round trip before the page settles).
         load(lambda: (self.counts(), *self.show(None), self.export()), None,

@@ -22,6 +22,7 @@ from rag.types import Answer, Paper
 from . import collection_view, conversations, render, results, sources
 from .answering import with_heartbeats
 from .api import GENERIC_ERROR, write_export, write_references
+from .fallback import LLMMemory
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,13 @@ RENDER_GROWTH = 1.25  # …or once it has grown by a quarter since the last rend
 
 
 def message(answer: Answer, turn: int, papers: dict[str, Paper]) -> str:
-    """The finished chat bubble: the answer, the split results of a comparison, and the hidden pieces the page
-    script reads (popover sentences, reference list) plus the sources drawer shown on narrow screens."""
+    """The finished chat bubble: the answer, and the hidden pieces the page script reads (popover sentences, reference
+    list) plus what narrow screens show under it (a comparison's chart, the sources drawer): the side panel that
+    holds them on a wide screen sits far below there."""
     extra = ""
     if results.is_comparison(answer):
-        extra = "\n\n" + results.table_html(results.results(answer, papers), turn)
+        chart = results.chart_html(results.results(answer, papers), turn, say_none=False).replace("\n", " ")
+        extra = f'\n\n<div class="pc-chart-inline">{chart}</div>' if chart else ""
     parts = [render.final_message(answer, turn, papers) + extra, sources.tips(answer, turn),
              sources.references(answer), sources.drawer(answer, turn, papers)]
     return "\n\n".join(p.replace("\n\n", "\n") if i else p for i, p in enumerate(parts) if p)
@@ -57,6 +60,7 @@ class ChatHandlers:
         self.pipeline, self.settings = pipeline, settings
         self.slots = slots or AnswerSlots(settings)
         self.shown: tuple[str, ...] = ()  # the paper ids the page was built with (refresh only when they change)
+        self.llm = LLMMemory()
 
     def by_id(self) -> dict[str, Paper]:
         """Papers keyed by id."""
@@ -78,7 +82,7 @@ class ChatHandlers:
     def suggestions(self, answer: Answer) -> Any:
         """Clickable questions about the nearest papers after an abstention (hidden otherwise)."""
         papers = self.by_id()
-        samples = [[f"What is {render.label(papers[p])}?"] for p in answer.closest_papers if p in papers]
+        samples = [[render.ask_about(papers[p])] for p in answer.closest_papers if p in papers]
         return gr.Dataset(samples=samples or [["What is 2BP?"]], visible=bool(answer.abstained and samples))
 
     async def respond(self, question: str, chat: list[dict], turns: list[Answer], answerer: str, k: float,
@@ -104,8 +108,9 @@ class ChatHandlers:
 
         yield bubble(PENDING), turns, skip, "", skip, gr.Dataset(visible=False), ""
         ids, history = compare_ids or scope or None, self.history(turns)
-        events = self.slots.stream(answerer or None, lambda: self.pipeline.stream(
-            question, history=history, answerer=answerer or None, paper_ids=ids, k=int(k) if k else None,
+        use, remembered = self.llm.route(answerer or self.settings.answerer)  # an LLM that just failed is not waited for again
+        events = self.slots.stream(use, lambda: self.pipeline.stream(
+            question, history=history, answerer=use, paper_ids=ids, k=int(k) if k else None,
             compare=bool(compare_ids), preliminary=True))
         try:
             head, text, answer, cited = "", "", None, set[int]()
@@ -117,7 +122,7 @@ class ChatHandlers:
                         continue
                     kind, value = event
                     if kind == "standalone":
-                        head = render.caption(value, question)
+                        head = render.caption(value, question) + render.notice(remembered)
                     elif kind == "sources":
                         cited = {s.n for s in value}  # a growing answer shows only citations of these
                         yield bubble(head + PENDING), turns, skip, skip, skip, skip, skip
@@ -143,11 +148,17 @@ class ChatHandlers:
         if answer is None:
             yield chat, turns, skip, question, skip, skip, GENERIC_ERROR
             return
-        yield await anyio.to_thread.run_sync(self._answered, answer, bubble, turns)
+        self.llm.learn(use, answer)
+        limited = scope if not compare_ids else None
+        yield await anyio.to_thread.run_sync(self._answered, answer, bubble, turns, remembered, limited)
 
-    def _answered(self, answer: Answer, bubble: Callable[[str], list[dict]], turns: list[Answer]) -> tuple:
-        """The update that ends an answer: its rendered bubble, the turn kept, its sources and export."""
+    def _answered(self, answer: Answer, bubble: Callable[[str], list[dict]], turns: list[Answer], remembered: str,
+                  scope: list[str] | None) -> tuple:
+        """The update that ends an answer: its rendered bubble (with the notices of a remembered LLM failure and of a
+        search limited to the chosen papers), the turn kept, its sources and export."""
         papers, turn = self.by_id(), len(turns)
+        answer = answer.model_copy(update={"notice": " ".join(x for x in (
+            remembered, answer.notice, render.limited(answer, scope, papers)) if x)})
         export = gr.DownloadButton(value=str(write_export(answer)), interactive=True)
         return (bubble(message(answer, turn, papers)), [*turns, answer], sources.sources_html(answer, turn, papers),
                 gr.skip(), export, self.suggestions(answer), "")
@@ -167,17 +178,16 @@ class ChatHandlers:
 
     # -- what follows an answer: saved in the browser, the comparison's chart and CSV -------------------------------
     def extras(self, answer: Answer | None, turn: int) -> tuple:
-        """(chart caption, chart, CSV button) for an answer: shown for a comparison whose papers give figures."""
+        """(chart, CSV button) for an answer: shown for a comparison (the chart when its papers' figures compare)."""
         if not results.is_comparison(answer):
-            return "", gr.Plot(value=None, visible=False), gr.DownloadButton(value=None, visible=False)
+            return "", gr.DownloadButton(value=None, visible=False)
         assert answer is not None
-        found = results.results(answer, self.by_id())
-        fig = results.chart(found)
-        return (results.caption_html(found, turn), gr.Plot(value=fig, visible=fig is not None),
-                gr.DownloadButton(value=str(results.write_csv(answer, found)), visible=True))
+        papers = self.by_id()
+        return (results.chart_html(results.results(answer, papers), turn),
+                gr.DownloadButton(value=str(results.write_csv(answer, papers)), visible=True))
 
     def after_answer(self, turns: list[Answer], store: dict | None, conv: str) -> tuple:
-        """Save the conversation in the browser; (store, conv, past list, chart caption, chart, CSV, side tabs).
+        """Save the conversation in the browser; (store, conv, past list, chart, CSV, side tabs).
         A comparison opens the Sources tab, where its chart is."""
         conv = conv or conversations.new_id()
         store = conversations.save(store, conv, list(turns or []))
@@ -188,12 +198,14 @@ class ChatHandlers:
 
     def view(self, turns: list[Answer], store: dict | None, conv: str, status: str = "") -> tuple:
         """Everything that shows one conversation: (chat, turns, sources, export, status, store, conv, past list,
-        chart caption, chart, CSV)."""
+        chart, CSV)."""
         papers = self.by_id()
         last = turns[-1] if turns else None
         export = (gr.DownloadButton(value=str(write_export(last)), interactive=True) if last else
                   gr.DownloadButton(value=None, interactive=False))
-        return (conversation_view(turns, papers), turns, sources.sources_html(last, len(turns) - 1, papers), export,
+        chat = gr.Chatbot(value=conversation_view(turns, papers),
+                          feedback_value=conversations.feedback(store, conv, len(turns)))
+        return (chat, turns, sources.sources_html(last, len(turns) - 1, papers), export,
                 status, store, conv, gr.Radio(choices=conversations.choices(store), value=conv if turns else None),
                 *self.extras(last, len(turns) - 1))
 
@@ -204,7 +216,7 @@ class ChatHandlers:
         if conv is None:
             skip = gr.skip()
             past = gr.Radio(choices=conversations.choices(store), value=None) if conversations.load(store) else skip
-            return (*(skip,) * 7, past, skip, skip, skip)
+            return (*(skip,) * 7, past, skip, skip)
         return self.view(list(conv.turns), store, conv.id)
 
     def page_load(self, store: dict | None) -> tuple:
@@ -219,7 +231,7 @@ class ChatHandlers:
         """Reopen a past conversation (its answers become the memory of the next question)."""
         found = conversations.find(store, conv_id or "")
         if found is None or found.id == conv:
-            return (gr.skip(),) * 11
+            return (gr.skip(),) * 10
         store = {**(store or {}), "active": found.id}
         return self.view(list(found.turns), store, found.id)
 
@@ -233,17 +245,30 @@ class ChatHandlers:
         return self.view([], conversations.delete(store, conv), conversations.new_id())
 
     def delete_conversation(self, conv_id: str | None, store: dict | None, conv: str) -> tuple:
-        """History's delete: the chosen past conversation is removed from the browser; deleting the open one also
-        empties the screen and the memory (like the trash button)."""
-        if not conv_id or conversations.find(store, conv_id) is None:
-            return (*(gr.skip(),) * 4, "Choose a conversation in the list to delete it.", *(gr.skip(),) * 6)
-        store = conversations.delete(store, conv_id)
-        if conv_id == conv:
-            return self.view([], store, conversations.new_id())
+        """History's delete: the chosen past conversation is removed from the browser, with an Undo; deleting the
+        open one also empties the screen and the memory (like the trash button). (*view, removed, undo button)."""
+        found = conversations.find(store, conv_id or "")
+        if found is None:
+            skip = gr.skip()
+            return (*(skip,) * 4, "Choose a conversation in the list to delete it.", *(skip,) * 5, skip, skip)
+        undo = gr.Button(value=f"Undo: bring back “{found.title[:60]}”", visible=True)
+        store = conversations.delete(store, found.id)
+        if found.id == conv:
+            return (*self.view([], store, conversations.new_id()), found.model_dump(mode="json"), undo)
         kept = conversations.find(store, conv)
         store = {**store, "active": conv if kept else ""}
         return (*(gr.skip(),) * 4, "", store, gr.skip(),
-                gr.Radio(choices=conversations.choices(store), value=conv if kept else None), *(gr.skip(),) * 3)
+                gr.Radio(choices=conversations.choices(store), value=conv if kept else None), *(gr.skip(),) * 2,
+                found.model_dump(mode="json"), undo)
+
+    def undo_delete(self, removed: dict | None, store: dict | None, conv: str) -> tuple:
+        """Bring back the conversation History just deleted, open (*view, removed, undo button)."""
+        hidden = gr.Button(visible=False)
+        if not removed:
+            return (*(gr.skip(),) * 10, None, hidden)
+        back = conversations.Conversation.model_validate(removed)
+        store = conversations.restore(store, back)
+        return (*self.view(list(back.turns), store, back.id), None, hidden)
 
     # -- the collection's card actions ------------------------------------------------------------------------------
     def paper_action(self, command: str, scope: list[str] | None, pick: list[str] | None) -> tuple:
@@ -278,7 +303,7 @@ class ChatHandlers:
         if cmd.get("act") != "ask" or cmd.get("id") not in papers:
             yield (gr.skip(),) * 7
             return
-        question = f"What is {render.label(papers[cmd['id']])}?"
+        question = render.ask_about(papers[cmd["id"]])
         async for update in self.respond(question, chat, turns, answerer, k, scope):
             yield update
 

@@ -1,5 +1,6 @@
 """Adding papers from the browser: uploaded files are copied into the data directory's uploads folder and ingested,
-with progress and a result per file; the pickers and paper list follow at once."""
+with one progress bar and, per file, what the user got ("Added *Title* — 41 pages, searchable now") or why not, in
+the file's own name (never a path on the server); the pickers and paper list follow at once."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from rag.files import KINDS
 from rag.ingest import FileOutcome, IngestReport
 from rag.settings import Settings
 from rag.store import StoreError
+from rag.types import Paper
 
 from .render import esc
 
@@ -99,24 +101,26 @@ class LibraryHandlers:
         return kept
 
     def add(self, files: list[Any] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, Any]:  # noqa: B008
-        """Ingest uploaded files; (result HTML, cleared upload box)."""
+        """Ingest uploaded files; (what happened, in the user's words; the upload box, cleared: a file that was
+        refused does not stay selected, and the result lists every file)."""
         if not files:
             return '<div class="pc-caption">Choose PDF, BibTeX, RIS, JSONL or Markdown files first.</div>', gr.skip()
+        paths: list[Path] = []
         try:
             paths = self.keep(files)
             progress(0, desc="Reading the files…")
 
-            def step(done: int, total: int, pid: str) -> None:
+            def step(done: int, total: int, _pid: str) -> None:
                 if total:
-                    progress((done, total), desc=f"Indexing {pid}" if pid else "Indexing", unit="passages")
+                    progress((done, total), desc="Adding to the library", unit="passages")
 
             report = self.pipeline.ingest(paths, progress=step)
         except (ValueError, StoreError) as exc:  # bad files, id clashes, limits; storage and the writer lock
-            return _error(str(exc)), gr.skip()
+            return _error(plain(str(exc), paths, uploads_dir(self.settings))), None
         except Exception:
             log.exception("adding %d uploaded files failed", len(files))
-            return _error("Something went wrong while adding the files. Please try again."), gr.skip()
-        return results_html(report), None
+            return _error("Something went wrong while adding the files. Please try again."), None
+        return results_html(report, {p.id: p for p in self.pipeline.papers()}), None
 
 
 def _path(f: Any) -> str:
@@ -124,26 +128,50 @@ def _path(f: Any) -> str:
     return str(getattr(f, "path", None) or getattr(f, "name", None) or f)
 
 
+def plain(message: str, paths: list[Path], folder: Path) -> str:
+    """A message about uploaded files with the server's paths reduced to the file names the user chose."""
+    for path in paths:
+        message = message.replace(str(path), path.name)
+    return re.sub(re.escape(str(folder)) + r"[^\s,:;]*/", "", message)
+
+
 def _error(message: str) -> str:
     return f'<div class="pc-upload-result pc-upload-error" role="alert">{esc(message)}</div>'
 
 
-def _row(o: FileOutcome) -> str:
-    """One file's line in the result table."""
-    done = [f"{len(ids)} {what}" for what, ids in (("added", o.added), ("updated", o.updated),
-                                                    ("unchanged", o.unchanged)) if ids]
-    ids = ", ".join(o.added + o.updated + o.unchanged)
-    notes = "".join(f'<div class="pc-upload-fail">{esc(x)}</div>' for x in o.failed) + "".join(
-        f'<div class="pc-upload-skip">skipped {esc(x)}</div>' for x in o.skipped) + "".join(
-        f'<div class="pc-upload-skip">{esc(x)}</div>' for x in o.notes)
-    state = "failed" if o.failed and not done else "ok"
-    papers = f' <span class="pc-caption">({esc(ids)})</span>' if ids else ""
-    return (f'<tr class="pc-upload-{state}"><td>{esc(o.file)}</td><td>{esc(", ".join(done) or "failed")}{papers}'
-            f"{notes}</td></tr>")
+def _got(paper: Paper | None, pid: str) -> str:
+    """'<i>Title</i> — 41 pages' (the page count for a PDF)."""
+    title = f"<i>{esc(paper.title if paper else pid)}</i>"
+    pages = paper.pages if paper else 0
+    return f"{title} — {pages} page{'s' if pages != 1 else ''}" if pages else title
 
 
-def results_html(report: IngestReport) -> str:
-    """The per-file results of an ingest, with its one-line summary."""
-    rows = "".join(_row(o) for o in report.outcomes())
-    return (f'<div class="pc-upload-result" role="status"><p>{esc(report.summary())}</p>'
-            f'<table><thead><tr><th>File</th><th>Result</th></tr></thead><tbody>{rows}</tbody></table></div>')
+def _why(file: str, reason: str) -> str:
+    """'scan.pdf has no text layer …' for a reason that reads as a predicate, else 'file: reason'."""
+    joined = f"{file} {reason}" if re.match(r"(is|has|was|does|cannot|could|contains|looks)\b", reason) \
+        else f"{file}: {reason}"
+    return esc(joined.rstrip(".") + ".")
+
+
+def _lines(o: FileOutcome, papers: dict[str, Paper]) -> list[str]:
+    """What one file gave, one line per paper or problem."""
+    out = [f'<li class="pc-upload-ok">Added {_got(papers.get(p), p)}, searchable now.</li>' for p in o.added]
+    out += [f'<li class="pc-upload-ok">Updated {_got(papers.get(p), p)}, searchable now.</li>' for p in o.updated]
+    out += [f'<li class="pc-upload-same">{_got(papers.get(p), p)} was already in the library.</li>'
+            for p in o.unchanged]
+    out += [f'<li class="pc-upload-failed">Not added: {_why(o.file, x)}</li>' for x in o.failed]
+    out += [f'<li class="pc-upload-skip">Skipped: {_why(o.file, x)}</li>' for x in o.skipped]
+    out += [f'<li class="pc-upload-skip">Note: {_why(o.file, x)}</li>' for x in o.notes]
+    return out
+
+
+def results_html(report: IngestReport, papers: dict[str, Paper]) -> str:
+    """What an upload gave the user: each paper added (its title and pages) and each file that could not be, why."""
+    outcomes = report.outcomes()
+    added = len(report.new_papers) + len(report.updated_papers)
+    failed = sum(bool(o.failed) and not (o.added or o.updated or o.unchanged) for o in outcomes)
+    head = [f"{added} paper{'s' if added != 1 else ''} added" if added else "No new paper added",
+            f"{failed} file{'s' if failed != 1 else ''} could not be read" if failed else ""]
+    items = "".join(line for o in outcomes for line in _lines(o, papers))
+    return (f'<div class="pc-upload-result" role="status"><p><b>{esc("; ".join(h for h in head if h))}.</b></p>'
+            f"<ul>{items}</ul></div>")

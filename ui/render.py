@@ -104,6 +104,16 @@ def notice(text: str) -> str:
     return f'<div class="pc-notice">{esc(text)}</div>\n\n' if text else ""
 
 
+def limited(answer: Answer, scope: list[str] | None, papers: dict[str, Paper]) -> str:
+    """After a decline, that the search was limited to the papers the user chose, and how to widen it ('' else)."""
+    named = [label(papers[p]) for p in scope or [] if p in papers]
+    if not answer.abstained or not named:
+        return ""
+    which = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return (f"The search was limited to {which}: clear the paper filter below the question to search all "
+            f"{len(papers)} papers.")
+
+
 def abstention(answer: Answer, papers: dict[str, Paper]) -> str:
     """An abstention, styled as one, with the nearest papers listed."""
     closest = "".join(f"<li>{esc(papers[p].title)}</li>" for p in answer.closest_papers if p in papers)
@@ -164,6 +174,13 @@ def export_markdown(answer: Answer) -> str:
 def label(paper: Paper) -> str:
     """A short name for a paper: its first short alias, else its title."""
     return next((a for a in paper.aliases if len(a.split()) <= 3), paper.title)
+
+
+def ask_about(paper: Paper) -> str:
+    """What a paper's Ask asks: 'What is Seesaw?'; of a paper known only by its title, what the paper is about (not
+    'What is A Perspective on Explanations of Molecular Prediction Models?')."""
+    name = label(paper)
+    return f"What is {name}?" if name != paper.title else f"What is the paper “{paper.title}” about?"
 
 
 def choice(paper: Paper) -> str:

@@ -1,6 +1,7 @@
 """The page script (Gradio's `js`): citation chips (popover, jump to the card and back, the drawer on narrow screens),
 clean copying, editing the rewritten question, the collection's search and card actions, the compare picker's filter,
-and scrolling a comparison into view. Everything it shows is set as text (textContent), never as HTML."""
+and following the conversation (a new turn scrolled into view, a pill when the reader scrolled away). Everything it
+shows is set as text (textContent), never as HTML."""
 
 JS = r"""
 () => {
@@ -15,6 +16,9 @@ JS = r"""
     if (!narrow()) ta.focus({preventScroll: true});
     window.scrollTo(0, 0);
   });
+
+  // With a login, the header offers "Log out" (Gradio's config names the user only then).
+  when('#pc-logout', (a) => { if (window.gradio_config && window.gradio_config.username) a.hidden = false; });
 
   const setText = (sel, value) => {
     const el = $(sel + ' textarea') || $(sel + ' input');
@@ -154,7 +158,7 @@ JS = r"""
   // -- copying: the text as read, with a reference list, not the Markdown's link targets -------------------------
   const cleanText = (msg) => {
     const copy = msg.cloneNode(true);
-    copy.querySelectorAll('.pc-tips, .pc-refs, .pc-drawer, .pc-reask, .pc-unsup-flag, button, .pc-results').forEach((e) => e.remove());
+    copy.querySelectorAll('.pc-tips, .pc-refs, .pc-drawer, .pc-reask, .pc-unsup-flag, button, .pc-chart-inline').forEach((e) => e.remove());
     const holder = document.createElement('div');
     holder.style.cssText = 'position:fixed;left:-9999px;top:0;white-space:normal;';
     holder.appendChild(copy); document.body.appendChild(holder);
@@ -224,11 +228,9 @@ JS = r"""
     if (act) {
       ev.preventDefault();
       setText('#pc-action', JSON.stringify({act: act.dataset.act, id: act.dataset.id, at: Date.now()}));
-      if (act.dataset.act === 'ask') window.__pcScrollToAnswer = Date.now();
       setTimeout(() => { const go = $('#pc-action-go'); if (go) go.click(); }, 80);
       return;
     }
-    if (t.closest('#pc-compare')) window.__pcScrollToAnswer = Date.now();
     if (!t.closest('#pc-pop')) pop.hidden = true;
   }, true);
 
@@ -251,25 +253,112 @@ JS = r"""
     }
   });
 
-  // -- the chat as it changes: table labels for narrow screens, a requested answer scrolled into view ----------------
-  when('#pc-chat', (chat) => {
-    new MutationObserver(() => {
-      chat.querySelectorAll('table:not([data-labelled])').forEach((table) => {
-        const heads = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent.trim());
-        if (!heads.length || !table.querySelector('tbody td')) return;
-        table.querySelectorAll('tbody tr').forEach((tr) => {
-          Array.from(tr.children).forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; });
+  // -- the chat as it changes: table labels for narrow screens, and following the conversation --------------------
+  // A new question (typed, an example, a card's Ask, a comparison, a restored or reopened conversation) is scrolled
+  // to the top of the chat, so its answer grows below it in view: the chat's own panel on a wide screen, the page on
+  // a narrow one. The reader who scrolls takes over; one who scrolled away from the new turn is offered a pill.
+  const panelOf = () => (narrow() ? null : $('#pc-chat .panel-wrap'));  // narrow: the chat grows with the page
+  const view = () => {  // the scrolled box: its visible top and bottom on screen, its offset of a rect's top
+    const panel = panelOf();
+    if (panel) {
+      const r = panel.getBoundingClientRect();
+      return {panel, top: Math.max(0, r.top), bottom: Math.min(innerHeight, r.bottom),
+              at: (rect) => panel.scrollTop + rect.top - r.top, max: panel.scrollHeight - panel.clientHeight,
+              go: (y) => { panel.scrollTop = y; }, glide: (y) => panel.scrollTo({top: y, behavior: 'smooth'})};
+    }
+    const doc = document.scrollingElement;
+    return {panel: null, top: 0, bottom: innerHeight, at: (rect) => scrollY + rect.top,
+            max: doc.scrollHeight - innerHeight, go: (y) => window.scrollTo(0, y),
+            glide: (y) => window.scrollTo({top: y, behavior: 'smooth'})};
+  };
+  const turnOf = (chat) => {
+    const users = chat.querySelectorAll('[data-testid="user"]'), bots = chat.querySelectorAll('[data-testid="bot"]');
+    const q = users[users.length - 1];
+    return {count: users.length, question: q && (q.closest('.message-row') || q), answer: bots[bots.length - 1]};
+  };
+  const turnInView = (chat) => {
+    const t = turnOf(chat), v = view();
+    if (!t.question) return true;
+    const top = t.question.getBoundingClientRect().top;
+    const bottom = (t.answer || t.question).getBoundingClientRect().bottom;
+    return top < v.bottom - 30 && bottom > v.top + 30;
+  };
+  const pill = document.createElement('button');
+  pill.id = 'pc-newpill'; pill.type = 'button'; pill.hidden = true; pill.textContent = '↓ New answer';
+  document.body.appendChild(pill);
+  let following = false, asked = 0, lastCount = 0, releaseTimer = null;
+  const toTurn = (chat, smooth) => {
+    const t = turnOf(chat);
+    if (!t.question) return;
+    const v = view();
+    if (v.panel) {  // the chat's panel itself on screen first (a card's Ask from far down the page)
+      const r = v.panel.getBoundingClientRect();
+      if (r.bottom < 40 || r.top > innerHeight - 40) v.panel.scrollIntoView({block: 'nearest'});
+    }
+    const y = Math.max(0, Math.min(view().at(t.question.getBoundingClientRect()) - 8, view().max));
+    if (smooth) view().glide(y); else view().go(y);
+  };
+  const placePill = () => {
+    const box = ($('#pc-chat') || document.body).getBoundingClientRect();
+    const bottom = Math.min(innerHeight, box.bottom);
+    pill.style.left = Math.round(Math.max(box.left, 0) + Math.min(box.width, innerWidth) / 2) + 'px';
+    pill.style.top = Math.round(bottom - 52) + 'px';
+  };
+  pill.addEventListener('click', () => {
+    const chat = $('#pc-chat');
+    pill.hidden = true;
+    if (chat) toTurn(chat, true);
+  });
+  ['wheel', 'touchmove', 'mousedown'].forEach((ev) => document.addEventListener(ev, (e) => {
+    if (e.target && e.target.closest && e.target.closest('#pc-newpill')) return;
+    following = false;
+  }, {capture: true, passive: true}));
+  document.addEventListener('keydown', (e) => {
+    const typing = e.target && e.target.closest && e.target.closest('textarea, input, select, [contenteditable]');
+    if (!typing && ['PageUp', 'PageDown', 'ArrowUp', 'ArrowDown', 'Home', 'End', ' '].includes(e.key)) {
+      following = false;
+    }
+  }, true);
+  document.addEventListener('scroll', () => {
+    const chat = $('#pc-chat');
+    if (!pill.hidden && chat && turnInView(chat)) pill.hidden = true;
+    else if (!pill.hidden) placePill();
+  }, {capture: true, passive: true});
+  window.addEventListener('resize', () => { if (!pill.hidden) placePill(); });
+  const finished = (bot) => bot && bot.querySelector('.pc-tips, .pc-abstain, .pc-drawer, .pc-refs');
+  const onChat = (chat) => {
+    chat.querySelectorAll('table:not([data-labelled])').forEach((table) => {
+      const heads = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent.trim());
+      if (!heads.length || !table.querySelector('tbody td')) return;
+      table.querySelectorAll('tbody tr').forEach((tr) => {
+        Array.from(tr.children).forEach((td, i) => {
+          if (heads[i]) td.dataset.label = heads[i];
+          if (td.textContent.trim() === '—') td.dataset.empty = '1';  // nothing to say: not stacked on a phone
         });
-        table.dataset.labelled = '1';
       });
-      const asked = window.__pcScrollToAnswer;
-      const bots = chat.querySelectorAll('[data-testid="bot"]');
-      const last = bots[bots.length - 1];
-      if (asked && Date.now() - asked < 30000 && last && last.querySelector('.pc-tips, .pc-abstain, table')) {
-        window.__pcScrollToAnswer = 0;
-        setTimeout(() => last.scrollIntoView({block: 'start', behavior: 'smooth'}), 150);
-      }
-    }).observe(chat, {childList: true, subtree: true});
+      table.dataset.labelled = '1';
+    });
+    const t = turnOf(chat);
+    if (t.count !== lastCount) {
+      if (t.count > lastCount) { following = true; asked = Date.now(); pill.hidden = true; clearTimeout(releaseTimer); }
+      else { following = false; pill.hidden = true; }
+      lastCount = t.count;
+    }
+    if (following) toTurn(chat, false);
+    if (asked && finished(t.answer) && t.count === lastCount) {
+      // the answer is complete: follow a moment longer while it settles, then offer the pill if it is out of view
+      asked = 0;
+      clearTimeout(releaseTimer);
+      releaseTimer = setTimeout(() => {
+        following = false;
+        if (!turnInView(chat)) { placePill(); pill.hidden = false; }
+      }, 400);
+    }
+  };
+  window.__pcFollow = () => ({following, pill: !pill.hidden});
+  when('#pc-chat', (chat) => {
+    new MutationObserver(() => onChat(chat)).observe(chat, {childList: true, subtree: true});
+    onChat(chat);  // a conversation restored before this script looked
   });
 }
 """

@@ -2,7 +2,8 @@
 
 One path per kind of answer: prose (lead sentence first, a number first for how-much, a sentence that depends on
 the one before it brings it along), a list (one cited line per qualifying paper), an overview (one line per paper),
-and a comparison table (each cell picked by what its column asks for, then one contrast sentence).
+and a comparison table (each cell picked by what its column asks for, and cut to the part of its sentence that
+fills it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Mapping
 from rag.answer.analyse import short_name
 from rag.answer.evidence import BACKGROUND, CUES, DEPENDENT, MEASURED, has_term
 from rag.answer.models import Analysis, Decision, Draft, Evidence, Retrieved
+from rag.figures import figure_of
+from rag.support import support_multi
 from rag.text import CITATION, citation_group, citation_numbers, content_words, stem, stems
 from rag.types import Paper, Sentence
 
@@ -263,39 +266,6 @@ _CONNECTIVE = re.compile(r"^(however|therefore|thus|moreover|furthermore|in this
                          r"problem|to improve [^,]{0,80}|specifically|additionally),\s*", re.IGNORECASE)
 
 
-def _cell_text(text: str) -> str:
-    """A table cell: the claim without its leading connective, trimmed, pipe-safe."""
-    text = _CONNECTIVE.sub("", text)
-    return _trim(text[:1].upper() + text[1:]).replace("|", "/")
-
-
-def _column_rank(col: str, c: Evidence) -> tuple:
-    """How well a sentence fills a column: its cue, then (results) a measured figure, then no background, score."""
-    cue = CUES[col]
-    background = bool(BACKGROUND.search(c.text)) and col != "problem"
-    return (not cue.search(c.text), col == "result" and not MEASURED.search(c.text), background,
-            col == "problem" and c.pos > 400, -c.score, c.pos)
-
-
-_GAIN = re.compile(r"\b(improv\w*|higher|lower|faster|slower|speed-?ups?|increase\w*|reduc\w*|fewer|less|more|"
-                   r"better|gains?|outperform\w*|throughput|accuracy|latency|efficiency)\b", re.IGNORECASE)
-
-
-def _figure(text: str) -> str | None:
-    """The clause around a sentence's reported figure ('up to 1.78x (1.36x on average) compared to vLLM'): the first
-    measured figure beside a word of gain or loss, else the first one."""
-    found = list(MEASURED.finditer(text))
-    m = next((f for f in found if _GAIN.search(text[max(0, f.start() - 40): f.end() + 40])), found[0] if found else None)
-    if not m:
-        return None
-    start = max(text.rfind(sep, 0, m.start()) for sep in (", ", " of ", " a ", " by ", " achieves ", " to "))
-    end = min([i for i in (text.find(sep, m.end()) for sep in (", ", "; ", ". ")) if i > 0] or [len(text)])
-    clause = text[start:end].strip(" ,;.")
-    for lead in ("of ", "a ", "by ", "achieves ", "to "):
-        clause = clause[len(lead):] if clause.startswith(lead) else clause
-    return clause if 3 <= len(clause) <= 160 else None
-
-
 def aspect_label(analysis: Analysis, by_id: Mapping[str, Paper]) -> str:
     """The question's own words for what a comparison is about ('in terms of how much data they collected' -> 'data
     collected'); words of the compared papers' titles describe the papers, not the aspect."""
@@ -305,6 +275,77 @@ def aspect_label(analysis: Analysis, by_id: Mapping[str, Paper]) -> str:
     return " ".join(dict.fromkeys(said))[:60]
 
 
+# -- a comparison table: one row per paper, each cell a short verbatim part of the sentence it cites ----------------
+CELL_CHARS = 130  # a cell is a clause of its sentence, not the whole sentence
+# Openings that say who speaks rather than what: the cell keeps what follows ('We present Seesaw, an LLM inference
+# engine …' -> 'an LLM inference engine …'; 'Our results highlight the potential …' -> 'the potential …').
+_SPEAKER = re.compile(r"^(?:(?:in this (?:paper|work),?\s+)?we|this (?:paper|work|study|article))\s+(?:also\s+|further\s+)?"
+                      r"(?:propose|present|introduce|design|build|develop|devise|describe|offer|use|employ|leverage|"
+                      r"apply|achieve this|do this|demonstrate|show|find)s?\s+(?:that\s+)?", re.IGNORECASE)
+_FINDING = re.compile(r"^(?:our|the|these)\s+(?:evaluation|results?|experiments?|analysis|findings?|experimental "
+                      r"results)\s+(?:also\s+)?(?:demonstrates?|shows?|highlights?|reveals?|finds?|indicates?|"
+                      r"suggests?|confirms?)\s+(?:that\s+)?", re.IGNORECASE)
+_TROUBLE = re.compile(CUES["problem"].pattern + r"|\b(imbalanc\w*|fluctuat\w*|overheads?|slow\w*|straggl\w*|"
+                      r"unsafe|expensive)\b", re.IGNORECASE)
+_CLAUSE_START = re.compile(r"[,;:]\s+(?:(?:but|while|whereas|because|as|which|that)\s+)?|"
+                           r"\s+(?:but|while|whereas|because|as|which|that)\s+")
+_OPENER = re.compile(r"^(?:(?:to (?:overcome|address|tackle|solve|mitigate) [^,]{3,60}|first|second|finally|inspired "
+                     r"by [^,]{3,120}|motivated by [^,]{3,120}),\s+)", re.IGNORECASE)
+_DETERMINER = re.compile(r"\b(?:a|an|the|this|these|such|its|their)\s", re.IGNORECASE)
+_CLIP_AT = (", ", "; ", " - ", " and ", " that ", " which ", " to ", " by ", " with ", " for ")
+
+
+def _clip(text: str, limit: int = CELL_CHARS) -> str:
+    """At most limit characters of text, cut at a clause boundary (else a word) and marked ' …'; no final stop."""
+    text = text.strip().rstrip(".").strip()
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(sep, 0, limit) for sep in _CLIP_AT)
+    return (text[:cut] if cut >= 50 else text[:limit].rsplit(" ", 1)[0]).rstrip(" ,;") + " …"
+
+
+def _lead_out(text: str, name: str) -> str:
+    """The sentence without its connective and its speaker ('Therefore, we propose X, a …' -> 'X, a …'), and without
+    the paper's own name before an apposition or 'is' ('Seesaw, an LLM inference engine …' -> 'an LLM inference
+    engine …'): a suffix of the sentence, so still its own words."""
+    text = _OPENER.sub("", _CONNECTIVE.sub("", text))
+    for lead in (_SPEAKER, _FINDING):
+        text = lead.sub("", text, count=1)
+    named = re.match(rf"{re.escape(name)}(?:-[\w.]+)?(?:,\s+|\s+is\s+(?=an?\s|the\s))", text, re.IGNORECASE)
+    return text[named.end():] if named and len(text) - named.end() > 20 else text
+
+
+def _problem_cell(text: str) -> str:
+    """The clause of a sentence that states the problem: the sentence when short, its opening when that already names
+    the trouble, else the clause around the trouble ('a single static parallelization strategy insufficient for …')."""
+    text = _CONNECTIVE.sub("", text).strip()
+    opening = _clip(text)
+    trouble = _TROUBLE.search(text)
+    if trouble is None or len(text.rstrip(".")) <= CELL_CHARS or _TROUBLE.search(opening.rstrip(" …")):
+        return opening
+    start = max((m.end() for m in _CLAUSE_START.finditer(text, 0, trouble.start())), default=0)
+    if trouble.start() - start > 70:  # a long subject: start at the noun phrase before the trouble word
+        near = [m.start() for m in _DETERMINER.finditer(text, max(start, trouble.start() - 60), trouble.start())]
+        start = near[0] if near else start
+    return _clip(text[start:])
+
+
+def _text_cell(col: str, text: str, name: str) -> str:
+    """The short verbatim cell of a column's sentence."""
+    if col == "problem":
+        return _problem_cell(text)
+    return _clip(_lead_out(text, name))
+
+
+def _column_rank(col: str, c: Evidence) -> tuple:
+    """How well a sentence fills a column: its cue, then (results) a measured figure, then no background, score."""
+    cue = CUES[col]
+    background = bool(BACKGROUND.search(c.text)) and col != "problem"
+    return (not cue.search(c.text), col == "result" and figure_of(c.text) is None,
+            col == "result" and not MEASURED.search(c.text), background,
+            col == "problem" and (c.pos > 400 or bool(CUES["intro"].search(c.text))), -c.score, c.pos)
+
+
 def _name_in(paper: Paper | None, name: str, passage: str) -> str:
     """The paper's name as the cited passage writes it ('Datarus' where the short name is 'Datarus-R1')."""
     if paper is None or name.lower() in passage.lower():
@@ -312,53 +353,92 @@ def _name_in(paper: Paper | None, name: str, passage: str) -> str:
     return next((a for a in sorted(paper.aliases, key=len) if a and a.lower() in passage.lower()), name)
 
 
+def _row_name(paper: Paper | None, pid: str) -> str:
+    """A paper's name in a table row: its short name in bold (its title up to a colon when it has none), then the
+    rest of its title ('**Seesaw** (High-throughput LLM Inference via Model Re-sharding)'): the title says what the
+    paper is about, once, without repeating the name."""
+    name = short_name(paper, pid)
+    if paper is None:
+        return f"**{name}**"
+    if name == paper.title:
+        name = name.split(":")[0].strip()
+    head, colon, rest = paper.title.partition(":")
+    rest = rest.strip() if colon and head.strip().lower() == name.lower() else paper.title
+    return f"**{name}**" + (f" ({rest.replace('|', '/')})" if rest and rest.lower() != name.lower() else "")
+
+
+def _capital(text: str) -> str:
+    """A cell's first letter in capitals when its first word is plain lower case ('a single …', never 'vLLM')."""
+    first = text.split(" ", 1)[0]
+    return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
+
+
+def _cell(e: Evidence, *parts: str, sentences: list[Sentence], passage: str, capital: bool = True) -> str | None:
+    """A cited cell quoting part of e's sentence, the first of parts that the support check accepts on its own (a
+    bare 'FlashAttention-2' reads to it as a claim about another system; 'over FlashAttention-2' does not)."""
+    for part in parts:
+        shown = part.replace("|", "/")
+        shown = _capital(shown) if capital else shown
+        if shown and support_multi(shown.rstrip(" …"), [passage]).supported:
+            sentences.append(_sentence(e, shown.rstrip(" …")))
+            return f"{shown} [{e.n}]"
+    return None
+
+
+NONE = "—"  # a cell with nothing to say (no figure, so no baseline)
+
+
 def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, Paper]) -> Draft:
-    """A Markdown table, one row per paper (problem, approach, reported result, and the question's own aspect when
-    it names one: 'in terms of how much they collected'), every cell cited, then a contrast of the figures."""
+    """A Markdown table, one row per paper: problem, approach, result, and for a reported figure its baseline and
+    setting (plus the question's own aspect when it names one: 'in terms of how much they collected'). Each cell is
+    a short part of the sentence it cites, so the table says each thing once."""
     aspect = aspect_label(analysis, by_id)
     terms = [stem(w.lower()) for w in aspect.split()]
     quantity = bool(_QUANTITY.search(analysis.asked))
-    columns = (*COMPARE_COLUMNS, "aspect") if aspect else COMPARE_COLUMNS
-    header = ("| Paper | Problem | Approach | Reported result |" + (f" On {aspect} |" if aspect else "")
-              + "\n|" + "---|" * (len(columns) + 1))
-    rows, sentences, figures = [header], [], []
+    rows: list[tuple[str, dict[str, str]]] = []
+    sentences: list[Sentence] = []
+    passages = {s.n: s.text for s in retrieved.sources}
     for pid in analysis.papers:
         cands = [c for c in retrieved.evidence if c.paper_id == pid]
         if not cands:
             continue
         used: set[int] = set()
-        cells = []
+        cells: dict[str, str] = {}
         name = short_name(by_id.get(pid), pid)
-        for col in columns:
-            if col == "aspect":  # the paper's sentence on what the question asks about, a figure when it asks how much
-                pick = max(cands,
-                           key=lambda c: (sum(has_term(t, stems(c.text)) for t in terms),
-                                          quantity and bool(MEASURED.search(c.text)), c.topical))
-                text = _cell_text(pick.text)
-                sentences.append(_sentence(pick, text))
-                cells.append(f"{text} [{pick.n}]")
-                continue
+        # approach first: an introduction ('We present …') also reads as a problem ('… a problem solver')
+        for col in ("approach", "result", "problem"):
             scored = sorted((c for c in cands if c.pos not in used), key=lambda c: _column_rank(col, c))
             pick = next((c for c in scored if CUES[col].search(c.text) and not DEPENDENT.match(c.text)), None)
             pick = pick or next((c for c in scored if CUES[col].search(c.text)), None)
             if pick is None:
-                cells.append("not stated")
+                cells[col] = "not stated"
                 continue
             used.add(pick.pos)
-            text = _cell_text(pick.text)
-            sentences.append(_sentence(pick, text))
-            cells.append(f"{text} [{pick.n}]")
-            if col == "result" and (fig := _figure(pick.text)):
-                figures.append((_name_in(by_id.get(pid), name, pick.text), fig, pick))
-        title = by_id[pid].title if pid in by_id else pid
-        rows.append(f"| **{name}** ({title}) | " + " | ".join(cells) + " |")
-    text = "\n".join(rows)
-    if len(figures) >= 2:
-        contrast = "In figures: " + "; ".join(f"{name} reports {fig} [{e.n}]" for name, fig, e in figures) + "."
-        sentences.append(Sentence(text=re.sub(r"\s*\[\d+\]", "", contrast), citations=[e.n for _, _, e in figures],
-                                  supported=True))
-        text += "\n\n" + contrast
-    return Draft(text=text, answerer="extractive", sentences=sentences)
+            cite = {"sentences": sentences, "passage": passages.get(pick.n, pick.text)}
+            fig = figure_of(pick.text) if col == "result" else None
+            short = _text_cell(col, pick.text, _name_in(by_id.get(pid), name, pick.text))
+            claim = _cell(pick, fig.claim, **cite) if fig is not None and fig.claim else None
+            if claim is not None:
+                assert fig is not None
+                cells[col] = claim
+                cells["baseline"] = _cell(pick, fig.baseline, fig.versus, **cite, capital=False) or NONE
+                cells["setting"] = _cell(pick, fig.setting, **cite, capital=False) or NONE
+            else:
+                cells[col] = _cell(pick, short, _clip(_CONNECTIVE.sub("", pick.text)), **cite) or "not stated"
+        if aspect:  # the paper's sentence on what the question asks about, a figure when it asks how much
+            pick = max(cands, key=lambda c: (sum(has_term(t, stems(c.text)) for t in terms),
+                                             quantity and bool(MEASURED.search(c.text)), c.topical))
+            cells["aspect"] = _cell(pick, _clip(_lead_out(pick.text, name)), _clip(pick.text), sentences=sentences,
+                                    passage=passages.get(pick.n, pick.text)) or "not stated"
+        rows.append((_row_name(by_id.get(pid), pid), cells))
+    columns = [("problem", "Problem"), ("approach", "Approach"), ("result", "Reported result")]
+    # a baseline or setting column only when some paper states one
+    columns += [(k, label) for k, label in (("baseline", "Baseline"), ("setting", "Setting"))
+                if any(cells.get(k, NONE) != NONE for _, cells in rows)]
+    columns += [("aspect", f"On {aspect}")] if aspect else []
+    lines = ["| Paper | " + " | ".join(label for _, label in columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    lines += [f"| {name} | " + " | ".join(cells.get(k, NONE) for k, _ in columns) + " |" for name, cells in rows]
+    return Draft(text="\n".join(lines), answerer="extractive", sentences=sentences)
 
 
 def abstention(retrieved: Retrieved, sentinel: str) -> str:

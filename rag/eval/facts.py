@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from rag.eval.questions import Category
+from rag.text import content_words
 from rag.types import Answer
 
 _NUMBER_UNIT = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>x|×|times|-fold|%)$", re.IGNORECASE)
@@ -54,17 +55,24 @@ def format_facts(facts: Sequence[Sequence[str]]) -> str:
     return "\n".join(" | ".join(fact_text(p) for p in alternatives) for alternatives in facts)
 
 
-def suggest_facts(answer: Answer, limit: int = 6) -> list[str]:
-    """Numbers and names in the sentences the answer cites (its supported sentences first), each once."""
+def suggest_facts(answer: Answer, limit: int = 6, question: str = "") -> list[str]:
+    """Numbers and names in the sentences the answer cites (its supported sentences first), each once; none the
+    question already says. Without either, the longest words of the first cited sentence that the question lacks
+    (an answer about a problem has no figure, but 'imbalanced' or 'utilization' still tell it apart)."""
     cited = [s.text for s in answer.sentences if s.citations]
     texts = cited or ([answer.answer] if not answer.abstained else [])
+    asked = {w.lower() for w in re.findall(r"[\w.-]+", question)}
     found: list[str] = []
     for text in texts:
         found += [m.group(0).strip() for m in _FIGURE.finditer(text)]
         found += [m.group(0) for m in _NAME.finditer(text) if m.group(0).lower() not in _GENERIC]
     seen: dict[str, str] = {}
     for fact in found:
-        seen.setdefault(fact.lower(), fact)
+        if fact.lower() not in asked:
+            seen.setdefault(fact.lower(), fact)
+    if not seen and texts:
+        words = [w for w in content_words(texts[0]) if w.isalpha() and len(w) > 6 and w.lower() not in asked]
+        seen = {w.lower(): w for w in sorted(dict.fromkeys(words), key=len, reverse=True)[:2]}
     return list(seen.values())[:limit]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -278,6 +279,11 @@ def make_reader(settings: Settings) -> Reader | None:
     from rag.llm.models import KNOWN, installed, resolve_model
 
     if settings.reader == "off":
+        return None
+    if importlib.util.find_spec("llama_cpp") is None:  # a model file without llama.cpp to run it
+        if settings.reader == "on":
+            raise LLMError("The reading model needs llama-cpp-python: pip install 'paperchat[local]'.")
+        log.info("llama-cpp-python is not installed; the rules decide")
         return None
     name = settings.reader_model
     spec = KNOWN.get(name)
