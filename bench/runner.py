@@ -1434,15 +1434,22 @@ def _section(rep: Report, name: str, fn: Callable[..., None], *args: Any) -> Non
     rep.meta["section_s"][name] = round(time.perf_counter() - t, 1)
 
 
+SECTIONS = ("query embedding", "cold start", "answer", "retrieval", "chat UI", "local model", "reading model")
+
+
 def run(out: Path, sizes: list[int], smoke: bool = False, include_local: bool = True,
-        cache_dir: Path | None = None) -> dict[str, Any]:
-    """Run every stage, write out/bench.json and out/bench.md, echo the table, and return the JSON data."""
+        cache_dir: Path | None = None, only: list[str] | None = None) -> dict[str, Any]:
+    """Run every stage (or only the named sections of SECTIONS; the ingest the others need always runs), write
+    out/bench.json and out/bench.md, echo the table, and return the JSON data."""
     import numpy as np
     import typer
 
     from rag.corpus import load_corpus
     from rag.embeddings import get_embeddings, minilm_files
 
+    unknown = sorted(set(only or ()) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown section {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
     t_start = time.perf_counter()
     plan = SMOKE if smoke else FULL
     sizes = [SMOKE_SIZE] if smoke else sorted({int(s) for s in sizes if int(s) > 0})
@@ -1487,18 +1494,22 @@ def run(out: Path, sizes: list[int], smoke: bool = False, include_local: bool = 
         ctx = Ctx(plan=plan, smoke=smoke, tmp=Path(tmp), cache=cache, env=_child_env(), papers=papers,
                   questions=questions, qvecs=qvecs, ours_emb=ours_emb, padded=padded,
                   raw=RawMiniLM(model, tokenizer), model_files=(model, tokenizer))
-        _section(rep, "query embedding", stage_query_embedding, ctx, rep)
+        def section(name: str, fn: Callable[..., None], *args: Any) -> None:
+            if only is None or name.split(":")[0] in only:
+                _section(rep, name, fn, *args)
+
+        section("query embedding", stage_query_embedding, ctx, rep)
         _section(rep, "ingest", stage_ingest, ctx, rep)
         if ctx.ours_dir is None:
             raise RuntimeError("ingest failed, so nothing else can be measured; see the log")
-        _section(rep, "cold start", stage_cold_start, ctx, rep)
-        _section(rep, "answer", stage_answer, ctx, rep)
-        _section(rep, "retrieval: abstracts", stage_retrieval, ctx, rep, ABSTRACTS)
-        _section(rep, "chat UI", stage_ui, ctx, rep)
-        _section(rep, "local model", stage_local, ctx, rep, include_local)
-        _section(rep, "reading model", stage_reading, ctx, rep, include_local)
+        section("cold start", stage_cold_start, ctx, rep)
+        section("answer", stage_answer, ctx, rep)
+        section("retrieval: abstracts", stage_retrieval, ctx, rep, ABSTRACTS)
+        section("chat UI", stage_ui, ctx, rep)
+        section("local model", stage_local, ctx, rep, include_local)
+        section("reading model", stage_reading, ctx, rep, include_local)
         for n in sizes:
-            _section(rep, f"retrieval: {n:,}", stage_retrieval, ctx, rep, n)
+            section(f"retrieval: {n:,}", stage_retrieval, ctx, rep, n)
     rep.meta.update(loadavg_end=[round(x, 2) for x in os.getloadavg()], total_s=round(time.perf_counter() - t_start, 1),
                     bench_process_peak_rss_mb=round(_rss_mb(), 1), cpu_calibration_end=_calibrate())
     targets = evaluate_targets(rep)

@@ -58,3 +58,8 @@ def test_smoke_run_reports_every_stage(tmp_path: Path) -> None:
     for stage in stages.values():
         assert stage["title"] in md
     assert (tmp_path / "cache").is_dir()  # synthetic corpus and store cached for reruns
+
+
+def test_only_names_known_sections(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown section reading: choose from query embedding"):
+        bench.run(out=tmp_path / "out", sizes=[], smoke=True, only=["reading"])
