@@ -155,7 +155,8 @@ def test_comparison_table_says_each_thing_once_in_short_cited_cells(pipeline):
     ans = pipeline.answer("Compare Seesaw and 2BP")
     assert ans.answer.startswith("| Paper | Problem | Approach | Reported result | Baseline | Setting |"), ans.answer
     rows = _table(ans.answer)
-    assert [r["Paper"] for r in rows] == ["**Seesaw**", "**2BP**"]
+    assert [r["Paper"] for r in rows] == ["**Seesaw** (High-throughput LLM Inference via Model Re-sharding)",
+                                          "**2BP** (2-Stage Backpropagation)"]  # the name, then the rest of the title
     assert {"seesaw", "2bp"} == _cited_papers(ans)
     cells = [c for r in rows for k, c in r.items() if k != "Paper"]
     assert all(re.search(r"\[\d+\]$", c) or c in ("not stated", "—") for c in cells), cells

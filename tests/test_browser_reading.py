@@ -155,10 +155,14 @@ def test_a_comparison_is_one_table_of_short_cells_a_readable_chart_and_a_csv(bro
     bot = page.locator("#pc-chat [data-testid='bot']").last
     assert bot.locator("table").count() == 1 and "In figures" not in bot.inner_text()
     rows = _cells(page)
-    assert [r["Paper"] for r in rows] == ["Seesaw", "2BP"], rows
+    assert [r["Paper"].split("\n")[0] for r in rows] == ["Seesaw", "2BP"], rows
+    title = bot.locator("table tbody tr").first.locator(".pc-row-title")  # the rest of the title, small, under it
+    assert title.inner_text() == "High-throughput LLM Inference via Model Re-sharding"
+    assert float(title.evaluate("(e) => parseFloat(getComputedStyle(e).fontSize)")) < float(
+        bot.locator("table tbody td").nth(1).evaluate("(e) => parseFloat(getComputedStyle(e).fontSize)"))
     assert rows[0]["Reported result"].startswith("Throughput increase of up to 1.78x") and "vLLM" in rows[0]["Baseline"]
     assert rows[1]["Setting"].startswith("training a LLaMa-like transformer")
-    assert all(len(c) < 150 for r in rows for c in r.values()), rows  # short cells, not abstract sentences
+    assert all(len(c) < 150 for r in rows for k, c in r.items() if k != "Paper"), rows  # short, not abstract sentences
     outside = page.evaluate("""() => { const b = Array.from(document.querySelectorAll('#pc-chat [data-testid="bot"]'))
         .pop().cloneNode(true); b.querySelectorAll('table, .pc-chart-inline, .pc-drawer, .pc-tips, .pc-refs').forEach((e) => e.remove());
         return b.innerText; }""")

@@ -45,6 +45,8 @@ CSS = """
   border-left: 3px solid #d97706; background: rgba(217, 119, 6, 0.08); padding: 6px 10px;
   border-radius: 4px; font-size: 0.9rem; margin-bottom: 6px;
 }
+.pc-row-title { display: block; font-weight: normal; font-size: 0.75em; line-height: 1.3; color: #64748b; overflow-wrap: anywhere;
+  margin-top: 2px; }
 .pc-unsup { text-decoration: underline wavy #dc2626; text-decoration-thickness: 1px; text-underline-offset: 3px; }
 .pc-unsup-flag { color: #dc2626; font-size: 0.7em; font-weight: 600; margin-left: 2px; }
 .pc-abstain {
