@@ -50,6 +50,17 @@ def test_a_failing_model_gives_a_notice_and_the_extractive_answer(index_dir):
     assert "2-stage backpropagation" in ans.answer
 
 
+def test_a_writer_that_declines_what_the_decision_answers_gives_the_extractive_answer(index_dir):
+    """The 1.5B writer replied 'The papers here do not say.' to 6 of 10 answerable questions; whether to answer is the
+    decision's, so the reply is replaced by the extractive answer from the same passages, and the notice says why."""
+    pipe, _ = _pipe(index_dir, "The papers here do not say.")
+    events = list(pipe.stream("What is 2BP?"))
+    ans = events[-1][1]
+    assert ("reset", ans.notice) in events and not ans.abstained and ans.answerer == "extractive"
+    assert "2-stage backpropagation" in ans.answer.lower() and ans.grounded
+    assert ans.notice.startswith("The openai model found no answer in the passages, which were judged to answer")
+
+
 def test_abstention_happens_before_the_model_is_called(index_dir):
     pipe, model = _pipe(index_dir, "Chinchilla is compute-optimal [1].")
     ans = pipe.answer("What does the Chinchilla paper say about compute-optimal training?")

@@ -22,7 +22,7 @@ from rag.answer.decide import DecisionParams, decide, reconsider
 from rag.answer.evidence import coverage, score
 from rag.answer.models import ABSTAIN_SENTENCE, Draft, Evidence, Retrieved, State, Withheld
 from rag.answer.read import read
-from rag.answer.verify import verify
+from rag.answer.verify import declined, verify
 from rag.names import mentioned_papers
 from rag.retrieve import Index, make_retriever, to_sources
 from rag.settings import Settings
@@ -217,7 +217,18 @@ def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
             draft = extractive.model_copy(update={"notice": f"{err} Showing the extractive answer instead."})
             yield "reset", draft.notice
             yield "text", draft.text
+    if draft.answerer != "extractive" and declined(draft.text):
+        # Whether to answer is the decision's (the rules and the reading model found a passage that answers); a
+        # writer that declines it anyway is shown as what it is, with the extractive answer from the same passages.
+        draft = extractive.model_copy(update={"notice": DECLINED.format(name=req.answerer)})
+        yield "reset", draft.notice
+        yield "text", draft.text
     yield "draft", state.model_copy(update={"draft": draft, "extractive": extractive})
+
+
+DECLINED = ("The {name} model found no answer in the passages, which were judged to answer the question; "
+            "this is the extractive answer from them.")
+
 
 
 def _drain(state: State, engine: Engine) -> State:

@@ -73,6 +73,11 @@ def withheld_notice(state: State) -> str:
             f"the reader to do something ({listed}); treat such text with suspicion.")
 
 
+def declined(text: str) -> bool:
+    """Whether an LLM's reply is the abstention sentence (its first words say the papers do not say)."""
+    return ABSTAIN_SENTENCE.lower() in text.lower()[:200]
+
+
 def verify(state: State, draft: Draft, evidence: Draft | None = None) -> Answer:
     """Check citations and assemble the Answer (evidence: the extractive draft shown beside a failing LLM answer)."""
     assert state.analysis is not None and state.retrieved is not None and state.decision is not None
@@ -80,8 +85,7 @@ def verify(state: State, draft: Draft, evidence: Draft | None = None) -> Answer:
     text = sanitize(draft.text)
     sources = state.retrieved.sources
     decision = state.decision
-    abstained = decision.action == "abstain" or (draft.answerer != "extractive" and
-                                                 ABSTAIN_SENTENCE.lower() in text.lower()[:200])
+    abstained = decision.action == "abstain" or (draft.answerer != "extractive" and declined(text))
     answer = Answer(question=state.request.question, standalone_question=state.analysis.standalone, answer=text,
                     abstained=abstained, answerer=draft.answerer, sources=sources, notice=draft.notice,
                     paper_ids=state.retrieved.ranking, reading=summary(state))
