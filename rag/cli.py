@@ -5,6 +5,7 @@ Imports stay inside the commands: `paperchat --help` loads typer only, and `ask`
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import logging
@@ -565,6 +566,8 @@ def models(
         role = " (the reading model)" if r["reader"] else ""
         where = r["path"] if r["path"] else f"{INSTALL_HINT} to install it"
         typer.echo(f"{r['name']}{role}: {r['state']} — {r['title']}, {r['size'] / 1e9:.2f} GB, {r['license']}\n  {where}")
+    if importlib.util.find_spec("llama_cpp") is None:
+        typer.echo(f"llama-cpp-python is not installed, so no model is used: {INSTALL_HINT} installs it.")
 
 
 @app.command("build-corpus", cls=_Command)

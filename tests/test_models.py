@@ -104,3 +104,23 @@ def test_paperchat_models_assembles_and_lists(tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "rag", "models", "--verify"], capture_output=True, text=True,
                            env=env, cwd=ROOT, timeout=600)
     assert again.returncode == 0 and "ready" in again.stdout, again.stderr
+
+
+def test_paperchat_models_says_when_llama_cpp_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel installed without the local extra beside a model another install assembled: the list says the models
+    are not used, and what to install."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    monkeypatch.setenv("RAG_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("rag.llm.models.installed", lambda spec: False)  # nothing to assemble: a quick list
+    done = CliRunner().invoke(app, ["models"])
+    assert done.exit_code == 0, done.output
+    assert "llama-cpp-python is not installed, so no model is used: pip install 'paperchat[local]' installs it." \
+        in done.output
