@@ -94,17 +94,28 @@ class StreamedCitations:
         return known_citations(text, self.valid)
 
 
-def check_citations(text: str, sources: list[Source]) -> CheckResult:
-    """Remove citations to passages that do not exist and mark each sentence supported or not."""
+def check_citations(text: str, sources: list[Source], attribute: Collection[int] = ()) -> CheckResult:
+    """Remove citations to passages that do not exist and mark each sentence supported or not. attribute: passages a
+    sentence that cites nothing may be attributed to, after the fact: it gets the citation of the first of them
+    that supports it on its own, by the same check (a small model states a passage's fact and forgets the [n])."""
     by_n = {s.n: s for s in sources}
     removed: list[int] = []
     cleaned = known_citations(text, by_n, removed)
     sentences: list[Sentence] = []
+    at = 0  # where the next unit is looked for in the text, for attributions
     for unit in _units(cleaned):
         cites = list(dict.fromkeys(citation_numbers(unit)))
         body = CITATION.sub("", _strip_label(unit)).strip()
         if not body:
             continue
+        found = cleaned.find(unit, at)
+        at = found + len(unit) if found >= 0 else at
+        if not cites and found >= 0:
+            n = next((n for n in attribute if n in by_n and support_multi(body, [by_n[n].text]).supported), None)
+            if n is not None:
+                cites = [n]
+                cleaned = f"{cleaned[:at]} [{n}]{cleaned[at:]}"
+                at += len(f" [{n}]")
         supported = bool(cites) and support_multi(body, [by_n[n].text for n in cites]).supported
         spans = []
         for n in cites:

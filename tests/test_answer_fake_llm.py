@@ -34,6 +34,18 @@ def test_one_unsupported_sentence_makes_the_answer_ungrounded(index_dir):
     assert "1 of 3 sentences is not supported" in ans.notice and ans.evidence
 
 
+def test_a_sentence_without_a_citation_is_attributed_only_where_a_passage_supports_it(index_dir):
+    """The 1.5B writer states a passage's fact and forgets its [n]: the sentence is cited after the fact to the
+    passage the support check finds for it; a claim no passage supports stays uncited and unsupported."""
+    pipe, _ = _pipe(index_dir, "Seesaw achieves a throughput increase of up to 1.78x compared to vLLM. "
+                               "Seesaw was trained on 9000 TPUs for a year.")
+    ans = pipe.answer("By how much does Seesaw beat vLLM?")
+    first, second = ans.sentences
+    assert first.supported and len(first.citations) == 1
+    assert ans.source(first.citations[0]).paper_id == "seesaw" and f"vLLM. [{first.citations[0]}]" in ans.answer
+    assert not second.supported and not second.citations and not ans.grounded
+
+
 def test_a_fabricated_citation_is_removed_and_reported(index_dir):
     pipe, _ = _pipe(index_dir, "Seesaw achieves up to 1.78x compared to vLLM [1][42].")
     ans = pipe.answer("By how much does Seesaw beat vLLM?")
