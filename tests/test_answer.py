@@ -520,3 +520,15 @@ def test_sources_are_numbered_in_the_order_the_answer_cites_them(pipeline):
         assert first_cited == list(range(1, len(first_cited) + 1)), (question, first_cited)
         assert [s.n for s in ans.sources] == list(range(1, len(ans.sources) + 1))
         assert re.search(r"\[1\]", ans.answer)
+
+
+@pytest.mark.parametrize(("question", "lead"), [
+    ("What does Seesaw compare against?", "vLLM"),  # issue 28: was "Seesaw's abstract does not mention against."
+    ("What does 2BP compare to?", "traditional methods"),
+    ("What does MoEShard benchmark itself against?", "DeepSpeed"),
+])
+def test_what_a_paper_is_compared_against_is_its_measured_result(pipeline, question, lead):
+    """A preposition is never the asked-for detail, and being compared against something is what an abstract's
+    measured-result sentence states: the answer leads with it."""
+    ans = pipeline.answer(question)
+    assert not ans.abstained and lead in ans.answer.split(". [")[0], ans.answer

@@ -24,7 +24,7 @@ QUESTION_WORDS = frozenset(
     list overview topics topic collection set cover covers covered mention mentions mentioned discuss discusses
     every each all any some paper's papers' mentions listed give gives involve involves involved need needs needed
     make makes made concern concerns concerned relate relates related deal deals handle handles regarding
-    behind within without among itself talk talks talking primarily mainly mostly making find finds form forms
+    behind within without among against itself talk talks talking primarily mainly mostly making find finds form forms
     way ways thing things something anything look looks looking focus focuses focused help helps helped terms
     quick quicker cheaper compared best cool thanks great sentence sentences paragraph briefly me us ok few
     picture overall roughly since
@@ -153,7 +153,12 @@ def mend_cue_words(text: str, vocab: set[str]) -> str:
 
 
 # "What are the main results / findings of X?": the question's words, not its form, say a result sentence answers.
-_RESULTS_Q = re.compile(r"\b(results?|findings?|outcomes?|how\s+well\s+does)\b", re.IGNORECASE)
+# What a paper is compared against: the verb frames the question (an abstract states it in its measured-result
+# sentence, 'compared to vLLM'), so neither it nor the preposition is a detail the abstract must mention.
+_COMPARED_AGAINST = (r"(?:compared?|benchmark(?:s|ed)?|measured|evaluated)\s+(?:itself\s+|themselves\s+)?"
+                     r"(?:against|to|with)")
+_RESULTS_Q = re.compile(rf"\b(results?|findings?|outcomes?|how\s+well\s+does|{_COMPARED_AGAINST})\b", re.IGNORECASE)
+_FRAMING = re.compile(rf"\b{_COMPARED_AGAINST}\b", re.IGNORECASE)
 
 
 def question_kind(text: str, compare: bool = False, excluding: tuple[Kind, ...] = ()) -> Kind:
@@ -431,7 +436,8 @@ def analyse(request: Request, papers: list[Paper], vocab: set[str], resolve: Res
     spelled += [d for p, d in described.items() if d and p in papers_asked and d not in spelled]
     return Analysis(asked=asked, standalone=standalone, kind=kind, papers=papers_asked, carried=carried, scope=scope,
                     names=spelled,
-                    focus=focus_terms(asked, names, vocab, english),  # the user's topic, not the names a rewrite added
+                    # the user's topic, not the names a rewrite added nor the verb of a comparison
+                    focus=focus_terms(_FRAMING.sub(" ", asked), names, vocab, english),
                     detail=asked_detail(asked, names) if english else [],
                     unknown_names=[*unknown_names(asked, vocab, english), *unheard(nowhere, vocab)], contrast=contrast,
                     asserted=asserted, cue="result" if kind == "what" and _RESULTS_Q.search(asked) else None)
