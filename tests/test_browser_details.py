@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import CHROMIUM, serve_app
-from test_browser_chat import ask, load, new_page, saved, wait_saved
+from test_browser_chat import ask, ask_saved, load, new_page, saved, wait_saved
 
 from rag.answer import Pipeline
 from rag.eval.library import library_questions
@@ -127,8 +127,10 @@ def test_history_delete_can_be_undone(browser: Any, url: str, size: dict) -> Non
 def test_thumbs_and_flag_are_shown_after_a_reload(browser: Any, url: str, size: dict) -> None:
     page = new_page(browser, **size)
     load(page, url)
-    ask(page, "What is Seesaw?")
-    ask(page, "What is 2BP?")
+    # Each answer is saved in the browser after it shows: a thumb clicked before that save lands is overwritten by it
+    # (the save carries the store as it was when the answer began), so the user here clicks once it is saved.
+    ask_saved(page, "What is Seesaw?")
+    ask_saved(page, "What is 2BP?")
     before = saved(page)
     page.locator("#pc-chat button[aria-label='Like']").first.click()
     wait_saved(page, before)
