@@ -1057,9 +1057,11 @@ def stage_local(ctx: Ctx, rep: Report, include_local: bool) -> None:
            ("local_prompt_tokens", "Local model: prompt tokens", "tokens"),
            ("local_ttft", "Local model: time to first token after retrieval", "s"),
            ("local_first_words", "Local model: question to first words", "s")]
+    from rag.llm.models import llama_cpp_installed
+
     reason = ("smoke run" if ctx.smoke else "--no-local" if not include_local
               else "llama_cpp is not installed (pip install -e '.[local]')"
-              if importlib.util.find_spec("llama_cpp") is None else "")
+              if not llama_cpp_installed() else "")
     if reason:
         for sid, title, unit in ids:
             rep.skip(sid, title, unit, reason)

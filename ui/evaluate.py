@@ -221,7 +221,6 @@ class EvaluateTab:
     def build(self, answering: dict[str, Any]) -> Parts:
         """The tab's components and their events (inside a gr.Tab); answering: the chat's concurrency pool."""
         private: dict[str, Any] = {"api_visibility": "private"}
-        ids = [p.id for p in self.pipeline.papers()]
         gr.Markdown("Run a question set through the chat's chain and see where it fails. The schema is that of "
                     "`corpus/questions.jsonl` (id, question, category, gold_papers, facts, history, expect_abstain).")
         qset = gr.Radio([(v, k) for k, v in SETS.items()], value="bundled", label="Question set",

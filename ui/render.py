@@ -77,6 +77,16 @@ def _locate(sentence: str, body: str) -> tuple[int, int] | None:
     return (found.start(), found.end()) if found else None
 
 
+# A comparison row's first cell: '| **Seesaw** (High-throughput LLM Inference via Model Re-sharding) |'
+_ROW_TITLE = re.compile(r"^\| \*\*([^*|]+)\*\* \(([^|]+)\) \|", re.M)
+
+
+def _row_title(m: re.Match[str]) -> str:
+    """The paper's name in bold over the rest of its title in small grey type, so the table's first column reads as
+    a name and its cells stay short (the CLI and the APIs keep the plain Markdown)."""
+    return f'| **{m.group(1)}**<br><span class="pc-row-title">{m.group(2)}</span> |'
+
+
 def answer_markdown(text: str, turn: int, answer: Answer | None = None) -> str:
     """The chat bubble for an answer (partial while streaming, final with support marks when answer is given)."""
     body = clean_model_text(text)
@@ -89,16 +99,6 @@ def answer_markdown(text: str, turn: int, answer: Answer | None = None) -> str:
                         f'</span><sup class="pc-unsup-flag">unsupported</sup>{body[b:]}')
     known = {s.n for s in answer.sources} if answer is not None else None
     return link_citations(_ROW_TITLE.sub(_row_title, body), turn, known)
-
-
-# A comparison row's first cell: '| **Seesaw** (High-throughput LLM Inference via Model Re-sharding) |'
-_ROW_TITLE = re.compile(r"^\| \*\*([^*|]+)\*\* \(([^|]+)\) \|", re.M)
-
-
-def _row_title(m: re.Match[str]) -> str:
-    """The paper's name in bold over the rest of its title in small grey type, so the table's first column reads as
-    a name and its cells stay short (the CLI and the APIs keep the plain Markdown)."""
-    return f'| **{m.group(1)}**<br><span class="pc-row-title">{m.group(2)}</span> |'
 
 
 def caption(standalone: str, question: str) -> str:

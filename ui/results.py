@@ -58,7 +58,7 @@ def rows(answer: Answer) -> list[Row]:
 
 def quoted(answer: Answer, n: int, shown: str) -> str:
     """The sentence of passage n that a cell quotes (the composer's span for it), else the passage's cited one."""
-    source = next((s for s in answer.sources if s.n == n), None)
+    source = answer.source(n)
     if source is None:
         return ""
     body = shown.rstrip(" …").lower()

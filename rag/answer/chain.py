@@ -200,8 +200,7 @@ def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
     budget = s.local_prompt_token_budget if req.answerer == "local" else s.prompt_token_budget
     parts: list[str] = []
     try:
-        kept = [x for x in r.sources if not d.answering or x.paper_id in d.answering]  # the reader's papers only
-        prompt = generate.messages(a, kept, budget, s.max_answer_sentences)
+        prompt = generate.messages(a, d.allowed(r.sources), budget, s.max_answer_sentences)
         for delta in generate.stream(engine.chat_model(req.answerer), prompt, req, s.llm_max_chars):
             parts.append(delta)
             yield "text", delta
@@ -228,7 +227,6 @@ def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
 
 DECLINED = ("The {name} model found no answer in the passages, which were judged to answer the question; "
             "this is the extractive answer from them.")
-
 
 
 def _drain(state: State, engine: Engine) -> State:

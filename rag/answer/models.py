@@ -169,6 +169,10 @@ class Decision(BaseModel):
     answering: list[str] = Field(default_factory=list, description="The papers the answer may cite (the reading "
                                                                    "model's), in order; empty: no restriction.")
 
+    def allowed(self, sources: list[Source]) -> list[Source]:
+        """The sources of the papers the answer may cite: what an LLM writer is given, and may be credited with."""
+        return [s for s in sources if not self.answering or s.paper_id in self.answering]
+
 
 class Draft(BaseModel):
     """The composed answer before verification."""

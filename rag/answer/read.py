@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+
 from rag.answer.models import Analysis, Closed, Judged, Reading, Retrieved
 from rag.llm import LLMError
 from rag.llm.reader import Ask, Reader

@@ -103,8 +103,7 @@ def verify(state: State, draft: Draft, evidence: Draft | None = None) -> Answer:
         answer.sentences = _checked(draft.sentences, state)
         fabricated = 0
     else:
-        shown = [x.n for x in sources if not decision.answering or x.paper_id in decision.answering]  # the writer's
-        checked = check_citations(text, sources, attribute=shown)
+        checked = check_citations(text, sources, attribute=[x.n for x in decision.allowed(sources)])
         answer.answer, answer.sentences, answer.removed_citations = checked.text, checked.sentences, checked.removed
         fabricated = checked.fabricated
     unsupported = sum(not s.supported for s in answer.sentences)

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from rag.llm.errors import LLMError, format_seconds
-from rag.llm.models import INSTALL_HINT
+from rag.llm.models import INSTALL_HINT, llama_cpp_installed
 from rag.proc import ProcessExited, free_port, stop_process, wait_http
 from rag.settings import Settings
 
@@ -146,7 +146,7 @@ class LocalServer:
         with self._lock:
             if self.running:
                 return self
-            if importlib.util.find_spec("llama_cpp") is None:
+            if not llama_cpp_installed():
                 raise LLMError(f"The local model needs llama-cpp-python: `{INSTALL_HINT}`.")
             self.stop()
             self.port = free_port(self.host)

@@ -163,6 +163,11 @@ def resolve_model(choice: str | Path, folder: Path, progress: Progress | None = 
     return path
 
 
+def llama_cpp_installed() -> bool:
+    """Whether llama-cpp-python, which runs every local model, is installed (the local extra)."""
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
 def installed(spec: ModelSpec) -> bool:
     """Whether the model's chunk packages are installed (it can be assembled without a download)."""
     return part_paths(spec) is not None

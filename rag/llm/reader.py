@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import hashlib
-import importlib.util
 import json
 import logging
 import math
@@ -276,11 +275,11 @@ class Reader:
 def make_reader(settings: Settings) -> Reader | None:
     """The reading model the settings ask for: None with RAG_READER=off, or with 'auto' when none is installed;
     LLMError with one sentence with 'on' when it is missing or not a model."""
-    from rag.llm.models import KNOWN, installed, resolve_model
+    from rag.llm.models import KNOWN, installed, llama_cpp_installed, resolve_model
 
     if settings.reader == "off":
         return None
-    if importlib.util.find_spec("llama_cpp") is None:  # a model file without llama.cpp to run it
+    if not llama_cpp_installed():  # a model file without llama.cpp to run it
         if settings.reader == "on":
             raise LLMError("The reading model needs llama-cpp-python: pip install 'paperchat[local]'.")
         log.info("llama-cpp-python is not installed; the rules decide")
