@@ -61,6 +61,16 @@ def saved(page: Any) -> str | None:
     return page.evaluate("([k]) => localStorage.getItem(k)", [STORE])
 
 
+COUNT_WRITES = f"""(() => {{ const set = Storage.prototype.setItem; window.pcWrites = 0;
+  Storage.prototype.setItem = function (k, v) {{ if (k === "{STORE}") window.pcWrites += 1; return set.call(this, k, v); }};
+}})();"""  # an init script: counts the browser's writes of the saved conversations
+
+
+def writes(page: Any) -> int:
+    """How many times the page has written the saved conversations (with COUNT_WRITES added before it loaded)."""
+    return page.evaluate("() => window.pcWrites || 0")
+
+
 def wait_saved(page: Any, before: str | None) -> None:
     """Wait until the conversations saved in the browser changed (the save runs after the answer)."""
     page.wait_for_function("([k, b]) => localStorage.getItem(k) !== b", arg=[STORE, before])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import CHROMIUM, serve_app
-from test_browser_chat import ask, ask_saved, load, new_page, saved, wait_saved
+from test_browser_chat import COUNT_WRITES, ask, load, new_page, saved, wait_saved, writes
 
 from rag.answer import Pipeline
 from rag.eval.library import library_questions
@@ -126,17 +126,17 @@ def test_history_delete_can_be_undone(browser: Any, url: str, size: dict) -> Non
 @pytest.mark.parametrize("size", SIZES)
 def test_thumbs_and_flag_are_shown_after_a_reload(browser: Any, url: str, size: dict) -> None:
     page = new_page(browser, **size)
+    page.add_init_script(COUNT_WRITES)
     load(page, url)
-    # Each answer is saved in the browser after it shows: a thumb clicked before that save lands is overwritten by it
-    # (the save carries the store as it was when the answer began), so the user here clicks once it is saved.
-    ask_saved(page, "What is Seesaw?")
-    ask_saved(page, "What is 2BP?")
-    before = saved(page)
-    page.locator("#pc-chat button[aria-label='Like']").first.click()
-    wait_saved(page, before)
-    before = saved(page)
-    page.locator("#pc-chat button[aria-label='Dislike']").last.click()
-    wait_saved(page, before)
+    # Each thumb is clicked the moment its answer shows, before the browser has saved that answer: the save and the
+    # thumb run one after the other, the thumb's store carries the answer too, and the save puts back the thumbs the
+    # server has seen, so neither undoes the other. Each answer then means two writes of the store (its save and its
+    # thumb, in either order); the reload comes after both.
+    for question, thumb in (("What is Seesaw?", "Like"), ("What is 2BP?", "Dislike")):
+        before = writes(page)
+        ask(page, question)
+        page.locator(f"#pc-chat button[aria-label='{thumb}']").last.click()
+        page.wait_for_function(f"() => window.pcWrites >= {before + 2}", timeout=WAIT)
     page.reload()
     page.wait_for_function("() => document.querySelectorAll('#pc-chat .pc-tips').length === 2", timeout=WAIT)
     page.wait_for_function("() => document.querySelectorAll('#pc-chat button[aria-label=\"Liked\"]').length === 1 && "

@@ -402,3 +402,25 @@ def test_a_passage_without_pages_shows_none_anywhere() -> None:
     refs = references(answer)
     assert "(`p`, p. 5): “It is fast.”" in refs and "(`a`): “It scales well.”" in refs
     print_answer(answer)  # no page for [2], and no error on None
+
+
+def test_a_thumb_given_before_the_answers_save_survives_that_save() -> None:
+    """The save after an answer carries the store the browser sent when the answer finished; a thumb that landed in
+    between is put back from the server's marks, including one given before the conversation had an id."""
+    from rag.types import Answer
+    from ui import conversations
+
+    turns = [Answer(question=q, standalone_question=q, answer="It is fast. [1]", abstained=False, answerer="extractive")
+             for q in ("What is Seesaw?", "What is 2BP?")]
+    marks = conversations.mark(None, "", 0, "Like")  # clicked before the first save named the conversation
+    marks = conversations.named(marks, "c1")
+    assert marks == {"c1": {0: "Like"}}
+    stale = conversations.save(None, "c1", turns[:1])  # the store the browser sent before the thumb landed
+    store = conversations.save(stale, "c1", turns, marks["c1"])
+    assert conversations.feedback(store, "c1", 2) == ["Like", None]
+    marks = conversations.mark(marks, "c1", 1, "Dislike")
+    again = conversations.save(store, "c1", turns, marks["c1"])
+    assert conversations.feedback(again, "c1", 2) == ["Like", "Dislike"]
+    taken_back = conversations.save(again, "c1", turns, conversations.mark(marks, "c1", 0, None)["c1"])
+    assert conversations.feedback(taken_back, "c1", 2) == [None, "Dislike"]
+    assert conversations.feedback(conversations.save(again, "c1", turns), "c1", 2) == ["Like", "Dislike"]  # kept

@@ -13,11 +13,11 @@ from typing import Any
 import gradio as gr
 
 from rag.answer import Pipeline, QuestionError
+from rag.bib_export import to_bibtex
 from rag.serve import service
 from rag.serve.slots import AnswerSlots
 from rag.settings import Settings
 from rag.store import StoreError
-from rag.bib_export import to_bibtex
 from rag.types import Answer, Paper
 
 from . import render

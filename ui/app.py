@@ -119,7 +119,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
     with ChatApp(title="paperchat", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         demo.guard = GuardConfig.of(settings)
         demo.routers = (create_router(pipeline, settings, slots),)
-        turns, conv = gr.State([]), gr.State("")
+        turns, conv, marks = gr.State([]), gr.State(""), gr.State({})
         store = gr.BrowserState(conversations.EMPTY, storage_key="paperchat-conversations",
                                 secret=conversations.browser_secret(settings.data_dir))
         with gr.Row(equal_height=True, elem_id="pc-top"):
@@ -199,13 +199,14 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         outs = [chatbot, turns, sources, question, export_btn, suggest, status]
         ask = [question, chatbot, turns, answerer, k, scope]
         view = [chatbot, turns, sources, export_btn, status, store, conv, past, chart, csv_btn]
-        saved = [store, conv, past, chart, csv_btn, tabs]
+        saved = [store, conv, past, chart, csv_btn, tabs, marks]
         private: dict[str, Any] = {"api_visibility": "private"}
         answers = answering(settings)  # every answering event and the /ask API: one group
 
         def then_save(event: Any) -> None:
             """After an answer: the conversation saved in the browser, the comparison's chart and CSV."""
-            event.then(handlers.after_answer, [turns, store, conv], saved, **private).then(
+            event.then(handlers.after_answer, [turns, store, conv, marks], saved, **conversations.SAVING,
+                       **private).then(
                 handlers.references, [turns], bib_btn, **private)
 
         # always_last: a question sent while the previous answer is still finishing runs next instead of vanishing
@@ -239,7 +240,7 @@ def build_app(pipeline: Pipeline, settings: Settings) -> gr.Blocks:
         # Adding papers writes the index: one upload at a time, in its own pool so the chat keeps answering.
         add_btn.click(library.add, [upload], [added, upload], concurrency_id="ingest", concurrency_limit=1,
                       show_progress_on=[added], **private).then(handlers.refresh_papers, None, pickers, **quiet)
-        evaluation.wire(eval_parts, chatbot, turns, store, conv, demo.load)
+        evaluation.wire(eval_parts, chatbot, turns, store, conv, marks, demo.load)
         gr.api(api.ask, api_name="ask", **answers)
         gr.api(api.papers, api_name="papers")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)

@@ -8,6 +8,7 @@ import secrets
 import time
 import uuid
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -19,6 +20,27 @@ log = logging.getLogger(__name__)
 MAX_CONVERSATIONS = 30  # oldest dropped first: localStorage holds a few MB
 MAX_TURNS = 40
 EMPTY: dict[str, Any] = {"active": "", "convs": []}
+# The browser sends the store as it holds it when an event is sent, so the save after an answer and a thumb clicked as
+# the answer shows can each carry a store without the other's change. They run one after the other (this queue group),
+# each writes the answer's turns, and the thumbs are also kept on the server (Marks, a gr.State read when the event
+# runs) for the save to put back.
+SAVING: dict[str, Any] = {"concurrency_id": "pc-store", "concurrency_limit": 1}
+Marks = dict[str, dict[int, str | None]]  # conversation id ('' before its first save) -> turn -> thumb
+
+
+def mark(marks: Marks | None, conv_id: str, turn: int, value: str | None) -> Marks:
+    """The marks with one thumb more."""
+    marks = dict(marks or {})
+    marks[conv_id] = {**marks.get(conv_id, {}), turn: value}
+    return marks
+
+
+def named(marks: Marks | None, conv_id: str) -> Marks:
+    """The marks with those of a conversation not yet saved ('') moved to the id its first save gave it."""
+    marks = dict(marks or {})
+    if "" in marks:
+        marks[conv_id] = {**marks.pop(""), **marks.get(conv_id, {})}
+    return marks
 
 
 class Conversation(BaseModel):
@@ -54,30 +76,24 @@ def dump(convs: list[Conversation], active: str) -> dict[str, Any]:
             "convs": [c.model_dump(mode="json", exclude={"turns": {"__all__": {"timings_ms"}}}) for c in kept]}
 
 
-def save(store: dict | None, conv_id: str, turns: list[Answer]) -> dict[str, Any]:
-    """The store with this conversation's turns saved, their feedback kept (a conversation without turns is not
-    kept)."""
+def save(store: dict | None, conv_id: str, turns: list[Answer],
+         marks: Mapping[int, str | None] | None = None) -> dict[str, Any]:
+    """The store with this conversation's turns saved, their feedback kept, and the thumbs the server has seen for
+    it (marks: turn -> choice) over what the store says: the browser may have sent the store before a thumb of it
+    landed. A conversation without turns is not kept."""
     convs = load(store)
     prior = next((c for c in convs if c.id == conv_id), None)
     convs = [c for c in convs if c.id != conv_id]
     if turns:
         title = " ".join(turns[0].question.split())[:80]
-        feedback = (prior.feedback if prior else [])[: len(turns)]
+        feedback = ((prior.feedback if prior else []) + [None] * len(turns))[: len(turns)]
+        for turn, value in (marks or {}).items():
+            if 0 <= turn < len(turns):
+                feedback[turn] = value
         kept = turns[-MAX_TURNS:]
         convs.append(Conversation(id=conv_id, title=title, updated=time.time(), turns=kept,
                                   feedback=feedback[len(turns) - len(kept):]))
     return dump(convs, conv_id if turns else "")
-
-
-def rate(store: dict | None, conv_id: str, turn: int, value: str | None) -> dict[str, Any]:
-    """The store with the feedback on one turn of a conversation (None: taken back)."""
-    convs = load(store)
-    found = next((c for c in convs if c.id == conv_id), None)
-    if found is None or not 0 <= turn < len(found.turns):
-        return store if isinstance(store, dict) else dict(EMPTY)
-    found.feedback = (found.feedback + [None] * len(found.turns))[: len(found.turns)]
-    found.feedback[turn] = value
-    return dump(convs, (store or {}).get("active", "") if isinstance(store, dict) else "")
 
 
 def feedback(store: dict | None, conv_id: str, turns: int) -> list[str | None]:

@@ -24,8 +24,8 @@ from rag.settings import QUESTIONS_PATH, Settings
 from rag.types import Answer
 
 from . import conversations, eval_view
-from .testset import TestSetForm
 from .api import GENERIC_ERROR, _export_dir
+from .testset import TestSetForm
 
 log = logging.getLogger(__name__)
 
@@ -195,27 +195,30 @@ class EvaluateTab:
         return gr.DownloadButton(value=str(target), interactive=True)
 
     # -- the chat's feedback --------------------------------------------------------------------------------------
-    def feedback(self, turns: list[Answer], store: dict | None, conv: str, evt: gr.LikeData) -> tuple:
+    def feedback(self, turns: list[Answer], store: dict | None, conv: str, marks: conversations.Marks | None,
+                 evt: gr.LikeData) -> tuple:
         """👍/👎 recorded, and kept with the conversation in the browser so a reload shows them; 'Add to test set'
-        opens the dialog prefilled. (store, dialog, its fields ×10, counts)."""
+        opens the dialog prefilled. (store, marks, dialog, its fields ×10, counts)."""
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         turn = int(index or 0) // 2
-        skip = (gr.skip(),) * 13
+        skip = (gr.skip(),) * 14
         if not turns or turn >= len(turns):
             return skip
         answer = turns[turn]
         chosen = {True: "Like", False: "Dislike"}[evt.liked] if isinstance(evt.liked, bool) else evt.liked or None
-        store = conversations.rate(store, conv, turn, chosen)
+        marks = conversations.mark(marks, conv, turn, chosen)
+        # The store the browser sent may predate the save of this answer (clicked as it showed): saved here too.
+        store = conversations.save(store, conv, turns, marks[conv]) if conv else store
         if evt.liked == ADD:
             history = [m for t in turns[:turn] for m in ({"role": "user", "content": t.question},
                                                          {"role": "assistant", "content": t.answer})]
-            return (store, *self.form.from_answer(answer, history), self.counts())
+            return (store, marks, *self.form.from_answer(answer, history), self.counts())
         if evt.liked in (True, False):
             library.record_feedback(self.data_dir, library.Feedback(
                 rating="up" if evt.liked else "down", question=answer.question, answer=answer.answer,
                 answerer=answer.answerer, cited_papers=cited_papers(answer)))
-            return (store, *skip[:11], self.counts())
-        return (store, *skip[:12])
+            return (store, marks, *skip[:11], self.counts())
+        return (store, marks, *skip[:12])
 
     # -- layout -------------------------------------------------------------------------------------------------
     def build(self, answering: dict[str, Any]) -> Parts:
@@ -272,13 +275,13 @@ class EvaluateTab:
         form.expand(self.counts, None, counts, show_progress="hidden", **private)
         return Parts(form=form, drafts=drafts, feedback=counts, shown=shown, export=export_btn)
 
-    def wire(self, parts: Parts, chatbot: Any, turns: Any, store: Any, conv: Any, load: Any) -> None:
+    def wire(self, parts: Parts, chatbot: Any, turns: Any, store: Any, conv: Any, marks: Any, load: Any) -> None:
         """The chat's 👍/👎 (kept with the conversation) and 'Add to test set', and the drafts, into the test-set
         dialog; this tab's counts and downloads on page load."""
         private: dict[str, Any] = {"api_visibility": "private"}
         dialog = self.form.build([p.id for p in self.pipeline.papers()])
-        chatbot.like(self.feedback, [turns, store, conv], [store, dialog.box, *dialog.fields, parts.feedback],
-                     **private)
+        chatbot.like(self.feedback, [turns, store, conv, marks],
+                     [store, marks, dialog.box, *dialog.fields, parts.feedback], **conversations.SAVING, **private)
         parts.drafts.input(self.form.open_draft, [parts.drafts], [dialog.box, *dialog.fields], **private)
         self.form.save_event.then(self.after_save, None, [parts.feedback, parts.drafts, parts.export], **private)
         quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}

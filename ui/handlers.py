@@ -186,15 +186,17 @@ class ChatHandlers:
         return (results.chart_html(results.results(answer, papers), turn),
                 gr.DownloadButton(value=str(results.write_csv(answer, papers)), visible=True))
 
-    def after_answer(self, turns: list[Answer], store: dict | None, conv: str) -> tuple:
-        """Save the conversation in the browser; (store, conv, past list, chart, CSV, side tabs).
-        A comparison opens the Sources tab, where its chart is."""
+    def after_answer(self, turns: list[Answer], store: dict | None, conv: str,
+                     marks: conversations.Marks | None = None) -> tuple:
+        """Save the conversation in the browser, with the thumbs already given; (store, conv, past list, chart, CSV,
+        side tabs, marks). A comparison opens the Sources tab, where its chart is."""
         conv = conv or conversations.new_id()
-        store = conversations.save(store, conv, list(turns or []))
+        marks = conversations.named(marks, conv)
+        store = conversations.save(store, conv, list(turns or []), marks.get(conv))
         last = turns[-1] if turns else None
         tab = gr.Tabs(selected="sources") if results.is_comparison(last) else gr.skip()
         return (store, conv, gr.Radio(choices=conversations.choices(store), value=conv if turns else None),
-                *self.extras(last, len(turns) - 1), tab)
+                *self.extras(last, len(turns) - 1), tab, marks)
 
     def view(self, turns: list[Answer], store: dict | None, conv: str, status: str = "") -> tuple:
         """Everything that shows one conversation: (chat, turns, sources, export, status, store, conv, past list,

@@ -78,7 +78,7 @@ def _locate(sentence: str, body: str) -> tuple[int, int] | None:
 
 
 # A comparison row's first cell: '| **Seesaw** (High-throughput LLM Inference via Model Re-sharding) |'
-_ROW_TITLE = re.compile(r"^\| \*\*([^*|]+)\*\* \(([^|]+)\) \|", re.M)
+_ROW_TITLE = re.compile(r"^\| \*\*([^*|]+)\*\* \(([^|]+)\) \|", re.MULTILINE)
 
 
 def _row_title(m: re.Match[str]) -> str:
