@@ -7,8 +7,8 @@ import logging
 import secrets
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
