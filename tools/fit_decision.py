@@ -59,6 +59,27 @@ def _score(q: Question, state: State, pipe: Pipeline, params: DecisionParams) ->
     return 1.0
 
 
+def fit(grids: tuple[dict[str, list[float]], ...], questions: list[Question], states: dict[str, State],
+        pipe: Pipeline, start: DecisionParams | None = None) -> DecisionParams:
+    """Grid-search each grid in turn (the others' values fixed) for the best total score on the questions; a grid of
+    list thresholds is scored on the list questions only, any other on the rest; ties go to the values closest to the
+    defaults."""
+    default = DecisionParams()
+    best = start or default
+    for grid in grids:
+        lists = "list_score" in grid or "read_list" in grid
+        group = [q for q in questions if (states[q.id].analysis.kind == "list") == lists]  # type: ignore[union-attr]
+        candidates = [best.model_copy(update=dict(zip(grid, values, strict=True)))
+                      for values in itertools.product(*grid.values())]
+
+        def key(p: DecisionParams, g: list[Question] = group, gr: dict = grid) -> tuple[float, float]:
+            return (sum(_score(q, states[q.id], pipe, p) for q in g),
+                    -sum(abs(getattr(p, k) - getattr(default, k)) for k in gr))
+
+        best = max(candidates, key=key)
+    return best
+
+
 def main() -> None:
     """Grid-search the thresholds on the tune questions and print the fit and the test-split score."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,19 +99,11 @@ def main() -> None:
     def total(qs: list[Question], params: DecisionParams, prepared: dict[str, State] = read) -> float:
         return sum(_score(q, prepared[q.id], pipe, params) for q in qs)
 
-    def distance(p: DecisionParams, grid: dict[str, list[float]]) -> float:
-        return sum(abs(getattr(p, k) - getattr(default, k)) for k in grid)
-
     # The rules' thresholds are fitted on the questions unread (the rules must stand alone: RAG_READER=off, or no
     # model installed), then the reader's on the questions read, with the rules' fixed.
-    best = default
-    for grid in GRIDS + (READER_GRIDS if args.reader else ()):
-        lists = "list_score" in grid or "read_list" in grid
-        states = read if grid in READER_GRIDS else rules
-        group = [q for q in tune if (states[q.id].analysis.kind == "list") == lists]  # type: ignore[union-attr]
-        candidates = [best.model_copy(update=dict(zip(grid, values, strict=True)))
-                      for values in itertools.product(*grid.values())]
-        best = max(candidates, key=lambda p, g=group, gr=grid, st=states: (total(g, p, st), -distance(p, gr)))
+    best = fit(GRIDS, tune, rules, pipe)
+    if args.reader:
+        best = fit(READER_GRIDS, tune, read, pipe, best)
     report = {
         "fitted": best.model_dump(), "default": default.model_dump(),
         "tune": {"n": len(tune), "rules, default": total(tune, default, rules), "rules": total(tune, best, rules)},
