@@ -424,3 +424,19 @@ def test_a_thumb_given_before_the_answers_save_survives_that_save() -> None:
     taken_back = conversations.save(again, "c1", turns, conversations.mark(marks, "c1", 0, None)["c1"])
     assert conversations.feedback(taken_back, "c1", 2) == [None, "Dislike"]
     assert conversations.feedback(conversations.save(again, "c1", turns), "c1", 2) == ["Like", "Dislike"]  # kept
+
+
+def test_comparison_csvs_share_one_folder_and_old_ones_are_removed(pipeline: Pipeline) -> None:
+    from ui import results
+
+    answer = pipeline.answer("Compare Seesaw and 2BP")
+    papers = {p.id: p for p in pipeline.papers()}
+    first, second = results.write_csv(answer, papers), results.write_csv(answer, papers)
+    assert first != second and first.name == second.name == "paperchat-comparison.csv"
+    folder = first.parent.parent
+    assert second.parent.parent == folder and folder.name.startswith("paperchat-csv-")  # not a new /tmp dir each
+    assert "Seesaw" in first.read_text(encoding="utf-8")
+    old = time.time() - results.CSV_KEEP_SECONDS - 5
+    os.utime(first.parent, (old, old))
+    third = results.write_csv(answer, papers)  # writing another removes the CSVs past their hour
+    assert not first.exists() and second.exists() and third.exists()

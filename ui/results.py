@@ -3,10 +3,14 @@ HTML, readable at any width, with a text alternative), and a CSV naming the pape
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import re
+import shutil
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,7 +135,31 @@ def write_csv(answer: Answer, papers: dict[str, Paper]) -> Path:
                     *(row.cells.get(c, "") for c in columns),
                     fig.metric if fig else "", fig.value if fig else "", {"x": "×", "%": "%"}.get(fig.unit, "")
                     if fig else "", "\n".join(f"“{q}”" for q in quotes if q)])
-    path = Path(tempfile.mkdtemp(prefix="paperchat-csv-")) / "paperchat-comparison.csv"
+    path = Path(tempfile.mkdtemp(dir=csv_folder())) / "paperchat-comparison.csv"
     path.write_text(out.getvalue(), encoding="utf-8")
     return path
+
+
+CSV_KEEP_SECONDS = 3600  # a comparison's CSV stays downloadable this long (Gradio serves its own copy after that)
+_CSV_DIR: list[Path] = []
+_CSV_LOCK = threading.Lock()
+
+
+def csv_folder(now: float | None = None) -> Path:
+    """The process's one folder of comparison CSVs (each in its own subfolder, so every download is named
+    paperchat-comparison.csv): made on first use, removed at exit, and its CSVs older than CSV_KEEP_SECONDS removed
+    whenever another is written; a server answering comparisons all day does not fill /tmp."""
+    with _CSV_LOCK:
+        if not _CSV_DIR or not _CSV_DIR[0].is_dir():
+            _CSV_DIR[:] = [Path(tempfile.mkdtemp(prefix="paperchat-csv-"))]
+            atexit.register(shutil.rmtree, _CSV_DIR[0], True)
+        folder = _CSV_DIR[0]
+    cutoff = (time.time() if now is None else now) - CSV_KEEP_SECONDS
+    for old in folder.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # another request removed it first
+            continue
+    return folder
 
