@@ -128,11 +128,16 @@ def test_an_overview_of_the_papers_about_a_topic_lists_those_that_qualify(pipeli
     assert {"moeshard", "hecate", "gshard"} <= _cited_papers(ans) and len(_cited_papers(ans)) < 8, ans.answer
 
 
-def test_a_comparison_gets_a_column_for_the_aspect_it_names(pipeline):
+def test_a_comparison_that_names_an_aspect_leads_with_each_papers_sentence_on_it(pipeline):
     ans = pipeline.answer("Compare Thingi10K and the Hugging Face supply chain paper in terms of how much data they "
                           "collected")
-    assert ans.answer.splitlines()[0].endswith("| On data collected |"), ans.answer
-    assert "760,460" in ans.answer and "10,000" in ans.answer
+    lines = ans.answer.splitlines()
+    # the answer first, a whole cited sentence per paper in the third person, then the table
+    assert lines[0].startswith("- **Thingi10K**: ") and "10,000 models" in lines[0], ans.answer
+    assert lines[1].startswith("- **The ML Supply Chain") and "760,460 models" in lines[1], ans.answer
+    assert not re.search(r"\b(we|our)\b", lines[0] + lines[1], re.IGNORECASE), ans.answer
+    assert lines[2] == "" and lines[3].startswith("| Paper | Problem | Approach |"), ans.answer
+    assert all(s.supported for s in ans.sentences[:2]) and [s.citations for s in ans.sentences[:2]] == [[1], [2]]
 
 
 @pytest.mark.parametrize(("question", "papers"), [

@@ -104,8 +104,9 @@ def test_stdio_tools_and_resources(index_dir: Path, pipeline: Pipeline) -> None:
         assert out["abstained"] and out["answer"].startswith(ABSTAIN_SENTENCE) and out["notice"]
 
         table = payload(await client.call_tool("compare", {"paper_ids": ["seesaw", "2bp"], "aspect": "throughput"}))
-        assert table["answer"].startswith("| Paper |") and "**Seesaw**" in table["answer"]
-        assert "**2BP**" in table["answer"]
+        lead, rows = table["answer"].split("\n\n", 1)  # each paper's sentence on the aspect, then the table
+        assert lead.startswith("- **Seesaw**: ") and "\n- **2BP**: " in lead and "throughput" in lead, lead
+        assert rows.startswith("| Paper |") and "**Seesaw**" in rows and "**2BP**" in rows
         check_cited(table, abstracts)
 
         resources = (await client.list_resources()).resources

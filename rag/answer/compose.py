@@ -397,6 +397,8 @@ def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, 
     quantity = bool(_QUANTITY.search(analysis.asked))
     rows: list[tuple[str, dict[str, str]]] = []
     sentences: list[Sentence] = []
+    leads: list[Sentence] = []  # with an aspect: each paper's sentence on it, above the table (the answer first)
+    lead_lines: list[str] = []
     passages = {s.n: s.text for s in retrieved.sources}
     for pid in analysis.papers:
         cands = [c for c in retrieved.evidence if c.paper_id == pid]
@@ -425,20 +427,22 @@ def compare_table(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, 
                 cells["setting"] = _cell(pick, fig.setting, **cite, capital=False) or NONE
             else:
                 cells[col] = _cell(pick, short, _clip(_CONNECTIVE.sub("", pick.text)), **cite) or "not stated"
-        if aspect:  # the paper's sentence on what the question asks about, a figure when it asks how much
+        if aspect:  # the paper's sentence on what the question asks about (a figure when it asks how much), whole
             pick = max(cands, key=lambda c: (sum(has_term(t, stems(c.text)) for t in terms),
                                              quantity and bool(MEASURED.search(c.text)), c.topical))
-            cells["aspect"] = _cell(pick, _clip(_lead_out(pick.text, name)), _clip(pick.text), sentences=sentences,
-                                    passage=passages.get(pick.n, pick.text)) or "not stated"
+            shown = third_person(pick.text, _name_in(by_id.get(pid), name, pick.text), passages.get(pick.n, ""))
+            leads.append(_sentence(pick, shown))
+            lead_lines.append(f"- **{name.split(':')[0].strip()}**: {shown} [{pick.n}]")
         rows.append((_row_name(by_id.get(pid), pid), cells))
     columns = [("problem", "Problem"), ("approach", "Approach"), ("result", "Reported result")]
     # a baseline or setting column only when some paper states one
     columns += [(k, label) for k, label in (("baseline", "Baseline"), ("setting", "Setting"))
                 if any(cells.get(k, NONE) != NONE for _, cells in rows)]
-    columns += [("aspect", f"On {aspect}")] if aspect else []
     lines = ["| Paper | " + " | ".join(label for _, label in columns) + " |", "|" + "---|" * (len(columns) + 1)]
     lines += [f"| {name} | " + " | ".join(cells.get(k, NONE) for k, _ in columns) + " |" for name, cells in rows]
-    return Draft(text="\n".join(lines), answerer="extractive", sentences=sentences)
+    if lead_lines:
+        lines = [*lead_lines, "", *lines]
+    return Draft(text="\n".join(lines), answerer="extractive", sentences=leads + sentences)
 
 
 def abstention(retrieved: Retrieved, sentinel: str) -> str:
