@@ -23,9 +23,10 @@ FRESH_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh.jsonl"
 FRESH2_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh2.jsonl"
 FRESH3_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh3.jsonl"
 FRESH4_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh4.jsonl"
+FRESH5_QUESTIONS_PATH = DATA_DIR / "corpus" / "questions-fresh5.jsonl"
 # Question sets written blind (never seeing the answering code), each split in halves: tune may be fitted on, test never.
 BLIND_SETS = (DEV_QUESTIONS_PATH, FRESH_QUESTIONS_PATH, FRESH2_QUESTIONS_PATH, FRESH3_QUESTIONS_PATH,
-              FRESH4_QUESTIONS_PATH)
+              FRESH4_QUESTIONS_PATH, FRESH5_QUESTIONS_PATH)
 PROMPTS_DIR = DATA_DIR / "prompts"
 
 

@@ -99,11 +99,12 @@ def test_each_fact_is_in_a_gold_abstract(q: dict[str, Any]) -> None:
         )
 
 
-# -- the blind sets (dev: 96 questions, fresh: 100, fresh2: 120, fresh3: 80, fresh4: 90), each split into tune and a frozen test half
-@pytest.mark.parametrize("path", BLIND_SETS, ids=["dev", "fresh", "fresh2", "fresh3", "fresh4"])
+# -- the blind sets (dev: 96 questions, fresh: 100, fresh2: 120, fresh3: 80, fresh4: 90, fresh5: 66), each split into tune and
+# a frozen test half
+@pytest.mark.parametrize("path", BLIND_SETS, ids=["dev", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"])
 def test_blind_sets_are_valid_and_split(path: Path) -> None:
     qs = load_questions(path)
-    assert len({q.id for q in qs}) == len(qs) >= 80
+    assert len({q.id for q in qs}) == len(qs) >= 60
     splits = [q.split for q in qs]
     assert splits.count("tune") == splits.count("test") == len(qs) // 2
     for q in qs:
