@@ -76,6 +76,19 @@ def test_only_the_papers_that_read_as_answering_are_cited(index_dir: Path) -> No
     assert _cited(ans) == {"moeshard"}, ans.answer
 
 
+def test_a_reader_sure_of_no_paper_does_not_choose_the_papers_cited(index_dir: Path) -> None:
+    # "Ladder Transformer" names no paper, so three are read; 0.36 against 0.32 is no reading of which one answers: the
+    # rules' passages stand (the real model once moved this answer to 2BP's 1.70x on such a margin)
+    question = "Was the Ladder Transformer only tested by converting existing models?"
+    rules = Pipeline(Settings(data_dir=index_dir, reader="off")).answer(question)
+    assert "ladder-residual" in _cited(rules), rules.answer
+    ans = _pipe(index_dir, FakeReader({"2BP": 0.36}, default=0.32)).answer(question)
+    assert ans.reading is not None and len(ans.reading.papers) == 3 and not ans.abstained
+    assert ans.answer == rules.answer and _cited(ans) == _cited(rules), ans.answer
+    sure = _pipe(index_dir, FakeReader({"2BP": 0.9}, default=0.32)).answer(question)  # a paper it is sure of is cited
+    assert _cited(sure) == {"2bp"}, sure.answer
+
+
 def test_unread_papers_leave_the_decision_to_the_rules(index_dir: Path) -> None:
     question = "By how much does Seesaw beat vLLM?"
     rules = Pipeline(Settings(data_dir=index_dir, reader="off")).answer(question)

@@ -21,8 +21,9 @@ import logging
 from pathlib import Path
 
 from rag.answer import Pipeline
+from rag.answer.compose import compose
 from rag.answer.decide import DecisionParams, decide, reconsider
-from rag.answer.models import State
+from rag.answer.models import Decision, State
 from rag.eval.questions import Question, load_questions
 from rag.settings import BLIND_SETS, QUESTIONS_PATH, Settings
 
@@ -53,10 +54,29 @@ def _score(q: Question, state: State, pipe: Pipeline, params: DecisionParams) ->
     if state.analysis is not None and state.analysis.kind == "list":
         got = set(d.qualifying)
         return len(got & gold) / len(got | gold) if got | gold else 1.0
-    if d.answering:  # the papers the answer may cite: every gold one, and none outside gold and ok
-        got = set(d.answering)
-        return float(gold <= got <= gold | set(q.ok_papers))
-    return 1.0
+    # the papers the answer cites (the reader's, else those of the rules' passages): every gold one, none outside
+    # gold and ok
+    got = set(d.answering) or _cited(state, d, pipe)
+    return float(gold <= got <= gold | set(q.ok_papers)) if got else 1.0
+
+
+_CITED: dict[tuple[str, str], set[str]] = {}  # a grid search meets the same decision of a question many times
+
+
+def _cited(state: State, d: Decision, pipe: Pipeline) -> set[str]:
+    """The papers the extractive answer cites for this decision."""
+    key = (state.request.model_dump_json(), d.model_dump_json())
+    if key not in _CITED:
+        _CITED[key] = _compose_cited(state, d, pipe)
+    return _CITED[key]
+
+
+def _compose_cited(state: State, d: Decision, pipe: Pipeline) -> set[str]:
+    t, r = pipe.engine.tables(), state.retrieved
+    assert state.analysis is not None and r is not None
+    draft = compose(state.analysis, d, r, t.by_id, pipe.settings.max_answer_sentences)
+    by_n = {s.n: s.paper_id for s in r.sources}
+    return {by_n[n] for s in draft.sentences or [] for n in s.citations if n in by_n}
 
 
 def fit(grids: tuple[dict[str, list[float]], ...], questions: list[Question], states: dict[str, State],
