@@ -39,6 +39,7 @@ READER_GRIDS = (  # fitted after the rules' thresholds, on the same questions re
      "read_keep": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]},
     {"read_list": [0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.01],
      "read_list_rules": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.01]},
+    {"read_mention": [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.01]},
 )
 
 

@@ -162,15 +162,21 @@ def read_step(state: State, engine: Engine) -> State:
     if reader is None:
         return state
     assert state.analysis is not None and state.retrieved is not None
-    reading = read(state.analysis, state.retrieved, engine.tables().by_id, reader, engine.settings.reader_budget)
+    t = engine.tables()
+    rules = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, _params(engine), t.names)
+    reading = read(state.analysis, state.retrieved, t.by_id, reader, engine.settings.reader_budget, rules.unmentioned)
     return state.model_copy(update={"reading": reading})
+
+
+def _params(engine: Engine) -> DecisionParams:
+    return engine.params or DecisionParams(min_score=engine.settings.abstain_threshold)
 
 
 def decide_step(state: State, engine: Engine) -> State:
     """Answer, abstain, or correct the premise: the rules, then what the reading model read."""
     t = engine.tables()
     assert state.analysis is not None and state.retrieved is not None
-    params = engine.params or DecisionParams(min_score=engine.settings.abstain_threshold)
+    params = _params(engine)
     decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params, t.names)
     if state.reading is not None:
         decision = reconsider(decision, state.analysis, state.reading, t.by_id, params)

@@ -138,6 +138,9 @@ class Reading(BaseModel):
 
     closed: Closed
     papers: list[Judged] = Field(default_factory=list)
+    mentions: list[Judged] = Field(default_factory=list, description="When the rules abstain because the papers do "
+                                   "not use the asked words: per paper, the probability that it mentions them in "
+                                   "any words.")
     model: str = ""
     stats: ReadStats = Field(default_factory=ReadStats)
 
@@ -157,6 +160,7 @@ class Signals(BaseModel):
     best: float = 0.0
     coverage: float = 0.0
     kind_evidence: bool = True
+    lead: str = Field("", description="The paper of the best sentence: the one the rules answer from.")
 
 
 class Decision(BaseModel):
@@ -168,6 +172,8 @@ class Decision(BaseModel):
     qualifying: list[str] = Field(default_factory=list, description="For lists: the papers that qualify.")
     answering: list[str] = Field(default_factory=list, description="The papers the answer may cite (the reading "
                                                                    "model's), in order; empty: no restriction.")
+    unmentioned: str = Field("", description="An abstention because the papers do not use these words of the "
+                                             "question (the reading model is asked whether they say it otherwise).")
 
     def allowed(self, sources: list[Source]) -> list[Source]:
         """The sources of the papers the answer may cite: what an LLM writer is given, and may be credited with."""

@@ -29,6 +29,7 @@ ASKS: dict[str, str] = {
     "answers": "Does the passage answer the question?",
     "qualifies": "Is this paper one of the papers the question asks for?",
 }
+MENTIONS = "Does the passage mention {words}, in any words?"  # the rules found none of the question's own words
 ANSWER_CANDIDATES = 3  # papers read for a question with one answer and no paper named
 LIST_CANDIDATES = 12  # papers read for a list question, in retrieval order
 MAX_PASSAGE_CHARS = 2400  # an abstract longer than this is read in part (about 550 tokens)
@@ -74,17 +75,23 @@ def _ask(title: str, text: str, question: str, ask: str) -> Ask:
 
 
 def read(analysis: Analysis, retrieved: Retrieved, by_id: Mapping[str, Paper], reader: Reader,
-         budget: float) -> Reading | None:
-    """Ask the reading model about the candidate papers within budget seconds; None when there is nothing to ask."""
+         budget: float, unmentioned: str = "") -> Reading | None:
+    """Ask the reading model about the candidate papers within budget seconds; None when there is nothing to ask.
+    unmentioned: words of the question the rules found in none of the named papers (their reason to abstain); each
+    named paper is also asked whether it says them in other words."""
     plan = candidates(analysis, retrieved)
     if plan is None:
         return None
     closed, papers = plan
     asks = asks_for(analysis.standalone, closed, papers, by_id, retrieved)
+    named = [p for p in analysis.papers if p in by_id] if unmentioned and closed == "answers" else []
+    asks += [_ask(*passage_of(by_id.get(p), p, retrieved), analysis.standalone, MENTIONS.format(words=unmentioned))
+             for p in named]
     probs, stats = reader.judge(asks, deadline=time.monotonic() + budget)
-    return Reading(closed=closed, model=reader.model.name, stats=stats,
-                   papers=[Judged(paper_id=pid, p=None if p is None else round(p, 4))
-                           for pid, p in zip(papers, probs, strict=True)])
+    judged = [Judged(paper_id=pid, p=None if p is None else round(p, 4))
+              for pid, p in zip(papers + named, probs, strict=True)]
+    return Reading(closed=closed, model=reader.model.name, stats=stats, papers=judged[:len(papers)],
+                   mentions=judged[len(papers):])
 
 
 WARM_PAPERS = 64  # papers whose abstracts are read ahead when a pipeline opens (about the worker's state cache)
