@@ -11,8 +11,8 @@ import pytest
 
 from rag.answer import Pipeline
 from rag.answer.decide import DecisionParams
-from rag.llm.reader import Ask, ReadStats
 from rag.llm.models import KNOWN, installed
+from rag.llm.reader import Ask, ReadStats
 from rag.settings import Settings
 
 HAS_MODEL = installed(KNOWN["qwen2.5-coder-1.5b"])
@@ -173,7 +173,8 @@ def real_reader(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _ask(title: str, passage: str, question: str) -> Ask:
-    from rag.answer.read import ASKS, _ask as make
+    from rag.answer.read import ASKS
+    from rag.answer.read import _ask as make
 
     return make(title, passage, question, ASKS["answers"])
 

@@ -11,15 +11,14 @@ from typing import Any, TypeVar
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from rag.answer.chain import Engine, create_chain, create_prepare, stream_events, timed
-from rag.answer.read import ReaderSlot
 from rag.answer.models import Question, State
+from rag.answer.read import ReaderSlot
 from rag.answer.request import build_request
 from rag.ingest import IngestReport, Progress, ensure_index, ingest_paths, remove_papers
 from rag.retrieve import Index
 from rag.settings import Settings
 from rag.store import PaperRecord
 from rag.types import Answer, Paper
-
 
 _T = TypeVar("_T")
 
