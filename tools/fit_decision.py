@@ -6,10 +6,12 @@ With --reader, the questions are read by the reading model (every candidate, no 
 cached beside the index, so a second fit reads nothing) and its thresholds are fitted too, after the rules' own.
 
 Tune questions: corpus/questions.jsonl (the public set) and the 'tune' splits of the blind sets (rag.settings.BLIND_SETS:
-corpus/questions-dev.jsonl, -fresh.jsonl, -fresh2.jsonl and -fresh3.jsonl, each written by an author who never saw the answering code).
-The 'test' split is never used to choose anything: it is only scored, once, with the chosen thresholds.
-The objective per question: the decision is right (abstain exactly when expected) and, for list questions,
-the qualifying papers are the gold ones (Jaccard); ties go to the thresholds closest to the current defaults.
+corpus/questions-dev.jsonl, -fresh.jsonl … -fresh5.jsonl, each written by an author who never saw the answering
+code). The 'test' split is never used to choose anything: it is only scored, once, with the chosen thresholds.
+The objective per question: the decision is right (abstain exactly when expected); for list questions, the
+qualifying papers are the gold ones (Jaccard); for any other answer, the papers it cites (the reader's choice, else
+the extractive answer's) are every gold one and none outside gold and ok. Ties go to the thresholds closest to the
+current defaults.
 """
 
 from __future__ import annotations

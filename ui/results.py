@@ -145,7 +145,7 @@ _CSV_DIR: list[Path] = []
 _CSV_LOCK = threading.Lock()
 
 
-def csv_folder(now: float | None = None) -> Path:
+def csv_folder() -> Path:
     """The process's one folder of comparison CSVs (each in its own subfolder, so every download is named
     paperchat-comparison.csv): made on first use, removed at exit, and its CSVs older than CSV_KEEP_SECONDS removed
     whenever another is written; a server answering comparisons all day does not fill /tmp."""
@@ -154,7 +154,7 @@ def csv_folder(now: float | None = None) -> Path:
             _CSV_DIR[:] = [Path(tempfile.mkdtemp(prefix="paperchat-csv-"))]
             atexit.register(shutil.rmtree, _CSV_DIR[0], True)
         folder = _CSV_DIR[0]
-    cutoff = (time.time() if now is None else now) - CSV_KEEP_SECONDS
+    cutoff = time.time() - CSV_KEEP_SECONDS
     for old in folder.iterdir():
         try:
             if old.stat().st_mtime < cutoff:

@@ -48,7 +48,8 @@ class DecisionParams(BaseModel):
     read_no: float = Field(0.05, description="A question the rules answer is abstained on when every paper read "
                                             "answers it with less than this probability.")
     read_keep: float = Field(0.8, description="Of the papers read, the answer cites those at least this likely "
-                                              "to answer (none this likely: the named papers, else the one the rules answer from).")
+                                              "to answer (none this likely: the named papers, else the one the "
+                                              "rules answer from).")
     read_list: float = Field(0.65, description="A paper read for a list question is listed at this probability …")
     read_list_rules: float = Field(0.4, description="… or at this one when the rules list it too.")
     read_mention: float = Field(0.65, description="A question the rules abstain on because the named papers do not "
