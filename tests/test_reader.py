@@ -240,3 +240,18 @@ def test_the_read_prompt_keeps_passage_and_question_apart() -> None:
     ask = _ask("T", "passage text", "What?")
     assert ask.doc.endswith("passage text") and ask.query.startswith("Question: What?")
     assert re.search(r"Reply Yes or No\.$", ask.query)
+
+
+def test_the_web_chat_shows_the_rules_answer_first_and_the_read_one_after(index_dir: Path) -> None:
+    # stream(preliminary=True), as the web chat asks: the rules' text at once, then a reset and the read answer
+    question = "What optimizer does Seesaw use?"
+    rules = Pipeline(Settings(data_dir=index_dir, reader="off")).answer(question)
+    assert not rules.abstained
+    events = list(_pipe(index_dir, FakeReader({}, default=0.02)).stream(question, preliminary=True))
+    kinds = [k for k, _ in events]
+    texts = [v for k, v in events if k == "text"]
+    assert kinds.index("text") < kinds.index("reset") < kinds.index("answer"), kinds
+    assert texts[0] == rules.answer
+    final = events[-1][1]
+    assert final.abstained and final.notice == "Seesaw's abstract does not answer this, as the reading model reads it."
+    assert texts[-1] == final.answer

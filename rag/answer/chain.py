@@ -1,4 +1,5 @@
-"""The answer chain: analyse -> retrieve -> decide -> compose -> verify, as named LCEL steps over a typed State.
+"""The answer chain: analyse -> retrieve -> decide -> read -> reconsider -> compose -> verify, named LCEL steps over a
+typed State (read and reconsider only with a reading model).
 
 `create_chain(engine)` wires the stages; `compose_events(state, engine)` is the one compose path, drained by the
 chain's compose step for `answer()` and iterated by `stream()`.
@@ -156,31 +157,37 @@ def withhold_instructions(evidence: list[Evidence]) -> tuple[list[Evidence], lis
     return kept, withheld
 
 
+def decide_step(state: State, engine: Engine) -> State:
+    """Answer, abstain, or correct the premise, by the rules."""
+    t = engine.tables()
+    assert state.analysis is not None and state.retrieved is not None
+    decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, _params(engine), t.names)
+    return state.model_copy(update={"decision": decision})
+
+
 def read_step(state: State, engine: Engine) -> State:
-    """The reading model reads the candidate papers (when one is installed and the request does not turn it off)."""
+    """The reading model reads the candidate papers (when one is installed and the request does not turn it off),
+    and whether the named papers say the words the rules found missing, when that is why they abstain."""
     reader = engine.reader(state.request.reader)
     if reader is None:
         return state
-    assert state.analysis is not None and state.retrieved is not None
-    t = engine.tables()
-    rules = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, _params(engine), t.names)
-    reading = read(state.analysis, state.retrieved, t.by_id, reader, engine.settings.reader_budget, rules.unmentioned)
+    assert state.analysis is not None and state.retrieved is not None and state.decision is not None
+    reading = read(state.analysis, state.retrieved, engine.tables().by_id, reader, engine.settings.reader_budget,
+                   state.decision.unmentioned)
     return state.model_copy(update={"reading": reading})
+
+
+def reconsider_step(state: State, engine: Engine) -> State:
+    """The rules' decision with what the reading model read."""
+    if state.reading is None:
+        return state
+    assert state.analysis is not None and state.decision is not None
+    decision = reconsider(state.decision, state.analysis, state.reading, engine.tables().by_id, _params(engine))
+    return state.model_copy(update={"decision": decision})
 
 
 def _params(engine: Engine) -> DecisionParams:
     return engine.params or DecisionParams(min_score=engine.settings.abstain_threshold)
-
-
-def decide_step(state: State, engine: Engine) -> State:
-    """Answer, abstain, or correct the premise: the rules, then what the reading model read."""
-    t = engine.tables()
-    assert state.analysis is not None and state.retrieved is not None
-    params = _params(engine)
-    decision = decide(state.analysis, state.retrieved, t.by_id, t.vocab, t.idf, params, t.names)
-    if state.reading is not None:
-        decision = reconsider(decision, state.analysis, state.reading, t.by_id, params)
-    return state.model_copy(update={"decision": decision})
 
 
 def compose_events(state: State, engine: Engine) -> Iterator[tuple[str, Any]]:
@@ -247,11 +254,12 @@ def _verify(state: State) -> Any:
 
 
 def create_prepare(engine: Engine) -> Runnable:
-    """analyse -> retrieve -> read -> decide, as named LCEL steps."""
+    """analyse -> retrieve -> decide -> read -> reconsider, as named LCEL steps."""
     return (RunnableLambda(lambda s: analyse_step(s, engine)).with_config(run_name="analyse")
             | RunnableLambda(lambda s: retrieve_step(s, engine)).with_config(run_name="retrieve")
+            | RunnableLambda(lambda s: decide_step(s, engine)).with_config(run_name="decide")
             | RunnableLambda(lambda s: read_step(s, engine)).with_config(run_name="read")
-            | RunnableLambda(lambda s: decide_step(s, engine)).with_config(run_name="decide"))
+            | RunnableLambda(lambda s: reconsider_step(s, engine)).with_config(run_name="reconsider"))
 
 
 def create_chain(engine: Engine) -> Runnable:
@@ -286,7 +294,7 @@ def stream_events(state: State, engine: Engine, preliminary: bool = False) -> It
             first = first or timed(t0)
             yield kind, value
     if revise:
-        read = decide_step(read_step(state.model_copy(update={"request": req}), engine), engine)
+        read = reconsider_step(read_step(state.model_copy(update={"request": req}), engine), engine)
         revised = _drain(read, engine)  # its sources may be numbered otherwise: the answer carries them
         assert revised.draft is not None and state.draft is not None
         if revised.draft.text != state.draft.text:

@@ -293,9 +293,10 @@ def reconsider(decision: Decision, analysis: Analysis, reading: Reading, by_id: 
     if decision.action == "abstain" and decision.unmentioned and said:  # the rules' reason does not hold
         return Decision(action="answer", signals=decision.signals, answering=said)
     best = judged[0]
+    named = [p for p in analysis.papers if p in by_id]
     # The papers the answer may cite: those the model reads as answering. When it is sure of none, its ranking of
-    # the papers is no better than chance (0.32 against 0.36): the one paper the rules answer from.
-    lead = [p for p in analysis.papers if p in by_id] or ([decision.signals.lead] if decision.signals.lead else [])
+    # the papers is no better than chance (0.32 against 0.36): the papers named, else the one the rules answer from.
+    lead = named or ([decision.signals.lead] if decision.signals.lead else [])
     keep = [j.paper_id for j in judged if (j.p or 0.0) >= params.read_keep] or lead
     if decision.action == "abstain":
         if (best.p or 0.0) >= params.read_yes:
@@ -303,7 +304,6 @@ def reconsider(decision: Decision, analysis: Analysis, reading: Reading, by_id: 
         return decision
     unread_named = [p for p in analysis.papers if reading.p(p) is None]
     if (best.p or 0.0) < params.read_no and not unread_named:
-        named = [p for p in analysis.papers if p in by_id]
         reason = (f"{_cap(_whose(named, by_id))} does not answer this, as the reading model reads it." if named else
                   "No paper's abstract answers this, as the reading model reads them.")
         return Decision(action="abstain", signals=decision.signals, reason=reason)
